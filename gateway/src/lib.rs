@@ -1,0 +1,8 @@
+//! The `warung` binary's library half: module composition, the HTTP edge (request ids, tracing,
+//! RED metrics, timeouts, body limits, CORS, panics as problem+json), health and OpenAPI, and
+//! the server lifecycle. Tests start the same application through [`server::start`].
+
+pub mod app;
+pub mod cli;
+pub mod modules;
+pub mod server;

@@ -1,0 +1,74 @@
+use serde_json::Value;
+use testkit::TestApp;
+
+#[tokio::test]
+async fn unknown_route_is_a_problem_json_404_with_the_request_id() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/api/v1/nothing-here").await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let header_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "not_found");
+    assert_eq!(body["status"], 404);
+    assert_eq!(body["request_id"], header_id);
+    assert_eq!(
+        uuid::Uuid::parse_str(&header_id).unwrap().get_version_num(),
+        7
+    );
+}
+
+#[tokio::test]
+async fn a_sane_caller_request_id_is_kept_and_a_hostile_one_replaced() {
+    let app = TestApp::spawn().await;
+    let kept = app
+        .client
+        .get(app.url("/health/live"))
+        .header("x-request-id", "pos-7.abc_1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.headers()["x-request-id"], "pos-7.abc_1");
+
+    let replaced = app
+        .client
+        .get(app.url("/health/live"))
+        .header("x-request-id", "a b; drop table tenants")
+        .send()
+        .await
+        .unwrap();
+    let id = replaced.headers()["x-request-id"].to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "got {id}");
+}
+
+#[tokio::test]
+async fn wrong_method_is_a_problem_json() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .client
+        .delete(app.url("/health/live"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "method_not_allowed");
+}
+
+#[tokio::test]
+async fn responses_carry_security_headers() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/health/live").await;
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(response.headers()["cache-control"], "no-store");
+}

@@ -1,0 +1,13 @@
+//! Gateway integration tests: the whole application against the real local stack.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+mod edge;
+mod health;
+mod openapi;
+mod tenancy;
+mod workers;

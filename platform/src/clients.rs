@@ -1,0 +1,211 @@
+//! Connections to the infrastructure Warung depends on, built lazily from config so a process
+//! starts (and reports not-ready) while a dependency is down, rather than crash-looping.
+
+use std::{sync::Arc, time::Duration};
+
+use lettre::{AsyncSmtpTransport, Tokio1Executor, transport::smtp::authentication::Credentials};
+use rdkafka::{
+    ClientConfig,
+    producer::{FutureProducer, Producer},
+};
+use secrecy::ExposeSecret;
+use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
+
+use crate::config::{KafkaConfig, RedisConfig, SmtpConfig, SmtpTls, VaultConfig};
+
+/// Redis, multiplexed and self-reconnecting.
+#[derive(Clone)]
+pub struct Redis {
+    manager: redis::aio::ConnectionManager,
+}
+
+impl std::fmt::Debug for Redis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redis").finish_non_exhaustive()
+    }
+}
+
+impl Redis {
+    pub fn connect(config: &RedisConfig) -> redis::RedisResult<Self> {
+        let timeout = Duration::from_millis(config.timeout_ms);
+        let client = redis::Client::open(config.url.expose_secret())?;
+        let manager_config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1);
+        let manager = redis::aio::ConnectionManager::new_lazy_with_config(client, manager_config)?;
+        Ok(Self { manager })
+    }
+
+    /// A cheap handle for issuing commands (clones share one multiplexed connection).
+    pub fn conn(&self) -> redis::aio::ConnectionManager {
+        self.manager.clone()
+    }
+
+    pub async fn ping(&self) -> redis::RedisResult<()> {
+        let mut conn = self.conn();
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map(drop)
+    }
+}
+
+/// The Vault (OpenBao) API client.
+#[derive(Clone)]
+pub struct Vault {
+    client: Arc<VaultClient>,
+    pub transit_mount: String,
+    pub kek_name: String,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vault")
+            .field("transit_mount", &self.transit_mount)
+            .field("kek_name", &self.kek_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `/v1/sys/health` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VaultHealth {
+    Ready,
+    Sealed,
+    Uninitialized,
+}
+
+impl Vault {
+    pub fn connect(config: &VaultConfig) -> anyhow::Result<Self> {
+        let settings = VaultClientSettingsBuilder::default()
+            .address(config.addr.as_str())
+            .token(config.token.expose_secret())
+            .timeout(Some(Duration::from_millis(config.timeout_ms)))
+            .build()?;
+        Ok(Self {
+            client: Arc::new(VaultClient::new(settings)?),
+            transit_mount: config.transit_mount.clone(),
+            kek_name: config.kek_name.clone(),
+        })
+    }
+
+    pub fn client(&self) -> &VaultClient {
+        &self.client
+    }
+
+    pub async fn health(&self) -> anyhow::Result<VaultHealth> {
+        match vaultrs::sys::health(self.client.as_ref()).await {
+            Ok(health) if health.sealed => Ok(VaultHealth::Sealed),
+            Ok(health) if !health.initialized => Ok(VaultHealth::Uninitialized),
+            Ok(_) => Ok(VaultHealth::Ready),
+            // sys/health answers sealed/uninitialised with 503/501 status codes.
+            Err(vaultrs::error::ClientError::APIError { code: 503, .. }) => Ok(VaultHealth::Sealed),
+            Err(vaultrs::error::ClientError::APIError { code: 501, .. }) => {
+                Ok(VaultHealth::Uninitialized)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
+/// The Kafka producer: idempotent, `acks=all`, so a retried send is never duplicated by the broker.
+#[derive(Clone)]
+pub struct Kafka {
+    producer: FutureProducer,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Kafka {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kafka").finish_non_exhaustive()
+    }
+}
+
+impl Kafka {
+    pub fn connect(config: &KafkaConfig) -> anyhow::Result<Self> {
+        let producer: FutureProducer = Self::client_config(config)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("message.timeout.ms", "30000")
+            .create()?;
+        Ok(Self {
+            producer,
+            timeout: Duration::from_millis(config.timeout_ms),
+        })
+    }
+
+    /// Settings shared by every Kafka client Warung creates (producer, consumers).
+    pub fn client_config(config: &KafkaConfig) -> ClientConfig {
+        let mut client = ClientConfig::new();
+        client
+            .set("bootstrap.servers", &config.brokers)
+            .set("client.id", &config.client_id)
+            .set("socket.timeout.ms", "10000")
+            .set("log_level", "4");
+        client
+    }
+
+    pub fn producer(&self) -> &FutureProducer {
+        &self.producer
+    }
+
+    /// Asks a broker for cluster metadata: proves it is reachable and answering.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        let producer = self.producer.clone();
+        let timeout = self.timeout;
+        tokio::task::spawn_blocking(move || {
+            producer.client().fetch_metadata(None, timeout).map(drop)
+        })
+        .await??;
+        Ok(())
+    }
+}
+
+/// The SMTP transport (pooled connections, TLS per config).
+#[derive(Clone)]
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailer").finish_non_exhaustive()
+    }
+}
+
+impl Mailer {
+    pub fn connect(config: &SmtpConfig) -> anyhow::Result<Self> {
+        let mut builder = match config.tls {
+            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host),
+            SmtpTls::Starttls => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.host)?
+            }
+            SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host)?,
+        }
+        .port(config.port)
+        .timeout(Some(Duration::from_millis(config.timeout_ms)));
+        if let (Some(user), Some(password)) = (&config.username, &config.password) {
+            builder = builder.credentials(Credentials::new(
+                user.clone(),
+                password.expose_secret().to_owned(),
+            ));
+        }
+        Ok(Self {
+            transport: builder.build(),
+        })
+    }
+
+    pub fn transport(&self) -> &AsyncSmtpTransport<Tokio1Executor> {
+        &self.transport
+    }
+
+    /// Opens a connection and greets the server.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        if self.transport.test_connection().await? {
+            Ok(())
+        } else {
+            anyhow::bail!("SMTP server did not accept the connection")
+        }
+    }
+}

@@ -1,0 +1,479 @@
+//! Typed configuration, layered: built-in defaults -> optional TOML file -> `WARUNG_*` environment
+//! (`__` separates nesting levels) -> `WARUNG_*_FILE` (the variable names a file whose content is
+//! the value, for mounted secrets). Unknown keys are rejected so a typo fails at start-up instead
+//! of silently falling back to a default. Secrets are `SecretString`, so `Debug` cannot print them.
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use figment::{
+    Figment,
+    providers::{Format, Serialized, Toml},
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+const ENV_PREFIX: &str = "WARUNG_";
+const FILE_SUFFIX: &str = "_FILE";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Environment {
+    Development,
+    Test,
+    Production,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub environment: Environment,
+    pub http: HttpConfig,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    pub vault: VaultConfig,
+    pub kafka: KafkaConfig,
+    pub smtp: SmtpConfig,
+    pub telemetry: TelemetryConfig,
+    pub health: HealthConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address the HTTP server binds to.
+    pub bind: SocketAddr,
+    /// Base URL users reach Warung at; links in mails are built from it.
+    pub public_base_url: Url,
+    /// Origins allowed by CORS (exact match). Empty: no cross-origin browser access.
+    pub cors_allowed_origins: Vec<String>,
+    /// Upper bound on handling one request, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// Largest accepted request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// How long a graceful shutdown waits for in-flight requests and workers, in milliseconds.
+    pub shutdown_grace_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Connection as `warung_app`: request handlers; owns nothing, row-level security applies.
+    pub app_url: SecretString,
+    /// Connection as `warung_system`: cross-tenant workers only (relay, sinks, retention).
+    pub system_url: SecretString,
+    /// Connection as the schema owner, used only by `warung migrate`.
+    pub migrate_url: Option<SecretString>,
+    pub max_connections: u32,
+    pub system_max_connections: u32,
+    pub acquire_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    pub url: SecretString,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultConfig {
+    pub addr: Url,
+    pub token: SecretString,
+    pub transit_mount: String,
+    pub kek_name: String,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Comma-separated `host:port` bootstrap list.
+    pub brokers: String,
+    pub client_id: String,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Plain connection: only for a local sink.
+    None,
+    /// Upgrade with STARTTLS (port 587).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    /// `From:` of every mail, e.g. `Warung <no-reply@warung.example>`.
+    pub from: String,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    pub format: LogFormat,
+    /// Used when `RUST_LOG` is not set.
+    pub default_filter: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Each dependency check in `/health/ready` gives up after this long, in milliseconds.
+    pub check_timeout_ms: u64,
+}
+
+/// Built-in defaults: every key that has a sensible value without knowing the deployment.
+/// Secrets (database URLs, Redis URL, Vault token) have none on purpose.
+fn defaults() -> serde_json::Value {
+    serde_json::json!({
+        "environment": "development",
+        "http": {
+            "bind": "127.0.0.1:8080",
+            "public_base_url": "http://127.0.0.1:8080",
+            "cors_allowed_origins": [],
+            "request_timeout_ms": 30_000,
+            "body_limit_bytes": 1_048_576,
+            "shutdown_grace_ms": 20_000,
+        },
+        "database": {
+            "max_connections": 20,
+            "system_max_connections": 5,
+            "acquire_timeout_ms": 5_000,
+        },
+        "redis": { "timeout_ms": 2_000 },
+        "vault": {
+            "addr": "http://127.0.0.1:8200",
+            "transit_mount": "transit",
+            "kek_name": "warung-kek",
+            "timeout_ms": 2_000,
+        },
+        "kafka": { "brokers": "127.0.0.1:9092", "client_id": "warung", "timeout_ms": 5_000 },
+        "smtp": {
+            "host": "127.0.0.1",
+            "port": 1025,
+            "tls": "none",
+            "from": "Warung <no-reply@warung.local>",
+            "timeout_ms": 10_000,
+        },
+        "telemetry": { "format": "pretty", "default_filter": "info" },
+        "health": { "check_timeout_ms": 2_000 },
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration: cannot read {var} ({path}): {source}")]
+    SecretFile {
+        var: String,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("configuration is invalid:\n  - {}", .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+impl Config {
+    /// Loads from the process environment and an optional TOML file.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Loads from the given environment variables (tests pass their own).
+    pub fn load_from(
+        file: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let vars: Vec<(String, String)> = vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+
+        let mut figment = Figment::from(Serialized::defaults(defaults()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        for (key, value) in &vars {
+            if key.ends_with(FILE_SUFFIX) {
+                continue;
+            }
+            figment = figment.merge(Serialized::default(
+                &env_key_path(key),
+                parse_env_value(value),
+            ));
+        }
+        for (key, path) in &vars {
+            let Some(stripped) = key.strip_suffix(FILE_SUFFIX) else {
+                continue;
+            };
+            let content =
+                std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
+                    var: key.clone(),
+                    path: path.clone(),
+                    source,
+                })?;
+            let value = content.trim_end_matches(['\n', '\r']).to_owned();
+            figment = figment.merge(Serialized::default(&env_key_path(stripped), value));
+        }
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let mut check = |ok: bool, msg: &str| {
+            if !ok {
+                problems.push(msg.to_owned());
+            }
+        };
+        check(
+            self.http.request_timeout_ms > 0,
+            "http.request_timeout_ms must be > 0",
+        );
+        check(
+            self.http.body_limit_bytes >= 1024,
+            "http.body_limit_bytes must be >= 1024",
+        );
+        check(
+            self.database.max_connections > 0,
+            "database.max_connections must be > 0",
+        );
+        check(
+            self.database.system_max_connections > 0,
+            "database.system_max_connections must be > 0",
+        );
+        for (name, url) in [
+            ("database.app_url", &self.database.app_url),
+            ("database.system_url", &self.database.system_url),
+        ] {
+            check(
+                url.expose_secret().starts_with("postgres://")
+                    || url.expose_secret().starts_with("postgresql://"),
+                &format!("{name} must be a postgres:// URL"),
+            );
+        }
+        check(
+            self.redis.url.expose_secret().starts_with("redis://")
+                || self.redis.url.expose_secret().starts_with("rediss://"),
+            "redis.url must be a redis:// or rediss:// URL",
+        );
+        check(
+            !self.vault.token.expose_secret().is_empty(),
+            "vault.token must not be empty",
+        );
+        check(
+            !self.kafka.brokers.trim().is_empty(),
+            "kafka.brokers must not be empty",
+        );
+        check(
+            self.smtp.from.parse::<lettre::message::Mailbox>().is_ok(),
+            "smtp.from must be a mailbox like `Warung <no-reply@example.com>`",
+        );
+        check(
+            self.smtp.username.is_some() == self.smtp.password.is_some(),
+            "smtp.username and smtp.password go together",
+        );
+        for origin in &self.http.cors_allowed_origins {
+            check(
+                origin.parse::<http::HeaderValue>().is_ok() && Url::parse(origin).is_ok(),
+                &format!("http.cors_allowed_origins: `{origin}` is not an origin URL"),
+            );
+        }
+        if self.environment == Environment::Production {
+            check(
+                self.smtp.tls != SmtpTls::None,
+                "production requires smtp.tls = starttls or tls",
+            );
+            check(
+                self.vault.addr.scheme() == "https",
+                "production requires vault.addr over https",
+            );
+            check(
+                self.http.public_base_url.scheme() == "https",
+                "production requires http.public_base_url over https",
+            );
+            check(
+                self.telemetry.format == LogFormat::Json,
+                "production requires telemetry.format = json",
+            );
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.http.request_timeout_ms)
+    }
+}
+
+/// `WARUNG_DATABASE__APP_URL` -> `database.app_url`.
+fn env_key_path(var: &str) -> String {
+    var.trim_start_matches(ENV_PREFIX)
+        .to_ascii_lowercase()
+        .replace("__", ".")
+}
+
+/// Environment values are strings; lists and numbers are written the TOML way
+/// (`WARUNG_HTTP__CORS_ALLOWED_ORIGINS=["https://a.example"]`, `WARUNG_HTTP__BODY_LIMIT_BYTES=2048`).
+fn parse_env_value(raw: &str) -> figment::value::Value {
+    raw.parse::<figment::value::Value>()
+        .unwrap_or_else(|_| figment::value::Value::from(raw.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base_env() -> Vec<(String, String)> {
+        [
+            (
+                "WARUNG_DATABASE__APP_URL",
+                "postgres://warung_app:pw@127.0.0.1/warung",
+            ),
+            (
+                "WARUNG_DATABASE__SYSTEM_URL",
+                "postgres://warung_system:pw@127.0.0.1/warung",
+            ),
+            ("WARUNG_REDIS__URL", "redis://127.0.0.1:6379"),
+            ("WARUNG_VAULT__TOKEN", "s.very-secret-token"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    fn with(mut env: Vec<(String, String)>, key: &str, value: &str) -> Vec<(String, String)> {
+        env.push((key.to_owned(), value.to_owned()));
+        env
+    }
+
+    #[test]
+    fn env_overrides_defaults_with_nesting() {
+        let env = with(base_env(), "WARUNG_HTTP__BIND", "0.0.0.0:9999");
+        let env = with(env, "WARUNG_HTTP__BODY_LIMIT_BYTES", "2048");
+        let config = Config::load_from(None, env).unwrap();
+        assert_eq!(config.http.bind.port(), 9999);
+        assert_eq!(config.http.body_limit_bytes, 2048);
+        assert_eq!(config.vault.kek_name, "warung-kek");
+    }
+
+    #[test]
+    fn toml_file_sits_between_defaults_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("warung.toml");
+        std::fs::write(
+            &file,
+            "[http]\nbind = \"127.0.0.1:7000\"\nrequest_timeout_ms = 5\n",
+        )
+        .unwrap();
+        let env = with(base_env(), "WARUNG_HTTP__REQUEST_TIMEOUT_MS", "7");
+        let config = Config::load_from(Some(&file), env).unwrap();
+        assert_eq!(config.http.bind.port(), 7000, "file beats default");
+        assert_eq!(config.http.request_timeout_ms, 7, "env beats file");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let env = with(base_env(), "WARUNG_DATABSE__APP_URL", "postgres://x");
+        let err = Config::load_from(None, env).unwrap_err().to_string();
+        assert!(err.contains("databse"), "{err}");
+
+        let env = with(base_env(), "WARUNG_HTTP__BINDD", "x");
+        assert!(Config::load_from(None, env).is_err());
+    }
+
+    #[test]
+    fn missing_secret_is_named() {
+        let env: Vec<_> = base_env()
+            .into_iter()
+            .filter(|(k, _)| k != "WARUNG_VAULT__TOKEN")
+            .collect();
+        let err = Config::load_from(None, env).unwrap_err().to_string();
+        assert!(err.contains("token"), "{err}");
+    }
+
+    #[test]
+    fn file_form_reads_secret_from_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "s.from-file\n").unwrap();
+        let env: Vec<_> = base_env()
+            .into_iter()
+            .filter(|(k, _)| k != "WARUNG_VAULT__TOKEN")
+            .collect();
+        let env = with(env, "WARUNG_VAULT__TOKEN_FILE", path.to_str().unwrap());
+        let config = Config::load_from(None, env).unwrap();
+        assert_eq!(config.vault.token.expose_secret(), "s.from-file");
+
+        let env = with(
+            base_env(),
+            "WARUNG_REDIS__URL_FILE",
+            "/nonexistent/warung-secret",
+        );
+        let err = Config::load_from(None, env).unwrap_err().to_string();
+        assert!(err.contains("WARUNG_REDIS__URL_FILE"), "{err}");
+    }
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        let config = Config::load_from(None, base_env()).unwrap();
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("very-secret-token"), "{debug}");
+        assert!(!debug.contains("warung_app:pw"), "{debug}");
+    }
+
+    #[test]
+    fn validation_reports_every_problem() {
+        let env = with(base_env(), "WARUNG_HTTP__REQUEST_TIMEOUT_MS", "0");
+        let env = with(env, "WARUNG_REDIS__URL", "http://nope");
+        let err = Config::load_from(None, env).unwrap_err().to_string();
+        assert!(err.contains("request_timeout_ms"), "{err}");
+        assert!(err.contains("redis.url"), "{err}");
+    }
+
+    #[test]
+    fn production_refuses_plaintext_transports() {
+        let env = with(base_env(), "WARUNG_ENVIRONMENT", "production");
+        let err = Config::load_from(None, env).unwrap_err().to_string();
+        assert!(err.contains("smtp.tls"), "{err}");
+        assert!(err.contains("vault.addr"), "{err}");
+    }
+
+    #[test]
+    fn list_values_parse_from_env() {
+        let env = with(
+            base_env(),
+            "WARUNG_HTTP__CORS_ALLOWED_ORIGINS",
+            r#"["https://portal.example"]"#,
+        );
+        let config = Config::load_from(None, env).unwrap();
+        assert_eq!(
+            config.http.cors_allowed_origins,
+            vec!["https://portal.example"]
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! PostgreSQL access and tenancy.
+//!
+//! Two pools, two roles. Request code gets [`Db`], connected as `warung_app`, which owns nothing
+//! and is subject to row-level security; the only way it reaches tenant tables is a
+//! [`TenantTx`], which sets `app.tenant_id` for the life of the transaction. Cross-tenant workers
+//! get a [`SystemDb`] (role `warung_system`), handed to them by the worker runtime and never
+//! stored in `AppState`, so no request handler can reach it.
+
+use std::{
+    ops::{Deref, DerefMut},
+    str::FromStr,
+    time::Duration,
+};
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::{
+    PgConnection, PgPool, Postgres, Transaction,
+    migrate::Migrator,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+use crate::{config::DatabaseConfig, id::TenantId};
+
+/// Every migration of the whole database, in order. Run by `warung migrate` as the owner role.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+
+/// Postgres settings applied to every pooled connection: a runaway query or a transaction left
+/// open cannot hold locks for long.
+const SESSION_SETTINGS: [(&str, &str); 3] = [
+    ("statement_timeout", "15s"),
+    ("lock_timeout", "5s"),
+    ("idle_in_transaction_session_timeout", "60s"),
+];
+
+fn options(url: &SecretString, application: &str) -> Result<PgConnectOptions, sqlx::Error> {
+    Ok(PgConnectOptions::from_str(url.expose_secret())?
+        .application_name(application)
+        .options(SESSION_SETTINGS))
+}
+
+fn pool(
+    url: &SecretString,
+    application: &str,
+    max: u32,
+    acquire_timeout: Duration,
+) -> Result<PgPool, sqlx::Error> {
+    // Lazy: the process starts and reports "not ready" while PostgreSQL is down, instead of
+    // crash-looping; the first query connects.
+    Ok(PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(acquire_timeout)
+        .connect_lazy_with(options(url, application)?))
+}
+
+/// The request-path database handle (role `warung_app`).
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: PgPool,
+}
+
+impl Db {
+    pub fn connect(config: &DatabaseConfig) -> Result<Self, sqlx::Error> {
+        let acquire = Duration::from_millis(config.acquire_timeout_ms);
+        Ok(Self {
+            pool: pool(&config.app_url, "warung", config.max_connections, acquire)?,
+        })
+    }
+
+    /// Entry point to everything tenant-owned: `db.tenant(id).begin().await?`.
+    pub fn tenant(&self, tenant: TenantId) -> TenantScope<'_> {
+        TenantScope {
+            pool: &self.pool,
+            tenant,
+        }
+    }
+
+    /// Round trip for readiness.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("select 1").execute(&self.pool).await.map(drop)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct TenantScope<'a> {
+    pool: &'a PgPool,
+    tenant: TenantId,
+}
+
+impl TenantScope<'_> {
+    /// Starts a transaction in which row-level security shows only this tenant's rows and
+    /// refuses writes of any other tenant's.
+    #[tracing::instrument(name = "db.tenant_tx", skip(self), fields(tenant.id = %self.tenant))]
+    pub async fn begin(self) -> Result<TenantTx, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        // `true`: local to this transaction, so a pooled connection never carries a stale tenant.
+        sqlx::query("select set_config('app.tenant_id', $1, true)")
+            .bind(self.tenant.to_string())
+            .execute(&mut *tx)
+            .await?;
+        Ok(TenantTx {
+            tx,
+            tenant: self.tenant,
+        })
+    }
+}
+
+/// A transaction bound to one tenant. Derefs to the connection, so repo functions take
+/// `&mut TenantTx` (or `&mut PgConnection` via `&mut *tx`) and run queries on it.
+#[derive(Debug)]
+pub struct TenantTx {
+    tx: Transaction<'static, Postgres>,
+    tenant: TenantId,
+}
+
+impl TenantTx {
+    pub fn tenant(&self) -> TenantId {
+        self.tenant
+    }
+
+    pub fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl Deref for TenantTx {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.tx
+    }
+}
+
+impl DerefMut for TenantTx {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+}
+
+/// The cross-tenant handle (role `warung_system`) for workers and operator commands only.
+#[derive(Debug, Clone)]
+pub struct SystemDb {
+    pool: PgPool,
+}
+
+impl SystemDb {
+    pub fn connect(config: &DatabaseConfig) -> Result<Self, sqlx::Error> {
+        let acquire = Duration::from_millis(config.acquire_timeout_ms);
+        Ok(Self {
+            pool: pool(
+                &config.system_url,
+                "warung-system",
+                config.system_max_connections,
+                acquire,
+            )?,
+        })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// Runs every pending migration as the schema owner.
+pub async fn migrate(config: &DatabaseConfig) -> anyhow::Result<()> {
+    let Some(url) = &config.migrate_url else {
+        anyhow::bail!("database.migrate_url (WARUNG_DATABASE__MIGRATE_URL) is required to migrate");
+    };
+    // No session timeouts here: a migration may legitimately run long.
+    let options =
+        PgConnectOptions::from_str(url.expose_secret())?.application_name("warung-migrate");
+    let mut conn = <PgConnection as sqlx::Connection>::connect_with(&options).await?;
+    MIGRATOR.run(&mut conn).await?;
+    Ok(())
+}

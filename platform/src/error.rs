@@ -1,0 +1,313 @@
+//! The one error type HTTP handlers return, rendered as RFC 9457 `application/problem+json`
+//! with a stable machine `code` and the request id. Client errors say what is wrong; dependency
+//! and internal failures are opaque to the client and logged once, here, at the boundary.
+
+use std::{borrow::Cow, time::Duration};
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::{health::Dependency, http::request_id};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct FieldError {
+    /// Path of the field in the request, e.g. `owner.email`.
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The body or a parameter could not be read at all (malformed JSON, wrong type).
+    #[error("bad request: {detail}")]
+    BadRequest { code: &'static str, detail: String },
+    /// Well-formed but invalid; names every offending field.
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("not allowed")]
+    Forbidden,
+    /// Missing, or belonging to another tenant: the two are indistinguishable on purpose.
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {detail}")]
+    Conflict { code: &'static str, detail: String },
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("too many requests")]
+    TooManyRequests { retry_after: Duration },
+    /// A dependency we cannot work without is down or too slow. Nothing was written.
+    #[error("{0} unavailable")]
+    Unavailable(Dependency),
+    #[error("request timed out")]
+    Timeout,
+    /// A bug or an unexpected failure. Logged with its cause; the client sees only the request id.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl Error {
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Stable machine-readable code. Clients branch on this, never on `title` or `detail`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { code, .. } | Self::Conflict { code, .. } => code,
+            Self::Validation(_) => "validation_failed",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::TooManyRequests { .. } => "rate_limited",
+            Self::Unavailable(dep) => dep.unavailable_code(),
+            Self::Timeout => "timeout",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            Self::BadRequest { .. } => "The request could not be read",
+            Self::Validation(_) => "The request has invalid fields",
+            Self::Unauthorized => "Authentication is required",
+            Self::Forbidden => "You are not allowed to do this",
+            Self::NotFound => "Not found",
+            Self::Conflict { .. } => "Conflict with the current state",
+            Self::PayloadTooLarge => "The request body is too large",
+            Self::UnsupportedMediaType => "Unsupported media type",
+            Self::TooManyRequests { .. } => "Too many requests",
+            Self::Unavailable(_) => "A service Warung depends on is unavailable",
+            Self::Timeout => "The request took too long",
+            Self::Internal(_) => "Internal error",
+        }
+    }
+
+    fn detail(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Self::BadRequest { detail, .. } | Self::Conflict { detail, .. } => {
+                Some(Cow::Borrowed(detail))
+            }
+            Self::Unavailable(dep) => Some(Cow::Owned(format!(
+                "{} is unavailable; nothing was changed. Retry later.",
+                dep.label()
+            ))),
+            Self::Internal(_) => Some(Cow::Borrowed(
+                "Something went wrong on our side. Quote the request_id when reporting it.",
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// The wire shape of every error (RFC 9457).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the problem type; `about:blank` plus `code` is enough to branch on.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Stable machine code, e.g. `validation_failed`, `not_found`, `key_service_unavailable`.
+    pub code: String,
+    /// Correlates with logs; also returned in the `x-request-id` header.
+    pub request_id: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            // Logged once here, with the cause chain. `{:#}` prints causes, never request data.
+            Self::Internal(err) => tracing::error!(error = format!("{err:#}"), "request failed"),
+            Self::Unavailable(dep) => {
+                tracing::warn!(dependency = dep.label(), "dependency unavailable")
+            }
+            _ => {}
+        }
+        let retry_after = match &self {
+            Self::TooManyRequests { retry_after } => Some(retry_after.as_secs().max(1)),
+            Self::Unavailable(_) => Some(5),
+            _ => None,
+        };
+        let problem = Problem {
+            kind: format!("https://warung.dev/problems/{}", self.code()),
+            title: self.title().to_owned(),
+            status: status.as_u16(),
+            detail: self.detail().map(Cow::into_owned),
+            code: self.code().to_owned(),
+            request_id: request_id::current().map(|id| id.to_string()),
+            errors: match self {
+                Self::Validation(errors) => errors,
+                _ => Vec::new(),
+            },
+        };
+        let mut response = (status, Json(problem)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+        );
+        if let Some(secs) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                Self::Unavailable(Dependency::Postgres)
+            }
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+/// Maps a named constraint violation to a client error; anything else stays a database error.
+/// Call sites name the constraints they expect (`on_constraint("tenants_slug_key", ...)`), so no
+/// code ever matches on message text.
+pub trait OnConstraint<T> {
+    fn on_constraint(self, name: &str, to: impl FnOnce() -> Error) -> Result<T>;
+}
+
+impl<T> OnConstraint<T> for std::result::Result<T, sqlx::Error> {
+    fn on_constraint(self, name: &str, to: impl FnOnce() -> Error) -> Result<T> {
+        match self {
+            Err(sqlx::Error::Database(db)) if db.constraint() == Some(name) => Err(to()),
+            other => other.map_err(Error::from),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::to_bytes;
+
+    async fn render(err: Error) -> (StatusCode, http::HeaderMap, serde_json::Value) {
+        let response = err.into_response();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        (status, headers, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn validation_names_fields_with_problem_json() {
+        let (status, headers, body) = render(Error::Validation(vec![
+            FieldError::new("owner.email", "must be an email address"),
+            FieldError::new("slug", "already taken"),
+        ]))
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(headers[header::CONTENT_TYPE], PROBLEM_CONTENT_TYPE);
+        assert_eq!(body["code"], "validation_failed");
+        assert_eq!(body["status"], 422);
+        assert_eq!(body["errors"][0]["field"], "owner.email");
+        assert_eq!(body["errors"][1]["field"], "slug");
+    }
+
+    #[tokio::test]
+    async fn internal_errors_hide_their_cause() {
+        let (status, _, body) = render(Error::Internal(anyhow::anyhow!(
+            "connection to 10.0.0.5 refused; password=hunter2"
+        )))
+        .await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["code"], "internal");
+        let text = body.to_string();
+        assert!(
+            !text.contains("hunter2") && !text.contains("10.0.0.5"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn unavailable_dependency_is_503_with_its_own_code_and_retry_after() {
+        let (status, headers, body) = render(Error::Unavailable(Dependency::Vault)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["code"], "key_service_unavailable");
+        assert!(headers.contains_key(header::RETRY_AFTER));
+    }
+
+    #[tokio::test]
+    async fn rate_limit_carries_retry_after_seconds() {
+        let (status, headers, _) = render(Error::TooManyRequests {
+            retry_after: Duration::from_secs(42),
+        })
+        .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(headers[header::RETRY_AFTER], "42");
+    }
+
+    #[tokio::test]
+    async fn request_id_is_included_when_in_scope() {
+        let id = request_id::RequestId::generate();
+        let (_, _, body) =
+            request_id::scope(id.clone(), async { render(Error::NotFound).await }).await;
+        assert_eq!(body["request_id"], id.to_string());
+        assert_eq!(body["code"], "not_found");
+    }
+}

@@ -1,0 +1,8 @@
+//! HTTP building blocks every module uses: the request id, a JSON extractor whose rejections are
+//! problem+json, and the RED metrics middleware. Edge composition lives in `gateway`.
+
+pub mod json;
+pub mod metrics;
+pub mod request_id;
+
+pub use json::Json;

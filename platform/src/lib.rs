@@ -1,0 +1,20 @@
+//! Warung's shared kernel: configuration, telemetry, errors, ids, the clock, PostgreSQL access
+//! with tenant transactions, infrastructure clients, health checks, HTTP building blocks and the
+//! module/worker face. It knows no module; every module depends on it.
+
+pub mod clients;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod health;
+pub mod http;
+pub mod id;
+pub mod metrics;
+pub mod module;
+pub mod state;
+pub mod telemetry;
+
+pub use error::{Error, Result};
+pub use module::{Module, Worker, WorkerContext};
+pub use state::AppState;

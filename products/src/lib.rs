@@ -1,0 +1,24 @@
+//! Catalog: products, categories and the stock ledger.
+//!
+//! Face (the same in every module crate): [`router`] for its HTTP routes under `/api/v1`,
+//! [`workers`] for its background work, [`MODULE`] for `gateway` to compose.
+
+use platform::{AppState, Module, Worker, health::Dependency};
+use utoipa_axum::router::OpenApiRouter;
+
+pub const MODULE: Module = Module {
+    name: "products",
+    needs: &[Dependency::Postgres],
+    router,
+    workers,
+};
+
+/// HTTP routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+}
+
+/// Long-running consumers and scheduled jobs of this module.
+pub fn workers(_state: &AppState) -> Vec<Worker> {
+    Vec::new()
+}

@@ -1,0 +1,236 @@
+//! Integration-test harness. A [`TestApp`] is the real application on `127.0.0.1:0`, talking to
+//! the real local stack (`scripts/stack up`); every test makes its own tenants, so tests never
+//! depend on order or on each other's data. A [`FaultProxy`] sits between the app and one
+//! dependency so a test can cut the network to it and restore it.
+//!
+//! Settings come from the environment (`eval "$(scripts/stack env)"`, as `scripts/test` does);
+//! when they are missing, the harness asks `scripts/stack env` itself.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test support"
+)]
+
+mod proxy;
+
+use std::{collections::HashMap, path::PathBuf, sync::OnceLock};
+
+use gateway::server::{self, Server};
+use platform::{
+    AppState, Module,
+    config::Config,
+    db::{MIGRATOR, SystemDb, TenantTx},
+    id::TenantId,
+};
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+use tokio::sync::OnceCell;
+
+pub use proxy::FaultProxy;
+
+/// The stack's settings: `WARUNG_*` for the app plus `STACK_*` facts for tests.
+pub fn stack_env() -> &'static HashMap<String, String> {
+    static ENV: OnceLock<HashMap<String, String>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env: HashMap<String, String> = std::env::vars().collect();
+        if !env.contains_key("WARUNG_DATABASE__APP_URL") {
+            let script = workspace_root().join("scripts/stack");
+            let output = std::process::Command::new(&script)
+                .arg("env")
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+            assert!(
+                output.status.success(),
+                "`scripts/stack env` failed; is the stack up (`scripts/stack up`)?\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            for line in String::from_utf8_lossy(&output.stdout).lines() {
+                let line = line.trim().trim_start_matches("export ");
+                if let Some((key, value)) = line.split_once('=') {
+                    env.insert(key.to_owned(), value.trim_matches(['\'', '"']).to_owned());
+                }
+            }
+        }
+        env
+    })
+}
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn init_logging() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("info")
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// Loads the stack's config with `overrides` (`WARUNG_*` keys) applied on top; binds port 0.
+pub fn config_with(overrides: &[(&str, String)]) -> Config {
+    let mut vars: HashMap<String, String> = stack_env()
+        .iter()
+        .filter(|(k, _)| k.starts_with("WARUNG_"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    vars.insert("WARUNG_ENVIRONMENT".into(), "test".into());
+    vars.insert("WARUNG_HTTP__BIND".into(), "127.0.0.1:0".into());
+    for (key, value) in overrides {
+        vars.insert((*key).to_owned(), value.clone());
+    }
+    Config::load_from(None, vars).expect("test configuration")
+}
+
+/// Applies migrations once per test process (the migrator's advisory lock makes concurrent
+/// processes safe).
+async fn migrated(config: &Config) {
+    static DONE: OnceCell<()> = OnceCell::const_new();
+    DONE.get_or_init(|| async {
+        let url = config
+            .database
+            .migrate_url
+            .as_ref()
+            .expect("WARUNG_DATABASE__MIGRATE_URL");
+        let pool = PgPool::connect(url.expose_secret())
+            .await
+            .expect("connect as owner");
+        MIGRATOR.run(&pool).await.expect("migrations");
+        pool.close().await;
+    })
+    .await;
+}
+
+#[derive(Debug, Default)]
+pub struct TestAppBuilder {
+    modules: Option<Vec<Module>>,
+    overrides: Vec<(&'static str, String)>,
+}
+
+impl TestAppBuilder {
+    /// Run only these modules (default: all).
+    pub fn modules(mut self, modules: Vec<Module>) -> Self {
+        self.modules = Some(modules);
+        self
+    }
+
+    /// Override one `WARUNG_*` setting, e.g. to route a dependency through a [`FaultProxy`].
+    pub fn set(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.overrides.push((key, value.into()));
+        self
+    }
+
+    pub async fn start(self) -> TestApp {
+        init_logging();
+        let config = config_with(&self.overrides);
+        migrated(&config).await;
+        let modules = self
+            .modules
+            .unwrap_or_else(|| gateway::modules::ALL.to_vec());
+        let system = SystemDb::connect(&config.database).unwrap();
+        let listener = tokio::net::TcpListener::bind(config.http.bind)
+            .await
+            .unwrap();
+        let state = AppState::connect(config).unwrap();
+        let server = server::start(listener, state.clone(), system.clone(), &modules)
+            .await
+            .unwrap();
+        TestApp {
+            base: format!("http://{}", server.addr),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            state,
+            system,
+            server: Some(server),
+        }
+    }
+}
+
+/// The running application under test.
+#[derive(Debug)]
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub system: SystemDb,
+    server: Option<Server>,
+}
+
+impl TestApp {
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder::default()
+    }
+
+    /// All modules against the stack as configured.
+    pub async fn spawn() -> Self {
+        Self::builder().start().await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// A fresh tenant, created the way onboarding does: inside its own tenant transaction.
+    pub async fn tenant(&self) -> TestTenant {
+        let id = TenantId::new();
+        let slug = format!("t-{}", id.0.simple());
+        let mut tx = self.state.db.tenant(id).begin().await.unwrap();
+        sqlx::query(
+            "insert into tenants (id, slug, business_name, locale, country) values ($1, $2, $3, 'id', 'ID')",
+        )
+        .bind(id)
+        .bind(&slug)
+        .bind(format!("Toko {}", &slug[2..10]))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        TestTenant { id, slug }
+    }
+
+    /// A tenant transaction, as request code gets it.
+    pub async fn tenant_tx(&self, tenant: TenantId) -> TenantTx {
+        self.state.db.tenant(tenant).begin().await.unwrap()
+    }
+
+    /// A connection as the schema owner, for tests that inspect the catalogue or stage fixtures
+    /// no application role may create.
+    pub async fn owner_pool(&self) -> PgPool {
+        let url = self
+            .state
+            .config
+            .database
+            .migrate_url
+            .as_ref()
+            .expect("migrate url");
+        PgPool::connect(url.expose_secret()).await.unwrap()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TestTenant {
+    pub id: TenantId,
+    pub slug: String,
+}
+
+/// `host:port` of a dependency URL from the stack (`redis://127.0.0.1:6379` -> the socket address).
+pub fn url_addr(var: &str) -> std::net::SocketAddr {
+    let url = url::Url::parse(&stack_env()[var]).unwrap();
+    let host = url.host_str().unwrap();
+    let port = url.port_or_known_default().unwrap();
+    format!("{host}:{port}").parse().unwrap()
+}

@@ -55,6 +55,8 @@ impl Redis {
 #[derive(Clone)]
 pub struct Vault {
     client: Arc<VaultClient>,
+    http: reqwest::Client,
+    addr: url::Url,
     pub transit_mount: String,
     pub kek_name: String,
 }
@@ -83,8 +85,13 @@ impl Vault {
             .token(config.token.expose_secret())
             .timeout(Some(Duration::from_millis(config.timeout_ms)))
             .build()?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.timeout_ms))
+            .build()?;
         Ok(Self {
             client: Arc::new(VaultClient::new(settings)?),
+            http,
+            addr: config.addr.clone(),
             transit_mount: config.transit_mount.clone(),
             kek_name: config.kek_name.clone(),
         })
@@ -94,17 +101,17 @@ impl Vault {
         &self.client
     }
 
+    /// `GET /v1/sys/health` (unauthenticated). Read by hand: vaultrs' typed response requires
+    /// fields OpenBao does not send. The status code carries the answer: 200 active, 429 standby
+    /// (still serves), 501 not initialised, 503 sealed.
     pub async fn health(&self) -> anyhow::Result<VaultHealth> {
-        match vaultrs::sys::health(self.client.as_ref()).await {
-            Ok(health) if health.sealed => Ok(VaultHealth::Sealed),
-            Ok(health) if !health.initialized => Ok(VaultHealth::Uninitialized),
-            Ok(_) => Ok(VaultHealth::Ready),
-            // sys/health answers sealed/uninitialised with 503/501 status codes.
-            Err(vaultrs::error::ClientError::APIError { code: 503, .. }) => Ok(VaultHealth::Sealed),
-            Err(vaultrs::error::ClientError::APIError { code: 501, .. }) => {
-                Ok(VaultHealth::Uninitialized)
-            }
-            Err(err) => Err(err.into()),
+        let url = self.addr.join("v1/sys/health?standbyok=true")?;
+        let response = self.http.get(url).send().await?;
+        match response.status().as_u16() {
+            200 | 429 => Ok(VaultHealth::Ready),
+            501 => Ok(VaultHealth::Uninitialized),
+            503 => Ok(VaultHealth::Sealed),
+            other => anyhow::bail!("unexpected sys/health status {other}"),
         }
     }
 }

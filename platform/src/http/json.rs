@@ -2,12 +2,14 @@
 //! error (axum's own rejection is plain text).
 
 use axum::{
-    extract::{FromRequest, Request, rejection::JsonRejection},
+    body::Bytes,
+    extract::{FromRequest, Request},
+    http::header,
     response::{IntoResponse, Response},
 };
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::error::Error;
+use crate::error::{Error, FieldError};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
@@ -20,32 +22,130 @@ where
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(rejection_to_error(rejection)),
+        if !is_json(&req) {
+            return Err(Error::UnsupportedMediaType);
         }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
+                Error::PayloadTooLarge
+            } else {
+                Error::bad_request("invalid_body", "The body could not be read.")
+            }
+        })?;
+        decode(&bytes).map(Self)
     }
 }
 
-fn rejection_to_error(rejection: JsonRejection) -> Error {
-    match rejection {
-        JsonRejection::MissingJsonContentType(_) => Error::UnsupportedMediaType,
-        // serde's message names the field and position, never echoes a value.
-        JsonRejection::JsonDataError(err) => Error::bad_request("invalid_body", err.body_text()),
-        JsonRejection::JsonSyntaxError(_) => {
-            Error::bad_request("malformed_json", "The body is not valid JSON.")
+fn is_json(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .is_some_and(|m| {
+            m.type_() == "application"
+                && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"))
+        })
+}
+
+/// Deserializes, reporting where the body is wrong (`owner.email`) but never what it held:
+/// serde's own messages quote the offending value, which may be personal data.
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize(&mut deserializer) {
+        Ok(value) => Ok(value),
+        Err(err) => {
+            let inner = err.inner();
+            if inner.is_syntax() || inner.is_eof() {
+                return Err(Error::bad_request(
+                    "malformed_json",
+                    "The body is not valid JSON.",
+                ));
+            }
+            let message = inner.to_string();
+            let message = match message.split_once('`') {
+                // "missing field `email`" names a field of ours, not client data.
+                Some(("missing field ", rest)) => {
+                    format!(
+                        "missing field `{}`",
+                        rest.split('`').next().unwrap_or_default()
+                    )
+                }
+                _ => "has an invalid type or value".to_owned(),
+            };
+            let path = err.path().to_string();
+            let field = if path == "." { String::new() } else { path };
+            Err(Error::Validation(vec![FieldError::new(field, message)]))
         }
-        JsonRejection::BytesRejection(err)
-            if err.status() == http::StatusCode::PAYLOAD_TOO_LARGE =>
-        {
-            Error::PayloadTooLarge
-        }
-        other => Error::bad_request("invalid_body", other.body_text()),
     }
 }
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::{Router, body::Body, http::Request, routing::post};
+    use serde::Deserialize;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Body_ {
+        #[expect(dead_code, reason = "only deserialized")]
+        quantity: u32,
+    }
+
+    async fn call(content_type: Option<&str>, body: &'static str) -> (u16, serde_json::Value) {
+        let app = Router::new().route("/", post(|Json(_): Json<Body_>| async { "ok" }));
+        let mut request = Request::post("/");
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        let response = app
+            .oneshot(request.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn malformed_json_is_a_problem_not_plain_text() {
+        let (status, body) = call(Some("application/json"), "{\"quantity\": ").await;
+        assert_eq!(status, 400);
+        assert_eq!(body["code"], "malformed_json");
+    }
+
+    #[tokio::test]
+    async fn wrong_type_names_the_field_without_echoing_the_value() {
+        let (status, body) = call(Some("application/json"), r#"{"quantity": "secret-ish"}"#).await;
+        assert_eq!(status, 422);
+        assert_eq!(body["code"], "validation_failed");
+        assert_eq!(body["errors"][0]["field"], "quantity");
+        assert!(!body.to_string().contains("secret-ish"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn missing_field_is_named() {
+        let (status, body) = call(Some("application/json"), "{}").await;
+        assert_eq!(status, 422);
+        assert_eq!(body["errors"][0]["message"], "missing field `quantity`");
+    }
+
+    #[tokio::test]
+    async fn missing_content_type_is_415() {
+        let (status, body) = call(None, r#"{"quantity": 1}"#).await;
+        assert_eq!(status, 415);
+        assert_eq!(body["code"], "unsupported_media_type");
     }
 }

@@ -7,7 +7,12 @@ use std::{
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use platform::{AppState, config::Config, db::SystemDb};
+use platform::{
+    AppState,
+    config::Config,
+    db::SystemDb,
+    pii::{Keys, rewrap},
+};
 
 use crate::{app, modules, server};
 
@@ -40,6 +45,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Key management: KEK rotation and data-key rewrap.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Print the OpenAPI document, or check a file against it.
     Openapi {
         /// Fail if this file differs from the generated document (for CI).
@@ -48,6 +58,18 @@ pub enum Command {
         /// Write the document to this file instead of stdout.
         #[arg(long, value_name = "FILE", conflicts_with = "check")]
         output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new version of the Transit KEK; new data keys are wrapped with it at once.
+    Rotate,
+    /// Re-wrap every stored data key under the newest KEK version (resumable; data is untouched).
+    Rewrap {
+        /// Keys per Transit call and database batch.
+        #[arg(long, default_value_t = 200)]
+        batch: i64,
     },
 }
 
@@ -84,6 +106,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Keys { command } => {
+            let config = load(cli.config.as_deref())?;
+            platform::telemetry::init(&config.telemetry);
+            let system = SystemDb::connect(&config.database)?;
+            let state = AppState::connect(config)?;
+            keys(&state, &system, command).await
+        }
         Command::Config {
             command: ConfigCommand::Check,
         } => {
@@ -100,6 +129,46 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+async fn keys(state: &AppState, system: &SystemDb, command: KeysCommand) -> anyhow::Result<()> {
+    let Keys::Vault(transit) = state.pii.keys() else {
+        anyhow::bail!("key rotation applies to pii.provider = vault");
+    };
+    let mut out = std::io::stdout();
+    match command {
+        KeysCommand::Rotate => {
+            let version = transit.rotate().await?;
+            writeln!(
+                out,
+                "KEK rotated: new data keys are wrapped with version {version}."
+            )?;
+            writeln!(
+                out,
+                "Run `warung keys rewrap` to move existing data keys to it."
+            )?;
+        }
+        KeysCommand::Rewrap { batch } => {
+            let latest = transit.latest_version().await?;
+            let total = rewrap::pending(system, latest).await?;
+            let bar = indicatif::ProgressBar::new(total).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} keys  {per_sec}  eta {eta}",
+                )?,
+            );
+            let report = rewrap::rewrap_all(state.pii.keys(), system, batch.max(1), |done| {
+                bar.set_position(done)
+            })
+            .await?;
+            bar.finish();
+            writeln!(
+                out,
+                "rewrapped {} data keys to KEK version {} ({} skipped: shredded or changed meanwhile)",
+                report.rewrapped, report.latest_version, report.skipped
+            )?;
+        }
+    }
+    Ok(())
 }
 
 fn load(file: Option<&Path>) -> anyhow::Result<Config> {

@@ -47,6 +47,9 @@ pub async fn start(
         system,
         shutdown: shutdown.clone(),
     };
+    for worker in state.platform_workers() {
+        tasks.spawn(worker.supervise(context.clone()));
+    }
     for module in modules {
         for worker in (module.workers)(&state) {
             tracing::info!(

@@ -16,6 +16,7 @@ use crate::config::{KafkaConfig, RedisConfig, SmtpConfig, SmtpTls, VaultConfig};
 /// Redis, multiplexed and self-reconnecting.
 #[derive(Clone)]
 pub struct Redis {
+    client: redis::Client,
     manager: redis::aio::ConnectionManager,
 }
 
@@ -33,13 +34,19 @@ impl Redis {
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(1);
-        let manager = redis::aio::ConnectionManager::new_lazy_with_config(client, manager_config)?;
-        Ok(Self { manager })
+        let manager =
+            redis::aio::ConnectionManager::new_lazy_with_config(client.clone(), manager_config)?;
+        Ok(Self { client, manager })
     }
 
     /// A cheap handle for issuing commands (clones share one multiplexed connection).
     pub fn conn(&self) -> redis::aio::ConnectionManager {
         self.manager.clone()
+    }
+
+    /// For dedicated connections (pub/sub).
+    pub fn client(&self) -> &redis::Client {
+        &self.client
     }
 
     pub async fn ping(&self) -> redis::RedisResult<()> {

@@ -3,7 +3,11 @@
 //! the value, for mounted secrets). Unknown keys are rejected so a typo fails at start-up instead
 //! of silently falling back to a default. Secrets are `SecretString`, so `Debug` cannot print them.
 
-use std::{net::SocketAddr, path::Path, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use figment::{
     Figment,
@@ -36,6 +40,7 @@ pub struct Config {
     pub smtp: SmtpConfig,
     pub telemetry: TelemetryConfig,
     pub health: HealthConfig,
+    pub pii: PiiConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -141,6 +146,31 @@ pub struct HealthConfig {
     pub check_timeout_ms: u64,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PiiProvider {
+    /// Vault/OpenBao Transit wraps the data keys (default).
+    Vault,
+    /// A local key file wraps them: unit tests and offline development only; refused in production.
+    Local,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PiiConfig {
+    pub provider: PiiProvider,
+    /// For `provider = "local"`: a file holding 32 base64-encoded bytes.
+    pub local_key_path: Option<PathBuf>,
+    /// Plaintext data keys stay cached at most this long, in seconds (also the bound on how
+    /// long a peer that missed a shred broadcast can still open the subject's data).
+    pub cache_ttl_secs: u64,
+    pub cache_capacity: u64,
+    /// Consecutive key-service failures that open the circuit breaker.
+    pub breaker_threshold: u32,
+    /// How long the open breaker fails calls at once before one trial call, in milliseconds.
+    pub breaker_cooldown_ms: u64,
+}
+
 /// Built-in defaults: every key that has a sensible value without knowing the deployment.
 /// Secrets (database URLs, Redis URL, Vault token) have none on purpose.
 fn defaults() -> serde_json::Value {
@@ -176,6 +206,13 @@ fn defaults() -> serde_json::Value {
         },
         "telemetry": { "format": "pretty", "default_filter": "info" },
         "health": { "check_timeout_ms": 2_000 },
+        "pii": {
+            "provider": "vault",
+            "cache_ttl_secs": 60,
+            "cache_capacity": 100_000,
+            "breaker_threshold": 5,
+            "breaker_cooldown_ms": 5_000,
+        },
     })
 }
 
@@ -300,7 +337,19 @@ impl Config {
                 &format!("http.cors_allowed_origins: `{origin}` is not an origin URL"),
             );
         }
+        check(
+            self.pii.cache_ttl_secs > 0,
+            "pii.cache_ttl_secs must be > 0",
+        );
+        check(
+            self.pii.provider != PiiProvider::Local || self.pii.local_key_path.is_some(),
+            "pii.provider = local requires pii.local_key_path",
+        );
         if self.environment == Environment::Production {
+            check(
+                self.pii.provider == PiiProvider::Vault,
+                "production requires pii.provider = vault",
+            );
             check(
                 self.smtp.tls != SmtpTls::None,
                 "production requires smtp.tls = starttls or tls",
@@ -461,6 +510,12 @@ mod tests {
         let err = Config::load_from(None, env).unwrap_err().to_string();
         assert!(err.contains("smtp.tls"), "{err}");
         assert!(err.contains("vault.addr"), "{err}");
+
+        let env = with(base_env(), "WARUNG_ENVIRONMENT", "production");
+        let env = with(env, "WARUNG_PII__PROVIDER", "local");
+        let env = with(env, "WARUNG_PII__LOCAL_KEY_PATH", "/etc/warung/kek");
+        let err = Config::load_from(None, env).unwrap_err().to_string();
+        assert!(err.contains("pii.provider = vault"), "{err}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod http;
 pub mod id;
 pub mod metrics;
 pub mod module;
+pub mod pii;
 pub mod state;
 pub mod telemetry;
 

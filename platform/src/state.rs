@@ -1,15 +1,16 @@
 //! `AppState`: what every handler and worker is given. Cheap to clone (everything inside is
 //! shared). No global statics: tests build as many independent states as they like.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::{
     clients::{Kafka, Mailer, Redis, Vault},
     clock::{SharedClock, SystemClock},
-    config::Config,
+    config::{Config, PiiProvider},
     db::Db,
+    pii::{Breaker, CacheSettings, Keys, LocalKeys, PiiCipher, TransitKeys},
 };
 
 #[derive(Debug, Clone)]
@@ -20,6 +21,7 @@ pub struct AppState {
     pub vault: Vault,
     pub kafka: Kafka,
     pub mailer: Mailer,
+    pub pii: PiiCipher,
     pub clock: SharedClock,
     pub metrics: PrometheusHandle,
 }
@@ -28,10 +30,14 @@ impl AppState {
     /// Builds every client from config. Connections are lazy: this succeeds while dependencies
     /// are down; `/health/ready` tells when they come up.
     pub fn connect(config: Config) -> anyhow::Result<Self> {
+        let redis = Redis::connect(&config.redis)?;
+        let vault = Vault::connect(&config.vault)?;
+        let pii = pii_cipher(&config, &vault, &redis)?;
         Ok(Self {
             db: Db::connect(&config.database)?,
-            redis: Redis::connect(&config.redis)?,
-            vault: Vault::connect(&config.vault)?,
+            redis,
+            vault,
+            pii,
             kafka: Kafka::connect(&config.kafka)?,
             mailer: Mailer::connect(&config.smtp)?,
             clock: Arc::new(SystemClock),
@@ -40,8 +46,38 @@ impl AppState {
         })
     }
 
+    /// Work every process runs, whatever its modules: forgetting data keys shredded elsewhere.
+    pub fn platform_workers(&self) -> Vec<crate::Worker> {
+        self.pii.invalidation_worker().into_iter().collect()
+    }
+
     pub fn with_clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
     }
+}
+
+fn pii_cipher(config: &Config, vault: &Vault, redis: &Redis) -> anyhow::Result<PiiCipher> {
+    let pii = &config.pii;
+    let keys = match pii.provider {
+        PiiProvider::Vault => Keys::Vault(TransitKeys::new(
+            vault.clone(),
+            Breaker::new(
+                pii.breaker_threshold,
+                Duration::from_millis(pii.breaker_cooldown_ms),
+            ),
+        )),
+        PiiProvider::Local => {
+            let file = pii
+                .local_key_path
+                .as_deref()
+                .ok_or_else(|| anyhow::anyhow!("pii.local_key_path is required"))?;
+            Keys::Local(LocalKeys::from_file(file)?)
+        }
+    };
+    let cache = CacheSettings {
+        capacity: pii.cache_capacity,
+        ttl: Duration::from_secs(pii.cache_ttl_secs),
+    };
+    Ok(PiiCipher::new(keys, cache, Some(redis.clone())))
 }

@@ -214,6 +214,39 @@ impl TestApp {
         PgPool::connect(url.expose_secret()).await.unwrap()
     }
 
+    /// A throwaway tenant table built with the same pattern as real ones (RLS helper, explicit
+    /// grants), for tests that need rows before a module owns such a table. Drop it with
+    /// [`TestApp::drop_table`].
+    pub async fn scratch_table(&self, columns: &str) -> String {
+        let owner = self.owner_pool().await;
+        let table = format!("scratch_{}", uuid::Uuid::now_v7().simple());
+        for statement in [
+            format!(
+                "create table {table} (tenant_id uuid not null references tenants (id), id uuid not null, \
+                 {columns}, primary key (tenant_id, id))"
+            ),
+            format!("select warung_enable_tenant_rls('{table}')"),
+            format!("grant select, insert on {table} to warung_app"),
+            format!("grant select on {table} to warung_system"),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(&owner)
+                .await
+                .unwrap();
+        }
+        owner.close().await;
+        table
+    }
+
+    pub async fn drop_table(&self, table: &str) {
+        let owner = self.owner_pool().await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("drop table if exists {table}")))
+            .execute(&owner)
+            .await
+            .unwrap();
+        owner.close().await;
+    }
+
     pub async fn stop(mut self) {
         if let Some(server) = self.server.take() {
             server.shutdown().await;

@@ -110,18 +110,7 @@ async fn every_tenant_table_has_forced_row_level_security() {
 async fn the_tenant_table_pattern_isolates_rows() {
     let app = TestApp::spawn().await;
     let (a, b) = (app.tenant().await, app.tenant().await);
-    let owner = app.owner_pool().await;
-    let table = format!("rls_probe_{}", uuid::Uuid::now_v7().simple());
-    for statement in [
-        format!(
-            "create table {table} (tenant_id uuid not null references tenants (id), id uuid not null, note text,
-             primary key (tenant_id, id))"
-        ),
-        format!("select warung_enable_tenant_rls('{table}')"),
-        format!("grant select, insert on {table} to warung_app"),
-    ] {
-        sqlx::query(AssertSqlSafe(statement)).execute(&owner).await.unwrap();
-    }
+    let table = app.scratch_table("note text").await;
 
     let mut tx = app.tenant_tx(a.id).await;
     sqlx::query(AssertSqlSafe(format!(
@@ -154,10 +143,7 @@ async fn the_tenant_table_pattern_isolates_rows() {
         .await
         .unwrap();
     drop(tx);
-    sqlx::query(AssertSqlSafe(format!("drop table {table}")))
-        .execute(&owner)
-        .await
-        .unwrap();
+    app.drop_table(&table).await;
 
     assert_eq!(seen, 0, "tenant B saw tenant A's rows");
     assert!(is_rls_violation(&forged.unwrap_err()));

@@ -1,0 +1,466 @@
+//! Key providers: where data keys come from and how they are wrapped.
+//!
+//! - `vault` (default): Transit key `warung-kek`, derived per tenant (context = tenant id).
+//!   `datakey/plaintext` makes a DEK; `decrypt` with `batch_input` unwraps many in one call.
+//! - `local`: a 32-byte key file wraps DEKs with AES-256-GCM. For unit tests and offline
+//!   development only; refused in production.
+
+use std::{path::Path, time::Instant};
+
+use aes_gcm::{
+    Aes256Gcm, Nonce,
+    aead::{Aead, Generate, KeyInit, Payload},
+};
+use base64::{Engine, engine::general_purpose::STANDARD as B64};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use zeroize::Zeroizing;
+
+use super::{breaker::Breaker, cipher::Dek};
+use crate::{clients::Vault, id::TenantId};
+
+/// A DEK encrypted under the KEK, as stored in `subject_keys.wrapped_dek`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrappedKey(pub String);
+
+impl WrappedKey {
+    /// The KEK version that wrapped it (`vault:v3:...` -> 3; `local:v1:...` -> 1).
+    pub fn kek_version(&self) -> Option<i32> {
+        let mut parts = self.0.splitn(3, ':');
+        let _provider = parts.next()?;
+        parts.next()?.strip_prefix('v')?.parse().ok()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// Vault is down, sealed, too slow, or the breaker is open. Retry later; nothing was written.
+    #[error("key service unavailable: {0}")]
+    Unavailable(String),
+    /// Vault answered but refused (bad ciphertext, wrong context, permission): a bug or tampering.
+    #[error("key service refused the request: {0}")]
+    Refused(String),
+}
+
+#[derive(Debug)]
+pub enum Keys {
+    Vault(TransitKeys),
+    Local(LocalKeys),
+}
+
+impl Keys {
+    pub async fn generate(&self, tenant: TenantId) -> Result<(Dek, WrappedKey), KeyError> {
+        match self {
+            Self::Vault(v) => v.generate(tenant).await,
+            Self::Local(l) => Ok(l.generate(tenant)),
+        }
+    }
+
+    /// Unwraps all `items` in one round trip; each item succeeds or fails on its own.
+    pub async fn unwrap_many(
+        &self,
+        items: &[(TenantId, &WrappedKey)],
+    ) -> Result<Vec<Result<Dek, KeyError>>, KeyError> {
+        match self {
+            Self::Vault(v) => v.unwrap_many(items).await,
+            Self::Local(l) => Ok(items.iter().map(|(t, w)| l.unwrap(*t, w)).collect()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+struct ContextItem<'a> {
+    ciphertext: &'a str,
+    context: &'a str,
+}
+
+#[derive(Debug, Deserialize)]
+struct DataKeyResponse {
+    plaintext: String,
+    ciphertext: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct BatchResponse {
+    batch_results: Vec<BatchItem>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BatchItem {
+    #[serde(default)]
+    plaintext: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// Transit through vaultrs' client. vaultrs has no `batch_input`, so the calls are our own
+/// `rustify` endpoints executed by its client (same auth, timeout and error mapping).
+#[derive(Debug)]
+pub struct TransitKeys {
+    vault: Vault,
+    breaker: Breaker,
+}
+
+impl TransitKeys {
+    pub fn new(vault: Vault, breaker: Breaker) -> Self {
+        Self { vault, breaker }
+    }
+
+    fn context(tenant: TenantId) -> String {
+        B64.encode(tenant.to_string())
+    }
+
+    async fn call<R: DeserializeOwned + Send + Sync>(
+        &self,
+        name: &'static str,
+        action: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<R, KeyError> {
+        if !self.breaker.allows() {
+            return Err(KeyError::Unavailable("circuit open".into()));
+        }
+        let (mount, key) = (&self.vault.transit_mount, &self.vault.kek_name);
+        let path = match action {
+            "keys" => format!("{mount}/keys/{key}"),
+            "rotate" => format!("{mount}/keys/{key}/rotate"),
+            _ => format!("{mount}/{action}/{key}"),
+        };
+        let started = Instant::now();
+        let result =
+            vaultrs::api::exec_with_result(self.vault.client(), Call::<R>::new(path, body)).await;
+        let elapsed = started.elapsed();
+        metrics::histogram!("transit_call_duration_seconds", "call" => name)
+            .record(elapsed.as_secs_f64());
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(err) if is_unavailable(err) => "unavailable",
+            Err(_) => "refused",
+        };
+        metrics::counter!("transit_calls_total", "call" => name, "outcome" => outcome).increment(1);
+        match result {
+            Ok(value) => {
+                self.breaker.success();
+                Ok(value)
+            }
+            Err(err) if is_unavailable(&err) => {
+                self.breaker.failure();
+                Err(KeyError::Unavailable(describe(&err)))
+            }
+            Err(err) => {
+                // Vault answered: it is up, even if this request was wrong.
+                self.breaker.success();
+                Err(KeyError::Refused(describe(&err)))
+            }
+        }
+    }
+
+    async fn generate(&self, tenant: TenantId) -> Result<(Dek, WrappedKey), KeyError> {
+        let response: DataKeyResponse = self
+            .call(
+                "datakey",
+                "datakey/plaintext",
+                Some(serde_json::json!({
+                    "context": Self::context(tenant),
+                    "bits": 256,
+                })),
+            )
+            .await?;
+        let plaintext = Zeroizing::new(
+            B64.decode(&response.plaintext)
+                .map_err(|_| KeyError::Refused("datakey plaintext".into()))?,
+        );
+        let dek = Dek::from_slice(&plaintext)
+            .ok_or_else(|| KeyError::Refused("datakey length".into()))?;
+        Ok((dek, WrappedKey(response.ciphertext)))
+    }
+
+    async fn unwrap_many(
+        &self,
+        items: &[(TenantId, &WrappedKey)],
+    ) -> Result<Vec<Result<Dek, KeyError>>, KeyError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let contexts: Vec<String> = items.iter().map(|(t, _)| Self::context(*t)).collect();
+        let batch: Vec<ContextItem<'_>> = items
+            .iter()
+            .zip(&contexts)
+            .map(|((_, w), context)| ContextItem {
+                ciphertext: &w.0,
+                context,
+            })
+            .collect();
+        let response: BatchResponse = self
+            .call(
+                "decrypt_batch",
+                "decrypt",
+                Some(serde_json::json!({ "batch_input": batch })),
+            )
+            .await?;
+        if response.batch_results.len() != items.len() {
+            return Err(KeyError::Refused("batch result count mismatch".into()));
+        }
+        Ok(response
+            .batch_results
+            .into_iter()
+            .map(|item| match (item.plaintext, item.error) {
+                (Some(b64), None) => {
+                    let bytes = Zeroizing::new(
+                        B64.decode(b64)
+                            .map_err(|_| KeyError::Refused("plaintext".into()))?,
+                    );
+                    Dek::from_slice(&bytes).ok_or_else(|| KeyError::Refused("dek length".into()))
+                }
+                (_, Some(error)) => Err(KeyError::Refused(error)),
+                (None, None) => Err(KeyError::Refused("empty batch item".into())),
+            })
+            .collect())
+    }
+}
+
+impl TransitKeys {
+    /// The newest KEK version (what new DEKs are wrapped with).
+    pub async fn latest_version(&self) -> Result<i32, KeyError> {
+        #[derive(Debug, Deserialize)]
+        struct KeyInfo {
+            latest_version: i32,
+        }
+        let info: KeyInfo = self.call("read_key", "keys", None).await?;
+        Ok(info.latest_version)
+    }
+
+    /// Adds a new KEK version. Existing wrapped DEKs keep opening (older versions stay
+    /// decryptable) until `rewrap` moves them.
+    pub async fn rotate(&self) -> Result<i32, KeyError> {
+        // Rotate answers with the key's info in newer releases and nothing in older ones.
+        let _: Option<serde_json::Value> = match self
+            .call("rotate", "rotate", Some(serde_json::json!({})))
+            .await
+        {
+            Ok(value) => value,
+            Err(KeyError::Refused(reason)) if reason.contains("empty") => None,
+            Err(err) => return Err(err),
+        };
+        self.latest_version().await
+    }
+
+    /// Re-wraps DEKs under the newest KEK version without ever seeing them in plaintext.
+    pub async fn rewrap_many(
+        &self,
+        items: &[(TenantId, &WrappedKey)],
+    ) -> Result<Vec<Result<WrappedKey, KeyError>>, KeyError> {
+        #[derive(Debug, Deserialize)]
+        struct RewrapItem {
+            #[serde(default)]
+            ciphertext: Option<String>,
+            #[serde(default)]
+            error: Option<String>,
+        }
+        #[derive(Debug, Deserialize)]
+        struct RewrapResponse {
+            batch_results: Vec<RewrapItem>,
+        }
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let contexts: Vec<String> = items.iter().map(|(t, _)| Self::context(*t)).collect();
+        let batch: Vec<ContextItem<'_>> = items
+            .iter()
+            .zip(&contexts)
+            .map(|((_, w), context)| ContextItem {
+                ciphertext: &w.0,
+                context,
+            })
+            .collect();
+        let response: RewrapResponse = self
+            .call(
+                "rewrap_batch",
+                "rewrap",
+                Some(serde_json::json!({ "batch_input": batch })),
+            )
+            .await?;
+        if response.batch_results.len() != items.len() {
+            return Err(KeyError::Refused("batch result count mismatch".into()));
+        }
+        Ok(response
+            .batch_results
+            .into_iter()
+            .map(|item| match (item.ciphertext, item.error) {
+                (Some(ciphertext), None) => Ok(WrappedKey(ciphertext)),
+                (_, Some(error)) => Err(KeyError::Refused(error)),
+                (None, None) => Err(KeyError::Refused("empty batch item".into())),
+            })
+            .collect())
+    }
+}
+
+fn is_unavailable(err: &vaultrs::error::ClientError) -> bool {
+    use vaultrs::error::ClientError as E;
+    match err {
+        // 429 standby/rate limit, 5xx: Vault exists but cannot serve now (503 = sealed).
+        E::APIError { code, .. } => *code == 429 || *code >= 500,
+        E::RestClientError { .. } => true,
+        _ => false,
+    }
+}
+
+/// Error text without request content (Vault's errors quote no plaintext, but keep it short).
+fn describe(err: &vaultrs::error::ClientError) -> String {
+    match err {
+        vaultrs::error::ClientError::APIError { code, errors } => {
+            format!("status {code}: {}", errors.join("; "))
+        }
+        vaultrs::error::ClientError::RestClientError { .. } => {
+            "connection failed or timed out".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A JSON POST to a Vault path, answered under `data`.
+struct Call<R> {
+    path: String,
+    /// `None`: a GET.
+    body: Option<serde_json::Value>,
+    _response: std::marker::PhantomData<fn() -> R>,
+}
+
+impl<R> Call<R> {
+    fn new(path: String, body: Option<serde_json::Value>) -> Self {
+        Self {
+            path,
+            body,
+            _response: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<R: DeserializeOwned + Send + Sync> rustify::Endpoint for Call<R> {
+    type Response = R;
+    const REQUEST_BODY_TYPE: rustify::enums::RequestType = rustify::enums::RequestType::JSON;
+    const RESPONSE_BODY_TYPE: rustify::enums::ResponseType = rustify::enums::ResponseType::JSON;
+
+    fn path(&self) -> String {
+        self.path.clone()
+    }
+
+    fn method(&self) -> rustify::enums::RequestMethod {
+        if self.body.is_some() {
+            rustify::enums::RequestMethod::POST
+        } else {
+            rustify::enums::RequestMethod::GET
+        }
+    }
+
+    fn body(&self) -> Result<Option<Vec<u8>>, rustify::errors::ClientError> {
+        self.body
+            .as_ref()
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|source| rustify::errors::ClientError::DataParseError {
+                source: source.into(),
+            })
+    }
+}
+
+/// Offline provider: a local 32-byte KEK wraps DEKs (AES-256-GCM, AAD = tenant id).
+#[derive(Debug)]
+pub struct LocalKeys {
+    kek: Zeroizing<[u8; 32]>,
+}
+
+const LOCAL_PREFIX: &str = "local:v1:";
+
+impl LocalKeys {
+    /// Reads a key file holding 32 bytes, base64-encoded (`head -c 32 /dev/urandom | base64`).
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = Zeroizing::new(std::fs::read_to_string(path)?);
+        let bytes = Zeroizing::new(B64.decode(text.trim())?);
+        let kek: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("{} must hold 32 base64-encoded bytes", path.display()))?;
+        Ok(Self {
+            kek: Zeroizing::new(kek),
+        })
+    }
+
+    pub fn from_bytes(kek: [u8; 32]) -> Self {
+        Self {
+            kek: Zeroizing::new(kek),
+        }
+    }
+
+    fn cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new((&*self.kek).into())
+    }
+
+    fn generate(&self, tenant: TenantId) -> (Dek, WrappedKey) {
+        let dek = Dek::generate();
+        let nonce = Nonce::generate();
+        let aad = tenant.0.as_bytes();
+        let sealed = self
+            .cipher()
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: dek.as_bytes(),
+                    aad,
+                },
+            )
+            .unwrap_or_default();
+        let mut bytes = nonce.to_vec();
+        bytes.extend_from_slice(&sealed);
+        (
+            dek,
+            WrappedKey(format!("{LOCAL_PREFIX}{}", B64.encode(bytes))),
+        )
+    }
+
+    fn unwrap(&self, tenant: TenantId, wrapped: &WrappedKey) -> Result<Dek, KeyError> {
+        let refused = || KeyError::Refused("local key does not unwrap".into());
+        let encoded = wrapped.0.strip_prefix(LOCAL_PREFIX).ok_or_else(refused)?;
+        let bytes = B64.decode(encoded).map_err(|_| refused())?;
+        if bytes.len() < 12 {
+            return Err(refused());
+        }
+        let (nonce, body) = bytes.split_at(12);
+        let nonce = Nonce::try_from(nonce).map_err(|_| refused())?;
+        let plain = Zeroizing::new(
+            self.cipher()
+                .decrypt(
+                    &nonce,
+                    Payload {
+                        msg: body,
+                        aad: tenant.0.as_bytes(),
+                    },
+                )
+                .map_err(|_| refused())?,
+        );
+        Dek::from_slice(&plain).ok_or_else(refused)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kek_version_is_read_from_the_prefix() {
+        assert_eq!(WrappedKey("vault:v3:abc".into()).kek_version(), Some(3));
+        assert_eq!(WrappedKey("local:v1:abc".into()).kek_version(), Some(1));
+        assert_eq!(WrappedKey("garbage".into()).kek_version(), None);
+    }
+
+    #[test]
+    fn local_keys_wrap_per_tenant() {
+        let keys = LocalKeys::from_bytes([9; 32]);
+        let (t, other) = (TenantId::new(), TenantId::new());
+        let (dek, wrapped) = keys.generate(t);
+        assert_eq!(keys.unwrap(t, &wrapped).unwrap().as_bytes(), dek.as_bytes());
+        assert!(
+            keys.unwrap(other, &wrapped).is_err(),
+            "a wrapped key must not open for another tenant"
+        );
+        assert!(!wrapped.0.contains(&B64.encode(dek.as_bytes())));
+    }
+}

@@ -1,0 +1,556 @@
+//! Personal data protection: envelope encryption through Vault Transit, blind indexes and
+//! crypto-shredding, behind a few calls every module uses.
+//!
+//! ```text
+//! Transit KEK `warung-kek` (derived per tenant)          — never leaves Vault
+//!   └─ wraps one DEK per data subject (`subject_keys`)    — stored only wrapped
+//!        └─ seals each field locally with AES-256-GCM     — AAD binds tenant, subject, table.column
+//! ```
+//!
+//! - [`PiiCipher::seal`] / [`PiiCipher::open`] / [`PiiCipher::open_many`]: opening 100 values of
+//!   100 subjects on a cold cache costs one database query and one Transit call.
+//! - [`PiiCipher::shred`]: deletes the subject's DEK and tells every process to forget it; the
+//!   subject's stored values then open as [`Opened::Erased`], never as an error.
+//! - [`PiiCipher::blind_index`]: equality lookup for email/phone.
+//!
+//! Plaintext DEKs live only in a bounded, short-TTL cache and are zeroed when dropped.
+
+mod blind;
+mod breaker;
+mod cipher;
+mod keys;
+pub mod rewrap;
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use moka::future::Cache;
+use serde::{Serialize, Serializer};
+
+pub use self::{
+    blind::{BlindIndex, IndexKind},
+    breaker::Breaker,
+    cipher::{Dek, OpenError},
+    keys::{KeyError, Keys, LocalKeys, TransitKeys, WrappedKey},
+};
+use crate::{
+    clients::Redis,
+    db::{Db, TenantTx},
+    error::Error,
+    health::Dependency,
+    id::{TenantId, UserId},
+    module::Worker,
+};
+
+crate::id_type!(
+    /// Whose key seals a value: a staff user, a customer, or the tenant itself.
+    SubjectId
+);
+
+impl From<UserId> for SubjectId {
+    fn from(id: UserId) -> Self {
+        Self(id.0)
+    }
+}
+
+impl From<TenantId> for SubjectId {
+    fn from(id: TenantId) -> Self {
+        Self(id.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectKind {
+    Tenant,
+    Staff,
+    Customer,
+}
+
+impl SubjectKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Tenant => "tenant",
+            Self::Staff => "staff",
+            Self::Customer => "customer",
+        }
+    }
+}
+
+/// A data subject: whose key, and what kind of person (kept for erasure and rewrap reports).
+#[derive(Debug, Clone, Copy)]
+pub struct Subject {
+    pub id: SubjectId,
+    pub kind: SubjectKind,
+}
+
+/// A sealed value as stored (`bytea`).
+#[derive(Clone, PartialEq, Eq, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct Sealed(pub Vec<u8>);
+
+impl std::fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sealed({} bytes)", self.0.len())
+    }
+}
+
+/// Plaintext personal data in memory. `Debug` and `Display` print `[redacted]`, so it cannot
+/// end up in a log by accident; [`Pii::expose`] is the one deliberate way to the value.
+/// `Serialize` writes the value: responses and exports are deliberate.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Pii<T>(T);
+
+impl<T> Pii<T> {
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::fmt::Debug for Pii<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl<T> std::fmt::Display for Pii<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl<T: Serialize> Serialize for Pii<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+/// What opening a sealed value gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    Value(Pii<String>),
+    /// The subject's key was shredded: the value is gone for good. Readers show "erased".
+    Erased,
+}
+
+impl Opened {
+    pub fn value(&self) -> Option<&str> {
+        match self {
+            Self::Value(v) => Some(v.expose()),
+            Self::Erased => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PiiError {
+    #[error("key service unavailable")]
+    KeyServiceUnavailable,
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A stored value does not authenticate under its subject's key: tampering or a bug.
+    #[error("sealed value for {field} does not open: {reason}")]
+    Corrupt {
+        field: &'static str,
+        reason: OpenError,
+    },
+    #[error("key service refused: {0}")]
+    KeyRefused(String),
+}
+
+impl From<KeyError> for PiiError {
+    fn from(err: KeyError) -> Self {
+        match err {
+            KeyError::Unavailable(_) => Self::KeyServiceUnavailable,
+            KeyError::Refused(reason) => Self::KeyRefused(reason),
+        }
+    }
+}
+
+impl From<PiiError> for Error {
+    fn from(err: PiiError) -> Self {
+        match err {
+            PiiError::KeyServiceUnavailable => Self::Unavailable(Dependency::Vault),
+            PiiError::Database(db) => Self::from(db),
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+fn bounded<K, V>(settings: CacheSettings) -> Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    Cache::builder()
+        .max_capacity(settings.capacity)
+        .time_to_live(settings.ttl)
+        .build()
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct CacheSettings {
+    pub capacity: u64,
+    pub ttl: Duration,
+}
+
+type CacheKey = (TenantId, SubjectId);
+
+const SHRED_CHANNEL: &str = "warung:pii:shred";
+
+/// Transit accepts large batches, but one bounded request keeps latency and memory predictable.
+const UNWRAP_BATCH: usize = 256;
+
+/// The PII service. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct PiiCipher {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    keys: Keys,
+    deks: Cache<CacheKey, Arc<Dek>>,
+    index_keys: Cache<TenantId, Arc<Dek>>,
+    /// Subjects shredded within the cache TTL: a DEK loaded concurrently with a shred must not
+    /// be cached again after the invalidation.
+    shredded: Cache<CacheKey, ()>,
+    redis: Option<Redis>,
+}
+
+impl PiiCipher {
+    pub fn new(keys: Keys, cache: CacheSettings, redis: Option<Redis>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                keys,
+                deks: bounded(cache),
+                index_keys: bounded(cache),
+                shredded: bounded(cache),
+                redis,
+            }),
+        }
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.inner.keys
+    }
+
+    /// Seals `value` for `subject` in `field` (`table.column`), creating the subject's key on
+    /// first use inside the caller's transaction (so it commits or rolls back with the data).
+    #[tracing::instrument(name = "pii.seal", skip_all, fields(field))]
+    pub async fn seal(
+        &self,
+        tx: &mut TenantTx,
+        subject: Subject,
+        field: &'static str,
+        value: &str,
+    ) -> Result<Sealed, PiiError> {
+        let tenant = tx.tenant();
+        let dek = self.dek_for_seal(tx, subject).await?;
+        metrics::counter!("encryption_operations_total", "op" => "seal").increment(1);
+        let binding = cipher::Binding {
+            tenant,
+            subject: subject.id,
+            field,
+        };
+        Ok(Sealed(cipher::seal(&dek, binding, value.as_bytes())))
+    }
+
+    /// Opens one value. See [`Self::open_many`].
+    pub async fn open(
+        &self,
+        tx: &mut TenantTx,
+        subject: SubjectId,
+        field: &'static str,
+        sealed: &Sealed,
+    ) -> Result<Opened, PiiError> {
+        let mut opened = self.open_many(tx, &[(subject, field, sealed)]).await?;
+        Ok(opened.pop().unwrap_or(Opened::Erased))
+    }
+
+    /// Opens many values, possibly of many subjects, in order. Keys missing from the cache are
+    /// loaded with one query and unwrapped with one Transit call (per 256 subjects).
+    #[tracing::instrument(name = "pii.open", skip_all, fields(count = items.len()))]
+    pub async fn open_many(
+        &self,
+        tx: &mut TenantTx,
+        items: &[(SubjectId, &'static str, &Sealed)],
+    ) -> Result<Vec<Opened>, PiiError> {
+        let tenant = tx.tenant();
+        let mut subjects: Vec<SubjectId> = items.iter().map(|(s, _, _)| *s).collect();
+        subjects.sort();
+        subjects.dedup();
+        let deks = self.deks_for_open(tx, &subjects).await?;
+        items
+            .iter()
+            .map(|(subject, field, sealed)| {
+                metrics::counter!("encryption_operations_total", "op" => "open").increment(1);
+                let Some(dek) = deks.get(subject) else {
+                    return Ok(Opened::Erased);
+                };
+                let binding = cipher::Binding {
+                    tenant,
+                    subject: *subject,
+                    field,
+                };
+                cipher::open(dek, binding, &sealed.0)
+                    .map(|bytes| Opened::Value(Pii(String::from_utf8_lossy(&bytes).into_owned())))
+                    .map_err(|reason| PiiError::Corrupt { field, reason })
+            })
+            .collect()
+    }
+
+    /// Crypto-shreds `subject`: deletes its DEK (own transaction) and makes every process
+    /// forget it. Returns whether a key existed. Idempotent.
+    #[tracing::instrument(name = "pii.shred", skip_all)]
+    pub async fn shred(
+        &self,
+        db: &Db,
+        tenant: TenantId,
+        subject: SubjectId,
+    ) -> Result<bool, PiiError> {
+        let mut tx = db.tenant(tenant).begin().await?;
+        let deleted = sqlx::query!("delete from subject_keys where subject_id = $1", subject.0)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        self.forget(tenant, subject).await;
+        if let Some(redis) = &self.inner.redis {
+            let mut conn = redis.conn();
+            let message = format!("{}:{}", tenant.0, subject.0);
+            // If Redis is down, other processes still drop the key within the cache TTL.
+            if let Err(err) = redis::cmd("PUBLISH")
+                .arg(SHRED_CHANNEL)
+                .arg(message)
+                .query_async::<i64>(&mut conn)
+                .await
+            {
+                tracing::warn!(error = %err, "shred broadcast failed; peers forget the key within the cache TTL");
+            }
+        }
+        metrics::counter!("pii_shred_total").increment(1);
+        metrics::counter!("encryption_operations_total", "op" => "shred").increment(1);
+        Ok(deleted > 0)
+    }
+
+    /// Forgets a subject's DEK in this process (also called for shreds announced by peers).
+    pub async fn forget(&self, tenant: TenantId, subject: SubjectId) {
+        self.inner.shredded.insert((tenant, subject), ()).await;
+        self.inner.deks.invalidate(&(tenant, subject)).await;
+    }
+
+    /// The blind index of `value` for equality lookups in this tenant.
+    #[tracing::instrument(name = "pii.blind_index", skip_all)]
+    pub async fn blind_index(
+        &self,
+        tx: &mut TenantTx,
+        kind: IndexKind,
+        value: &str,
+    ) -> Result<BlindIndex, PiiError> {
+        let key = self.index_key(tx).await?;
+        metrics::counter!("encryption_operations_total", "op" => "blind_index").increment(1);
+        Ok(blind::compute(&key, kind, value))
+    }
+
+    /// Listens for shreds announced by other processes and forgets those keys. On every
+    /// (re)connection the whole cache is dropped, since announcements may have been missed.
+    pub fn invalidation_worker(&self) -> Option<Worker> {
+        let redis = self.inner.redis.clone()?;
+        let this = self.clone();
+        Some(Worker::new("pii-cache-invalidation", move |ctx| {
+            let (redis, this) = (redis.clone(), this.clone());
+            async move {
+                let mut pubsub = redis.client().get_async_pubsub().await?;
+                pubsub.subscribe(SHRED_CHANNEL).await?;
+                this.inner.deks.invalidate_all();
+                let mut messages = pubsub.on_message();
+                loop {
+                    tokio::select! {
+                        () = ctx.shutdown.cancelled() => return Ok(()),
+                        message = messages.next() => {
+                            let Some(message) = message else {
+                                anyhow::bail!("shred subscription closed");
+                            };
+                            let payload: String = message.get_payload()?;
+                            if let Some((tenant, subject)) = payload.split_once(':')
+                                && let (Ok(tenant), Ok(subject)) = (tenant.parse(), subject.parse())
+                            {
+                                this.forget(tenant, subject).await;
+                            }
+                        }
+                    }
+                }
+            }
+        }))
+    }
+
+    async fn dek_for_seal(
+        &self,
+        tx: &mut TenantTx,
+        subject: Subject,
+    ) -> Result<Arc<Dek>, PiiError> {
+        let tenant = tx.tenant();
+        if let Some(dek) = self.cached(tenant, subject.id).await {
+            return Ok(dek);
+        }
+        let existing = sqlx::query_scalar!(
+            "select wrapped_dek from subject_keys where subject_id = $1",
+            subject.id.0
+        )
+        .fetch_optional(&mut **tx)
+        .await?;
+        let dek = match existing {
+            Some(wrapped) => self.unwrap_one(tenant, WrappedKey(wrapped)).await?,
+            None => {
+                let (dek, wrapped) = self.inner.keys.generate(tenant).await?;
+                let version = wrapped.kek_version().unwrap_or(1);
+                // A concurrent first seal may have created the key: keep the winner's.
+                let inserted = sqlx::query!(
+                    "insert into subject_keys (tenant_id, subject_id, subject_kind, wrapped_dek, kek_version)
+                     values ($1, $2, $3, $4, $5) on conflict (tenant_id, subject_id) do nothing",
+                    tenant.0,
+                    subject.id.0,
+                    subject.kind.as_str(),
+                    wrapped.0,
+                    version,
+                )
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+                if inserted == 1 {
+                    Arc::new(dek)
+                } else {
+                    let wrapped = sqlx::query_scalar!(
+                        "select wrapped_dek from subject_keys where subject_id = $1",
+                        subject.id.0
+                    )
+                    .fetch_one(&mut **tx)
+                    .await?;
+                    self.unwrap_one(tenant, WrappedKey(wrapped)).await?
+                }
+            }
+        };
+        // A key created inside a transaction that later rolls back stays cached for the TTL;
+        // harmless: nothing committed was sealed with it, and it was never stored.
+        self.inner
+            .deks
+            .insert((tenant, subject.id), dek.clone())
+            .await;
+        Ok(dek)
+    }
+
+    async fn deks_for_open(
+        &self,
+        tx: &mut TenantTx,
+        subjects: &[SubjectId],
+    ) -> Result<HashMap<SubjectId, Arc<Dek>>, PiiError> {
+        let tenant = tx.tenant();
+        let mut found = HashMap::with_capacity(subjects.len());
+        let mut missing = Vec::new();
+        for subject in subjects {
+            match self.cached(tenant, *subject).await {
+                Some(dek) => {
+                    found.insert(*subject, dek);
+                }
+                None => missing.push(subject.0),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let rows = sqlx::query!(
+            "select subject_id, wrapped_dek from subject_keys where subject_id = any($1)",
+            &missing
+        )
+        .fetch_all(&mut **tx)
+        .await?;
+        for chunk in rows.chunks(UNWRAP_BATCH) {
+            let wrapped: Vec<WrappedKey> = chunk
+                .iter()
+                .map(|r| WrappedKey(r.wrapped_dek.clone()))
+                .collect();
+            let request: Vec<(TenantId, &WrappedKey)> =
+                wrapped.iter().map(|w| (tenant, w)).collect();
+            let results = self.inner.keys.unwrap_many(&request).await?;
+            for (row, result) in chunk.iter().zip(results) {
+                let subject = SubjectId(row.subject_id);
+                let dek = Arc::new(result?);
+                if self.inner.shredded.contains_key(&(tenant, subject)) {
+                    continue;
+                }
+                self.inner.deks.insert((tenant, subject), dek.clone()).await;
+                found.insert(subject, dek);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn cached(&self, tenant: TenantId, subject: SubjectId) -> Option<Arc<Dek>> {
+        let hit = self.inner.deks.get(&(tenant, subject)).await;
+        let outcome = if hit.is_some() { "hit" } else { "miss" };
+        metrics::counter!("dek_cache_lookups_total", "outcome" => outcome).increment(1);
+        hit
+    }
+
+    async fn unwrap_one(
+        &self,
+        tenant: TenantId,
+        wrapped: WrappedKey,
+    ) -> Result<Arc<Dek>, PiiError> {
+        let mut results = self.inner.keys.unwrap_many(&[(tenant, &wrapped)]).await?;
+        let dek = results
+            .pop()
+            .ok_or_else(|| PiiError::KeyRefused("empty unwrap".into()))??;
+        Ok(Arc::new(dek))
+    }
+
+    async fn index_key(&self, tx: &mut TenantTx) -> Result<Arc<Dek>, PiiError> {
+        let tenant = tx.tenant();
+        if let Some(key) = self.inner.index_keys.get(&tenant).await {
+            return Ok(key);
+        }
+        let existing = sqlx::query_scalar!(
+            "select wrapped_key from pii_index_keys where tenant_id = $1",
+            tenant.0
+        )
+        .fetch_optional(&mut **tx)
+        .await?;
+        let key = match existing {
+            Some(wrapped) => self.unwrap_one(tenant, WrappedKey(wrapped)).await?,
+            None => {
+                let (key, wrapped) = self.inner.keys.generate(tenant).await?;
+                let inserted = sqlx::query!(
+                    "insert into pii_index_keys (tenant_id, wrapped_key, kek_version) values ($1, $2, $3)
+                     on conflict (tenant_id) do nothing",
+                    tenant.0,
+                    wrapped.0,
+                    wrapped.kek_version().unwrap_or(1),
+                )
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+                if inserted == 1 {
+                    Arc::new(key)
+                } else {
+                    let wrapped = sqlx::query_scalar!(
+                        "select wrapped_key from pii_index_keys where tenant_id = $1",
+                        tenant.0
+                    )
+                    .fetch_one(&mut **tx)
+                    .await?;
+                    self.unwrap_one(tenant, WrappedKey(wrapped)).await?
+                }
+            }
+        };
+        self.inner.index_keys.insert(tenant, key.clone()).await;
+        Ok(key)
+    }
+}

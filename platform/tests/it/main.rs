@@ -1,0 +1,9 @@
+//! Platform integration tests against the real local stack (OpenBao, PostgreSQL, Redis).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+mod pii;

@@ -1,0 +1,515 @@
+//! Envelope encryption against the real OpenBao: round trip, binding, shredding across
+//! processes, rotation + rewrap, outage behaviour, blind indexes, no plaintext at rest.
+
+use std::time::Duration;
+
+use platform::{
+    Error,
+    pii::{IndexKind, Opened, PiiError, Sealed, Subject, SubjectId, SubjectKind, rewrap},
+};
+use sqlx::{AssertSqlSafe, Row};
+use testkit::{FaultProxy, TestApp, url_addr};
+
+fn customer() -> Subject {
+    Subject {
+        id: SubjectId::new(),
+        kind: SubjectKind::Customer,
+    }
+}
+
+/// Seals `value` for `subject` and stores it in `table`, committed.
+async fn store(
+    app: &TestApp,
+    tenant: platform::id::TenantId,
+    table: &str,
+    subject: Subject,
+    value: &str,
+) -> Sealed {
+    let mut tx = app.tenant_tx(tenant).await;
+    let sealed = app
+        .state
+        .pii
+        .seal(&mut tx, subject, "customers.email", value)
+        .await
+        .unwrap();
+    let index = app
+        .state
+        .pii
+        .blind_index(&mut tx, IndexKind::Email, value)
+        .await
+        .unwrap();
+    sqlx::query(AssertSqlSafe(format!(
+        "insert into {table} (tenant_id, id, email, email_index) values ($1, $2, $3, $4)"
+    )))
+    .bind(tenant)
+    .bind(subject.id)
+    .bind(&sealed)
+    .bind(&index.0)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    sealed
+}
+
+#[tokio::test]
+async fn sealed_values_round_trip_and_only_open_where_they_were_sealed() {
+    let app = TestApp::spawn().await;
+    let (t, other_tenant) = (app.tenant().await, app.tenant().await);
+    let (alice, bob) = (customer(), customer());
+
+    let mut tx = app.tenant_tx(t.id).await;
+    let sealed = app
+        .state
+        .pii
+        .seal(&mut tx, alice, "customers.email", "alice@example.id")
+        .await
+        .unwrap();
+    app.state
+        .pii
+        .seal(&mut tx, bob, "customers.email", "bob@example.id")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = app.tenant_tx(t.id).await;
+    let opened = app
+        .state
+        .pii
+        .open(&mut tx, alice.id, "customers.email", &sealed)
+        .await
+        .unwrap();
+    assert_eq!(opened.value(), Some("alice@example.id"));
+
+    // Moved to another column, another subject's row: refused, not opened.
+    for (subject, field) in [(alice.id, "customers.phone"), (bob.id, "customers.email")] {
+        let err = app
+            .state
+            .pii
+            .open(&mut tx, subject, field, &sealed)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PiiError::Corrupt { .. }), "{err:?}");
+    }
+    drop(tx);
+
+    // Another tenant does not even have the subject's key: the value cannot be opened there.
+    let mut tx = app.tenant_tx(other_tenant.id).await;
+    let opened = app
+        .state
+        .pii
+        .open(&mut tx, alice.id, "customers.email", &sealed)
+        .await
+        .unwrap();
+    assert_eq!(opened, Opened::Erased);
+}
+
+#[tokio::test]
+async fn the_database_holds_no_plaintext_after_a_create() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant().await;
+    let table = app
+        .scratch_table("email bytea not null, email_index bytea not null")
+        .await;
+    let email = format!("plain-{}@example.id", uuid::Uuid::now_v7().simple());
+    store(&app, t.id, &table, customer(), &email).await;
+
+    // Scan the text of every row the system role can read, in every table, for the address in
+    // plain text and in hex (how bytea prints).
+    let system = app.system.pool();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "select c.relname::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
+         where n.nspname = 'public' and c.relkind in ('r', 'p') and has_table_privilege(c.oid, 'select')",
+    )
+    .fetch_all(system)
+    .await
+    .unwrap();
+    for must in [table.as_str(), "subject_keys", "pii_index_keys", "tenants"] {
+        assert!(tables.iter().any(|t| t == must), "{must} not scanned");
+    }
+    let hex: String = email.bytes().map(|b| format!("{b:02x}")).collect();
+    for name in &tables {
+        let hits: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "select count(*) from {name} x where x::text ilike '%' || $1 || '%' or x::text ilike '%' || $2 || '%'"
+        )))
+        .bind(&email)
+        .bind(&hex)
+        .fetch_one(system)
+        .await
+        .unwrap();
+        assert_eq!(hits, 0, "plaintext email found in {name}");
+    }
+    app.drop_table(&table).await;
+}
+
+#[tokio::test]
+async fn blind_index_finds_by_email_regardless_of_case_and_whitespace_but_never_across_tenants() {
+    let app = TestApp::spawn().await;
+    let (t, other) = (app.tenant().await, app.tenant().await);
+    let table = app
+        .scratch_table("email bytea not null, email_index bytea not null")
+        .await;
+    let subject = customer();
+    store(&app, t.id, &table, subject, "Siti.Rahma@Example.ID").await;
+    // The same address in another tenant.
+    store(&app, other.id, &table, customer(), "siti.rahma@example.id").await;
+
+    let find = |tenant| {
+        let (app, table) = (&app, &table);
+        async move {
+            let mut tx = app.tenant_tx(tenant).await;
+            let index = app
+                .state
+                .pii
+                .blind_index(&mut tx, IndexKind::Email, "  siti.rahma@example.id ")
+                .await
+                .unwrap();
+            let rows = sqlx::query(AssertSqlSafe(format!(
+                "select id from {table} where email_index = $1"
+            )))
+            .bind(&index.0)
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+            (
+                index,
+                rows.iter()
+                    .map(|r| r.get::<uuid::Uuid, _>("id"))
+                    .collect::<Vec<_>>(),
+            )
+        }
+    };
+    let (index_t, found) = find(t.id).await;
+    assert_eq!(found, vec![subject.id.0]);
+    let (index_other, found_other) = find(other.id).await;
+    assert_eq!(found_other.len(), 1);
+    assert_ne!(found_other, vec![subject.id.0]);
+    assert_ne!(
+        index_t, index_other,
+        "indexes of different tenants must be unrelated"
+    );
+    app.drop_table(&table).await;
+}
+
+#[tokio::test]
+async fn shred_erases_one_subject_everywhere_and_leaves_others_readable() {
+    let app = TestApp::spawn().await;
+    // A second process with its own DEK cache, as another replica would have.
+    let peer = TestApp::spawn().await;
+    let t = app.tenant().await;
+    let (gone, kept) = (customer(), customer());
+
+    let mut tx = app.tenant_tx(t.id).await;
+    let gone_email = app
+        .state
+        .pii
+        .seal(&mut tx, gone, "customers.email", "gone@example.id")
+        .await
+        .unwrap();
+    let gone_name = app
+        .state
+        .pii
+        .seal(&mut tx, gone, "customers.full_name", "Gone Person")
+        .await
+        .unwrap();
+    let kept_email = app
+        .state
+        .pii
+        .seal(&mut tx, kept, "customers.email", "kept@example.id")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    // The peer opens once, so it has the DEK cached.
+    let mut tx = peer.tenant_tx(t.id).await;
+    let warm = peer
+        .state
+        .pii
+        .open(&mut tx, gone.id, "customers.email", &gone_email)
+        .await
+        .unwrap();
+    assert_eq!(warm.value(), Some("gone@example.id"));
+    drop(tx);
+
+    assert!(
+        app.state
+            .pii
+            .shred(&app.state.db, t.id, gone.id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !app.state
+            .pii
+            .shred(&app.state.db, t.id, gone.id)
+            .await
+            .unwrap(),
+        "idempotent"
+    );
+
+    let items = [
+        (gone.id, "customers.email", &gone_email),
+        (gone.id, "customers.full_name", &gone_name),
+        (kept.id, "customers.email", &kept_email),
+    ];
+    let mut tx = app.tenant_tx(t.id).await;
+    let opened = app.state.pii.open_many(&mut tx, &items).await.unwrap();
+    assert_eq!(opened[0], Opened::Erased);
+    assert_eq!(opened[1], Opened::Erased);
+    assert_eq!(opened[2].value(), Some("kept@example.id"));
+    drop(tx);
+
+    // The peer learns of the shred through Redis, well before its cache TTL.
+    let mut erased_at_peer = false;
+    for _ in 0..50 {
+        let mut tx = peer.tenant_tx(t.id).await;
+        if peer
+            .state
+            .pii
+            .open(&mut tx, gone.id, "customers.email", &gone_email)
+            .await
+            .unwrap()
+            == Opened::Erased
+        {
+            erased_at_peer = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        erased_at_peer,
+        "the peer process still opened a shredded subject's data"
+    );
+}
+
+#[tokio::test]
+async fn open_many_costs_one_transit_call_for_many_subjects_on_a_cold_cache() {
+    let writer = TestApp::spawn().await;
+    let t = writer.tenant().await;
+    let mut tx = writer.tenant_tx(t.id).await;
+    let mut items = Vec::new();
+    for i in 0..100 {
+        let subject = customer();
+        let sealed = writer
+            .state
+            .pii
+            .seal(
+                &mut tx,
+                subject,
+                "customers.email",
+                &format!("c{i}@example.id"),
+            )
+            .await
+            .unwrap();
+        items.push((subject.id, sealed));
+    }
+    tx.commit().await.unwrap();
+
+    // A fresh process: nothing cached.
+    let reader = TestApp::spawn().await;
+    let calls_before = transit_calls(&reader, "decrypt_batch").await;
+    let mut tx = reader.tenant_tx(t.id).await;
+    let request: Vec<_> = items
+        .iter()
+        .map(|(s, sealed)| (*s, "customers.email", sealed))
+        .collect();
+    let opened = reader.state.pii.open_many(&mut tx, &request).await.unwrap();
+    assert_eq!(opened.len(), 100);
+    assert_eq!(opened[42].value(), Some("c42@example.id"));
+    assert_eq!(
+        transit_calls(&reader, "decrypt_batch").await - calls_before,
+        1.0
+    );
+}
+
+/// This process's `transit_calls_total{call}` from `/metrics` (summed over outcomes).
+async fn transit_calls(app: &TestApp, call: &str) -> f64 {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    text.lines()
+        .filter(|l| {
+            l.starts_with("transit_calls_total{") && l.contains(&format!("call=\"{call}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn rotate_and_rewrap_keep_data_readable_and_leave_no_key_on_an_old_version() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant().await;
+    let subjects: Vec<Subject> = (0..5).map(|_| customer()).collect();
+    let mut tx = app.tenant_tx(t.id).await;
+    let mut sealed = Vec::new();
+    for (i, s) in subjects.iter().enumerate() {
+        sealed.push(
+            app.state
+                .pii
+                .seal(&mut tx, *s, "customers.email", &format!("r{i}@example.id"))
+                .await
+                .unwrap(),
+        );
+    }
+    app.state
+        .pii
+        .blind_index(&mut tx, IndexKind::Email, "x")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let platform::pii::Keys::Vault(transit) = app.state.pii.keys() else {
+        panic!("vault provider expected")
+    };
+    let before = transit.latest_version().await.unwrap();
+    let latest = transit.rotate().await.unwrap();
+    assert_eq!(latest, before + 1);
+
+    let report = rewrap::rewrap_all(app.state.pii.keys(), &app.system, 2, |_| {})
+        .await
+        .unwrap();
+    assert!(report.rewrapped >= 6, "{report:?}");
+    assert_eq!(rewrap::pending(&app.system, latest).await.unwrap(), 0);
+    let versions: Vec<i32> =
+        sqlx::query_scalar("select kek_version from subject_keys where tenant_id = $1")
+            .bind(t.id)
+            .fetch_all(app.system.pool())
+            .await
+            .unwrap();
+    assert!(versions.iter().all(|v| *v >= latest), "{versions:?}");
+
+    // A fresh process (no cached DEKs) opens everything with the rewrapped keys.
+    let fresh = TestApp::spawn().await;
+    let mut tx = fresh.tenant_tx(t.id).await;
+    let request: Vec<_> = subjects
+        .iter()
+        .zip(&sealed)
+        .map(|(s, v)| (s.id, "customers.email", v))
+        .collect();
+    let opened = fresh.state.pii.open_many(&mut tx, &request).await.unwrap();
+    for (i, o) in opened.iter().enumerate() {
+        assert_eq!(o.value(), Some(format!("r{i}@example.id").as_str()));
+    }
+}
+
+#[tokio::test]
+async fn vault_down_fails_with_503_and_writes_nothing() {
+    let proxy = FaultProxy::start(url_addr("WARUNG_VAULT__ADDR")).await;
+    let app = TestApp::builder()
+        .set("WARUNG_VAULT__ADDR", format!("http://{}", proxy.addr))
+        .set("WARUNG_VAULT__TIMEOUT_MS", "500")
+        .set("WARUNG_PII__BREAKER_THRESHOLD", "2")
+        .start()
+        .await;
+    let t = app.tenant().await;
+    let table = app
+        .scratch_table("email bytea not null, email_index bytea not null")
+        .await;
+    proxy.cut();
+
+    let subject = customer();
+    let mut tx = app.tenant_tx(t.id).await;
+    let err = app
+        .state
+        .pii
+        .seal(&mut tx, subject, "customers.email", "down@example.id")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PiiError::KeyServiceUnavailable), "{err:?}");
+    drop(tx);
+    let problem = Error::from(err);
+    assert_eq!(problem.status(), 503);
+    assert_eq!(problem.code(), "key_service_unavailable");
+
+    // The breaker opens after repeated failures: later calls fail at once.
+    let mut tx = app.tenant_tx(t.id).await;
+    let _ = app
+        .state
+        .pii
+        .seal(&mut tx, subject, "customers.email", "down@example.id")
+        .await;
+    let started = std::time::Instant::now();
+    let err = app
+        .state
+        .pii
+        .seal(&mut tx, subject, "customers.email", "down@example.id")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PiiError::KeyServiceUnavailable));
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "open breaker should not wait for a timeout"
+    );
+    drop(tx);
+
+    let keys: i64 = sqlx::query_scalar("select count(*) from subject_keys where subject_id = $1")
+        .bind(subject.id)
+        .fetch_one(app.system.pool())
+        .await
+        .unwrap();
+    let rows: i64 = sqlx::query_scalar(AssertSqlSafe(format!("select count(*) from {table}")))
+        .fetch_one(app.system.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        (keys, rows),
+        (0, 0),
+        "nothing may be written while the key service is down"
+    );
+
+    // Back up: after the cooldown, sealing works again.
+    proxy.restore();
+    let mut ok = false;
+    for _ in 0..40 {
+        let mut tx = app.tenant_tx(t.id).await;
+        if app
+            .state
+            .pii
+            .seal(&mut tx, subject, "customers.email", "up@example.id")
+            .await
+            .is_ok()
+        {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(ok, "sealing did not recover after Vault came back");
+    app.drop_table(&table).await;
+}
+
+#[tokio::test]
+async fn pii_metrics_are_exported() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant().await;
+    let mut tx = app.tenant_tx(t.id).await;
+    let subject = customer();
+    let sealed = app
+        .state
+        .pii
+        .seal(&mut tx, subject, "customers.email", "m@example.id")
+        .await
+        .unwrap();
+    app.state
+        .pii
+        .open(&mut tx, subject.id, "customers.email", &sealed)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    app.state
+        .pii
+        .shred(&app.state.db, t.id, subject.id)
+        .await
+        .unwrap();
+    let text = app.get("/metrics").await.text().await.unwrap();
+    for needle in [
+        r#"encryption_operations_total{op="seal"}"#,
+        r#"encryption_operations_total{op="open"}"#,
+        r#"dek_cache_lookups_total{outcome="hit"}"#,
+        r#"dek_cache_lookups_total{outcome="miss"}"#,
+        r#"transit_calls_total{call="datakey",outcome="ok"}"#,
+        "transit_call_duration_seconds_bucket",
+        "pii_shred_total",
+    ] {
+        assert!(text.contains(needle), "{needle} missing");
+    }
+    assert!(!text.contains("m@example.id"));
+}

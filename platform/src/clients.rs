@@ -223,3 +223,50 @@ impl Mailer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::VaultConfig;
+
+    /// A stand-in for `sys/health` answering with `status` (a fake is fine in a unit test: the
+    /// real OpenBao cannot be sealed under the other tests' feet).
+    async fn vault_answering(status: u16) -> Vault {
+        let app = axum::Router::new().route(
+            "/v1/sys/health",
+            axum::routing::get(move || async move { http::StatusCode::from_u16(status).unwrap() }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Vault::connect(&VaultConfig {
+            addr: format!("http://{addr}").parse().unwrap(),
+            token: "t".to_owned().into(),
+            transit_mount: "transit".into(),
+            kek_name: "warung-kek".into(),
+            timeout_ms: 1_000,
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn vault_health_reads_sealed_and_uninitialised_from_the_status_code() {
+        assert_eq!(
+            vault_answering(200).await.health().await.unwrap(),
+            VaultHealth::Ready
+        );
+        assert_eq!(
+            vault_answering(429).await.health().await.unwrap(),
+            VaultHealth::Ready
+        );
+        assert_eq!(
+            vault_answering(503).await.health().await.unwrap(),
+            VaultHealth::Sealed
+        );
+        assert_eq!(
+            vault_answering(501).await.health().await.unwrap(),
+            VaultHealth::Uninitialized
+        );
+        assert!(vault_answering(500).await.health().await.is_err());
+    }
+}

@@ -97,10 +97,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(40));
         assert!(breaker.allows());
         breaker.success();
-        assert!(
-            breaker.allows() && breaker.allows(),
-            "closed again"
-        );
+        assert!(breaker.allows() && breaker.allows(), "closed again");
     }
 
     #[test]

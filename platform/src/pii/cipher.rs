@@ -7,7 +7,7 @@
 
 use aes_gcm::{
     Aes256Gcm, Nonce,
-    aead::{Aead, Generate, Key, KeyInit, Payload},
+    aead::{Aead, AeadInOut, Generate, Key, KeyInit, Payload},
 };
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -46,6 +46,22 @@ impl std::fmt::Debug for Dek {
     }
 }
 
+/// A subject's key, expanded for AES-256-GCM once and reused for every field (expanding the key
+/// schedule costs more than sealing a short field). Round keys are zeroed when dropped.
+pub struct SubjectCipher(Aes256Gcm);
+
+impl SubjectCipher {
+    pub fn new(dek: &Dek) -> Self {
+        Self(Aes256Gcm::new(dek.as_bytes().into()))
+    }
+}
+
+impl std::fmt::Debug for SubjectCipher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SubjectCipher([redacted])")
+    }
+}
+
 /// Where a sealed value lives; authenticated with it.
 #[derive(Debug, Clone, Copy)]
 pub struct Binding<'a> {
@@ -75,29 +91,35 @@ pub enum OpenError {
     Format,
 }
 
-pub fn seal(dek: &Dek, binding: Binding<'_>, plaintext: &[u8]) -> Vec<u8> {
-    let cipher = Aes256Gcm::new(dek.as_bytes().into());
-    let nonce = Nonce::generate();
+pub fn seal(cipher: &SubjectCipher, binding: Binding<'_>, plaintext: &[u8]) -> Vec<u8> {
+    // Nonces from the thread-local CSPRNG (ChaCha, seeded and periodically reseeded from the
+    // OS): as unpredictable as the OS source without a system call per field.
+    let Ok(nonce) = Nonce::try_generate_from_rng(&mut rand::rng());
     let aad = binding.aad();
-    // Encryption with a valid key and in-memory buffers cannot fail; an empty result would be
-    // rejected by `open` rather than silently stored as plaintext.
-    let sealed = cipher
-        .encrypt(
-            &nonce,
-            Payload {
-                msg: plaintext,
-                aad: &aad,
-            },
-        )
-        .unwrap_or_default();
-    let mut out = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
+    let mut out = Vec::with_capacity(1 + NONCE_LEN + plaintext.len() + TAG_LEN);
     out.push(FORMAT_V1);
     out.extend_from_slice(nonce.as_slice());
-    out.extend_from_slice(&sealed);
-    out
+    out.extend_from_slice(plaintext);
+    // In place over the plaintext copy: one allocation per sealed value. Encryption with a
+    // valid key over an in-memory buffer of this size cannot fail; should it ever, the result
+    // is an empty value that `open` rejects, never plaintext at rest.
+    match cipher
+        .0
+        .encrypt_inout_detached(&nonce, &aad, (&mut out[1 + NONCE_LEN..]).into())
+    {
+        Ok(tag) => {
+            out.extend_from_slice(tag.as_slice());
+            out
+        }
+        Err(_) => Vec::new(),
+    }
 }
 
-pub fn open(dek: &Dek, binding: Binding<'_>, sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
+pub fn open(
+    cipher: &SubjectCipher,
+    binding: Binding<'_>,
+    sealed: &[u8],
+) -> Result<Vec<u8>, OpenError> {
     let Some((&FORMAT_V1, rest)) = sealed.split_first() else {
         return Err(OpenError::Format);
     };
@@ -106,9 +128,9 @@ pub fn open(dek: &Dek, binding: Binding<'_>, sealed: &[u8]) -> Result<Vec<u8>, O
     }
     let (nonce, body) = rest.split_at(NONCE_LEN);
     let nonce = Nonce::try_from(nonce).map_err(|_| OpenError::Format)?;
-    let cipher = Aes256Gcm::new(dek.as_bytes().into());
     let aad = binding.aad();
     cipher
+        .0
         .decrypt(
             &nonce,
             Payload {
@@ -123,8 +145,8 @@ pub fn open(dek: &Dek, binding: Binding<'_>, sealed: &[u8]) -> Result<Vec<u8>, O
 mod tests {
     use super::*;
 
-    fn dek(byte: u8) -> Dek {
-        Dek([byte; DEK_LEN])
+    fn dek(byte: u8) -> SubjectCipher {
+        SubjectCipher::new(&Dek([byte; DEK_LEN]))
     }
 
     fn binding(tenant: TenantId, subject: SubjectId, field: &str) -> Binding<'_> {
@@ -189,7 +211,8 @@ mod tests {
     }
 
     #[test]
-    fn dek_debug_is_redacted() {
-        assert_eq!(format!("{:?}", dek(7)), "Dek([redacted])");
+    fn key_debug_is_redacted() {
+        assert_eq!(format!("{:?}", Dek([7; DEK_LEN])), "Dek([redacted])");
+        assert_eq!(format!("{:?}", dek(7)), "SubjectCipher([redacted])");
     }
 }

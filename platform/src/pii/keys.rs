@@ -293,6 +293,54 @@ impl TransitKeys {
     }
 }
 
+/// The BENCHMARK BASELINE, not for use: one Transit encrypt or decrypt call per field, as
+/// most implementations do. Kept only so `bench/` can measure what envelope encryption saves.
+#[derive(Debug)]
+pub struct TransitPerField<'a>(pub &'a TransitKeys);
+
+impl TransitPerField<'_> {
+    pub async fn encrypt(&self, tenant: TenantId, plaintext: &str) -> Result<String, KeyError> {
+        #[derive(Debug, Deserialize)]
+        struct Encrypted {
+            ciphertext: String,
+        }
+        let response: Encrypted = self
+            .0
+            .call(
+                "encrypt_field",
+                "encrypt",
+                Some(serde_json::json!({
+                    "plaintext": B64.encode(plaintext),
+                    "context": TransitKeys::context(tenant),
+                })),
+            )
+            .await?;
+        Ok(response.ciphertext)
+    }
+
+    pub async fn decrypt(&self, tenant: TenantId, ciphertext: &str) -> Result<String, KeyError> {
+        #[derive(Debug, Deserialize)]
+        struct Decrypted {
+            plaintext: String,
+        }
+        let response: Decrypted = self
+            .0
+            .call(
+                "decrypt_field",
+                "decrypt",
+                Some(serde_json::json!({
+                    "ciphertext": ciphertext,
+                    "context": TransitKeys::context(tenant),
+                })),
+            )
+            .await?;
+        let bytes = B64
+            .decode(response.plaintext)
+            .map_err(|_| KeyError::Refused("plaintext".into()))?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+}
+
 fn is_unavailable(err: &vaultrs::error::ClientError) -> bool {
     use vaultrs::error::ClientError as E;
     match err {

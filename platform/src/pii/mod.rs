@@ -17,21 +17,21 @@
 
 mod blind;
 mod breaker;
-mod cipher;
+pub mod cipher;
 mod keys;
 pub mod rewrap;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use futures::StreamExt;
-use moka::future::Cache;
+use moka::sync::Cache;
 use serde::{Serialize, Serializer};
 
 pub use self::{
     blind::{BlindIndex, IndexKind},
     breaker::Breaker,
-    cipher::{Dek, OpenError},
-    keys::{KeyError, Keys, LocalKeys, TransitKeys, WrappedKey},
+    cipher::{Binding, Dek, OpenError, SubjectCipher},
+    keys::{KeyError, Keys, LocalKeys, TransitKeys, TransitPerField, WrappedKey},
 };
 use crate::{
     clients::Redis,
@@ -217,7 +217,7 @@ pub struct PiiCipher {
 #[derive(Debug)]
 struct Inner {
     keys: Keys,
-    deks: Cache<CacheKey, Arc<Dek>>,
+    deks: Cache<CacheKey, Arc<SubjectCipher>>,
     index_keys: Cache<TenantId, Arc<Dek>>,
     /// Subjects shredded within the cache TTL: a DEK loaded concurrently with a shred must not
     /// be cached again after the invalidation.
@@ -288,10 +288,11 @@ impl PiiCipher {
         subjects.sort();
         subjects.dedup();
         let deks = self.deks_for_open(tx, &subjects).await?;
+        metrics::counter!("encryption_operations_total", "op" => "open")
+            .increment(items.len() as u64);
         items
             .iter()
             .map(|(subject, field, sealed)| {
-                metrics::counter!("encryption_operations_total", "op" => "open").increment(1);
                 let Some(dek) = deks.get(subject) else {
                     return Ok(Opened::Erased);
                 };
@@ -301,7 +302,12 @@ impl PiiCipher {
                     field,
                 };
                 cipher::open(dek, binding, &sealed.0)
-                    .map(|bytes| Opened::Value(Pii(String::from_utf8_lossy(&bytes).into_owned())))
+                    .map(|bytes| {
+                        // Sealed values are UTF-8 by construction; no copy on the hot path.
+                        let text = String::from_utf8(bytes)
+                            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+                        Opened::Value(Pii(text))
+                    })
                     .map_err(|reason| PiiError::Corrupt { field, reason })
             })
             .collect()
@@ -343,8 +349,8 @@ impl PiiCipher {
 
     /// Forgets a subject's DEK in this process (also called for shreds announced by peers).
     pub async fn forget(&self, tenant: TenantId, subject: SubjectId) {
-        self.inner.shredded.insert((tenant, subject), ()).await;
-        self.inner.deks.invalidate(&(tenant, subject)).await;
+        self.inner.shredded.insert((tenant, subject), ());
+        self.inner.deks.invalidate(&(tenant, subject));
     }
 
     /// The blind index of `value` for equality lookups in this tenant.
@@ -396,11 +402,13 @@ impl PiiCipher {
         &self,
         tx: &mut TenantTx,
         subject: Subject,
-    ) -> Result<Arc<Dek>, PiiError> {
+    ) -> Result<Arc<SubjectCipher>, PiiError> {
         let tenant = tx.tenant();
-        if let Some(dek) = self.cached(tenant, subject.id).await {
+        if let Some(dek) = self.inner.deks.get(&(tenant, subject.id)) {
+            record_cache_lookups(1, 0);
             return Ok(dek);
         }
+        record_cache_lookups(0, 1);
         let existing = sqlx::query_scalar!(
             "select wrapped_dek from subject_keys where subject_id = $1",
             subject.id.0
@@ -408,7 +416,9 @@ impl PiiCipher {
         .fetch_optional(&mut **tx)
         .await?;
         let dek = match existing {
-            Some(wrapped) => self.unwrap_one(tenant, WrappedKey(wrapped)).await?,
+            Some(wrapped) => Arc::new(SubjectCipher::new(
+                &self.unwrap_one(tenant, WrappedKey(wrapped)).await?,
+            )),
             None => {
                 let (dek, wrapped) = self.inner.keys.generate(tenant).await?;
                 let version = wrapped.kek_version().unwrap_or(1);
@@ -426,7 +436,7 @@ impl PiiCipher {
                 .await?
                 .rows_affected();
                 if inserted == 1 {
-                    Arc::new(dek)
+                    Arc::new(SubjectCipher::new(&dek))
                 } else {
                     let wrapped = sqlx::query_scalar!(
                         "select wrapped_dek from subject_keys where subject_id = $1",
@@ -434,16 +444,15 @@ impl PiiCipher {
                     )
                     .fetch_one(&mut **tx)
                     .await?;
-                    self.unwrap_one(tenant, WrappedKey(wrapped)).await?
+                    Arc::new(SubjectCipher::new(
+                        &self.unwrap_one(tenant, WrappedKey(wrapped)).await?,
+                    ))
                 }
             }
         };
         // A key created inside a transaction that later rolls back stays cached for the TTL;
         // harmless: nothing committed was sealed with it, and it was never stored.
-        self.inner
-            .deks
-            .insert((tenant, subject.id), dek.clone())
-            .await;
+        self.inner.deks.insert((tenant, subject.id), dek.clone());
         Ok(dek)
     }
 
@@ -451,18 +460,19 @@ impl PiiCipher {
         &self,
         tx: &mut TenantTx,
         subjects: &[SubjectId],
-    ) -> Result<HashMap<SubjectId, Arc<Dek>>, PiiError> {
+    ) -> Result<HashMap<SubjectId, Arc<SubjectCipher>>, PiiError> {
         let tenant = tx.tenant();
         let mut found = HashMap::with_capacity(subjects.len());
         let mut missing = Vec::new();
         for subject in subjects {
-            match self.cached(tenant, *subject).await {
+            match self.inner.deks.get(&(tenant, *subject)) {
                 Some(dek) => {
                     found.insert(*subject, dek);
                 }
                 None => missing.push(subject.0),
             }
         }
+        record_cache_lookups(found.len(), missing.len());
         if missing.is_empty() {
             return Ok(found);
         }
@@ -482,39 +492,28 @@ impl PiiCipher {
             let results = self.inner.keys.unwrap_many(&request).await?;
             for (row, result) in chunk.iter().zip(results) {
                 let subject = SubjectId(row.subject_id);
-                let dek = Arc::new(result?);
+                let dek = Arc::new(SubjectCipher::new(&result?));
                 if self.inner.shredded.contains_key(&(tenant, subject)) {
                     continue;
                 }
-                self.inner.deks.insert((tenant, subject), dek.clone()).await;
+                self.inner.deks.insert((tenant, subject), dek.clone());
                 found.insert(subject, dek);
             }
         }
         Ok(found)
     }
 
-    async fn cached(&self, tenant: TenantId, subject: SubjectId) -> Option<Arc<Dek>> {
-        let hit = self.inner.deks.get(&(tenant, subject)).await;
-        let outcome = if hit.is_some() { "hit" } else { "miss" };
-        metrics::counter!("dek_cache_lookups_total", "outcome" => outcome).increment(1);
-        hit
-    }
-
-    async fn unwrap_one(
-        &self,
-        tenant: TenantId,
-        wrapped: WrappedKey,
-    ) -> Result<Arc<Dek>, PiiError> {
+    async fn unwrap_one(&self, tenant: TenantId, wrapped: WrappedKey) -> Result<Dek, PiiError> {
         let mut results = self.inner.keys.unwrap_many(&[(tenant, &wrapped)]).await?;
         let dek = results
             .pop()
             .ok_or_else(|| PiiError::KeyRefused("empty unwrap".into()))??;
-        Ok(Arc::new(dek))
+        Ok(dek)
     }
 
     async fn index_key(&self, tx: &mut TenantTx) -> Result<Arc<Dek>, PiiError> {
         let tenant = tx.tenant();
-        if let Some(key) = self.inner.index_keys.get(&tenant).await {
+        if let Some(key) = self.inner.index_keys.get(&tenant) {
             return Ok(key);
         }
         let existing = sqlx::query_scalar!(
@@ -524,7 +523,7 @@ impl PiiCipher {
         .fetch_optional(&mut **tx)
         .await?;
         let key = match existing {
-            Some(wrapped) => self.unwrap_one(tenant, WrappedKey(wrapped)).await?,
+            Some(wrapped) => Arc::new(self.unwrap_one(tenant, WrappedKey(wrapped)).await?),
             None => {
                 let (key, wrapped) = self.inner.keys.generate(tenant).await?;
                 let inserted = sqlx::query!(
@@ -546,11 +545,22 @@ impl PiiCipher {
                     )
                     .fetch_one(&mut **tx)
                     .await?;
-                    self.unwrap_one(tenant, WrappedKey(wrapped)).await?
+                    Arc::new(self.unwrap_one(tenant, WrappedKey(wrapped)).await?)
                 }
             }
         };
-        self.inner.index_keys.insert(tenant, key.clone()).await;
+        self.inner.index_keys.insert(tenant, key.clone());
         Ok(key)
+    }
+}
+
+/// One counter update per batch, not per value: on the hot path the metric costs as much as
+/// the decryption.
+fn record_cache_lookups(hits: usize, misses: usize) {
+    if hits > 0 {
+        metrics::counter!("dek_cache_lookups_total", "outcome" => "hit").increment(hits as u64);
+    }
+    if misses > 0 {
+        metrics::counter!("dek_cache_lookups_total", "outcome" => "miss").increment(misses as u64);
     }
 }

@@ -363,10 +363,37 @@ async fn rotate_and_rewrap_keep_data_readable_and_leave_no_key_on_an_old_version
     let latest = transit.rotate().await.unwrap();
     assert_eq!(latest, before + 1);
 
-    let report = rewrap::rewrap_all(app.state.pii.keys(), &app.system, 2, |_| {})
+    // A damaged key must be reported, and must not block the others.
+    let damaged = customer();
+    let mut tx = app.tenant_tx(t.id).await;
+    sqlx::query(
+        "insert into subject_keys (tenant_id, subject_id, subject_kind, wrapped_dek, kek_version)
+         values ($1, $2, 'customer', 'vault:v1:bm90IGEgcmVhbCBrZXk=', 1)",
+    )
+    .bind(t.id)
+    .bind(damaged.id)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut progress = 0;
+    let report = rewrap::rewrap_all(app.state.pii.keys(), &app.system, 2, |done| progress = done)
         .await
         .unwrap();
     assert!(report.rewrapped >= 6, "{report:?}");
+    assert_eq!(report.failed, 1, "{report:?}");
+    assert!(progress >= 7, "progress reported {progress}");
+    assert_eq!(
+        rewrap::pending(&app.system, latest).await.unwrap(),
+        1,
+        "only the damaged key is left"
+    );
+    app.state
+        .pii
+        .shred(&app.state.db, t.id, damaged.id)
+        .await
+        .unwrap();
     assert_eq!(rewrap::pending(&app.system, latest).await.unwrap(), 0);
     let versions: Vec<i32> =
         sqlx::query_scalar("select kek_version from subject_keys where tenant_id = $1")
@@ -512,4 +539,43 @@ async fn pii_metrics_are_exported() {
         assert!(text.contains(needle), "{needle} missing");
     }
     assert!(!text.contains("m@example.id"));
+}
+
+#[tokio::test]
+async fn the_local_provider_seals_and_opens_without_vault() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("kek");
+    std::fs::write(&key, "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=\n").unwrap();
+    // Vault unreachable on purpose: the local provider must not need it.
+    let app = TestApp::builder()
+        .set("WARUNG_PII__PROVIDER", "local")
+        .set("WARUNG_PII__LOCAL_KEY_PATH", key.to_str().unwrap())
+        .set("WARUNG_VAULT__ADDR", "http://127.0.0.1:9")
+        .start()
+        .await;
+    let t = app.tenant().await;
+    let subject = customer();
+    let mut tx = app.tenant_tx(t.id).await;
+    let sealed = app
+        .state
+        .pii
+        .seal(&mut tx, subject, "users.full_name", "Budi Santoso")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let wrapped: String =
+        sqlx::query_scalar("select wrapped_dek from subject_keys where subject_id = $1")
+            .bind(subject.id)
+            .fetch_one(app.system.pool())
+            .await
+            .unwrap();
+    assert!(wrapped.starts_with("local:v1:"), "{wrapped}");
+    let mut tx = app.tenant_tx(t.id).await;
+    let opened = app
+        .state
+        .pii
+        .open(&mut tx, subject.id, "users.full_name", &sealed)
+        .await
+        .unwrap();
+    assert_eq!(opened.value(), Some("Budi Santoso"));
 }

@@ -166,6 +166,12 @@ async fn keys(state: &AppState, system: &SystemDb, command: KeysCommand) -> anyh
                 "rewrapped {} data keys to KEK version {} ({} skipped: shredded or changed meanwhile)",
                 report.rewrapped, report.latest_version, report.skipped
             )?;
+            if report.failed > 0 {
+                anyhow::bail!(
+                    "{} data keys could not be rewrapped (damaged; logged with tenant and subject id)",
+                    report.failed
+                );
+            }
         }
     }
     Ok(())

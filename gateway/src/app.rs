@@ -72,12 +72,10 @@ pub fn build(state: AppState, modules: &[Module]) -> Router {
             }),
         )
         .fallback(|| async { Error::NotFound })
-        .method_not_allowed_fallback(|| async {
-            Error::bad_request(
-                "method_not_allowed",
-                "This method is not allowed on this path.",
-            )
-        })
+        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        // Innermost: a panic becomes a problem+json that still carries the request id, and is
+        // seen by tracing and metrics as the 500 it is.
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(platform::http::metrics::middleware))
         .layer(middleware::from_fn(move |req, next| {
             deadline(timeout, req, next)
@@ -86,7 +84,6 @@ pub fn build(state: AppState, modules: &[Module]) -> Router {
         .layer(middleware::from_fn(request_id::middleware))
         .layer(Extension(required))
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(CatchPanicLayer::custom(panic_response))
         .layer(cors)
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,

@@ -108,6 +108,35 @@ impl Vault {
         &self.client
     }
 
+    /// Renews our (periodic) token every hour so it never expires under a running process.
+    /// A token that cannot be renewed (root, or not periodic) is left alone after one notice.
+    pub async fn keep_token_alive(
+        &self,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> anyhow::Result<()> {
+        loop {
+            match vaultrs::token::renew_self(self.client.as_ref(), None).await {
+                Ok(_) => {
+                    metrics::counter!("vault_token_renewals_total", "outcome" => "ok").increment(1)
+                }
+                Err(vaultrs::error::ClientError::APIError { code: 400, .. }) => {
+                    tracing::info!("vault token is not renewable; not renewing it");
+                    shutdown.cancelled().await;
+                    return Ok(());
+                }
+                Err(err) => {
+                    metrics::counter!("vault_token_renewals_total", "outcome" => "failed")
+                        .increment(1);
+                    return Err(anyhow::anyhow!("vault token renewal failed: {err}"));
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            }
+        }
+    }
+
     /// `GET /v1/sys/health` (unauthenticated). Read by hand: vaultrs' typed response requires
     /// fields OpenBao does not send. The status code carries the answer: 200 active, 429 standby
     /// (still serves), 501 not initialised, 503 sealed.

@@ -64,10 +64,13 @@ pub struct HttpConfig {
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// Connection as `warung_app`: request handlers; owns nothing, row-level security applies.
+    #[serde(deserialize_with = "secret::required")]
     pub app_url: SecretString,
     /// Connection as `warung_system`: cross-tenant workers only (relay, sinks, retention).
+    #[serde(deserialize_with = "secret::required")]
     pub system_url: SecretString,
     /// Connection as the schema owner, used only by `warung migrate`.
+    #[serde(default, deserialize_with = "secret::optional")]
     pub migrate_url: Option<SecretString>,
     pub max_connections: u32,
     pub system_max_connections: u32,
@@ -77,6 +80,7 @@ pub struct DatabaseConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
+    #[serde(deserialize_with = "secret::required")]
     pub url: SecretString,
     pub timeout_ms: u64,
 }
@@ -85,6 +89,7 @@ pub struct RedisConfig {
 #[serde(deny_unknown_fields)]
 pub struct VaultConfig {
     pub addr: Url,
+    #[serde(deserialize_with = "secret::required")]
     pub token: SecretString,
     pub transit_mount: String,
     pub kek_name: String,
@@ -118,6 +123,7 @@ pub struct SmtpConfig {
     pub port: u16,
     pub tls: SmtpTls,
     pub username: Option<String>,
+    #[serde(default, deserialize_with = "secret::optional")]
     pub password: Option<SecretString>,
     /// `From:` of every mail, e.g. `Warung <no-reply@warung.example>`.
     pub from: String,
@@ -379,6 +385,43 @@ impl Config {
     }
 }
 
+/// Secrets deserialize from any scalar: an env value like `12345678` parses as a number, and a
+/// type error would otherwise quote the secret in the start-up error.
+mod secret {
+    use secrecy::SecretString;
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Unsigned(u64),
+        Signed(i64),
+        Float(f64),
+        Bool(bool),
+    }
+
+    impl From<Scalar> for SecretString {
+        fn from(value: Scalar) -> Self {
+            SecretString::from(match value {
+                Scalar::Text(text) => text,
+                Scalar::Unsigned(n) => n.to_string(),
+                Scalar::Signed(n) => n.to_string(),
+                Scalar::Float(n) => n.to_string(),
+                Scalar::Bool(b) => b.to_string(),
+            })
+        }
+    }
+
+    pub fn required<'de, D: Deserializer<'de>>(de: D) -> Result<SecretString, D::Error> {
+        Scalar::deserialize(de).map(SecretString::from)
+    }
+
+    pub fn optional<'de, D: Deserializer<'de>>(de: D) -> Result<Option<SecretString>, D::Error> {
+        Option::<Scalar>::deserialize(de).map(|v| v.map(SecretString::from))
+    }
+}
+
 /// `WARUNG_DATABASE__APP_URL` -> `database.app_url`.
 fn env_key_path(var: &str) -> String {
     var.trim_start_matches(ENV_PREFIX)
@@ -485,6 +528,22 @@ mod tests {
         );
         let err = Config::load_from(None, env).unwrap_err().to_string();
         assert!(err.contains("WARUNG_REDIS__URL_FILE"), "{err}");
+    }
+
+    #[test]
+    fn numeric_secrets_load_and_are_never_echoed() {
+        let env = with(base_env(), "WARUNG_SMTP__USERNAME", "mailer");
+        let env = with(env, "WARUNG_SMTP__PASSWORD", "12345678");
+        let config = Config::load_from(None, env).unwrap();
+        assert_eq!(config.smtp.password.unwrap().expose_secret(), "12345678");
+
+        let env: Vec<_> = base_env()
+            .into_iter()
+            .filter(|(k, _)| k != "WARUNG_VAULT__TOKEN")
+            .collect();
+        let env = with(env, "WARUNG_VAULT__TOKEN", "[98765432]");
+        let err = Config::load_from(None, env).unwrap_err().to_string();
+        assert!(!err.contains("98765432"), "{err}");
     }
 
     #[test]

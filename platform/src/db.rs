@@ -104,6 +104,7 @@ impl TenantScope<'_> {
         Ok(TenantTx {
             tx,
             tenant: self.tenant,
+            extensions: http::Extensions::new(),
         })
     }
 }
@@ -114,11 +115,22 @@ impl TenantScope<'_> {
 pub struct TenantTx {
     tx: Transaction<'static, Postgres>,
     tenant: TenantId,
+    /// State that lives and dies with this transaction, e.g. data keys it created, which must
+    /// not be shared with other transactions before they commit.
+    extensions: http::Extensions,
 }
 
 impl TenantTx {
     pub fn tenant(&self) -> TenantId {
         self.tenant
+    }
+
+    pub fn extensions(&self) -> &http::Extensions {
+        &self.extensions
+    }
+
+    pub fn extensions_mut(&mut self) -> &mut http::Extensions {
+        &mut self.extensions
     }
 
     pub fn conn(&mut self) -> &mut PgConnection {

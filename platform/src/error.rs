@@ -50,6 +50,8 @@ pub enum Error {
     /// Missing, or belonging to another tenant: the two are indistinguishable on purpose.
     #[error("not found")]
     NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
     #[error("conflict: {detail}")]
     Conflict { code: &'static str, detail: String },
     #[error("payload too large")]
@@ -94,6 +96,7 @@ impl Error {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -112,6 +115,7 @@ impl Error {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::TooManyRequests { .. } => "rate_limited",
@@ -128,6 +132,7 @@ impl Error {
             Self::Unauthorized => "Authentication is required",
             Self::Forbidden => "You are not allowed to do this",
             Self::NotFound => "Not found",
+            Self::MethodNotAllowed => "This method is not allowed on this path",
             Self::Conflict { .. } => "Conflict with the current state",
             Self::PayloadTooLarge => "The request body is too large",
             Self::UnsupportedMediaType => "Unsupported media type",
@@ -216,13 +221,33 @@ impl IntoResponse for Error {
 
 impl From<sqlx::Error> for Error {
     fn from(err: sqlx::Error) -> Self {
-        match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                Self::Unavailable(Dependency::Postgres)
-            }
-            other => Self::Internal(other.into()),
+        let transient = match &err {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::Io(_)
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| is_transient_sqlstate(&code)),
+            _ => false,
+        };
+        if transient {
+            // Logged once at the boundary (IntoResponse); the cause helps the operator.
+            tracing::warn!(error = %err, "database unavailable or overloaded");
+            Self::Unavailable(Dependency::Postgres)
+        } else {
+            Self::Internal(err.into())
         }
     }
+}
+
+/// SQLSTATEs that mean "the database cannot serve this now; retry later" rather than a bug:
+/// connection exceptions (08), insufficient resources (53), operator intervention and timeouts
+/// (57: admin shutdown, crash recovery, cannot connect now, statement timeout), lock
+/// unavailable (55P03), serialization failure and deadlock (40001, 40P01).
+fn is_transient_sqlstate(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57")
+        || matches!(code, "55P03" | "40001" | "40P01")
 }
 
 /// Maps a named constraint violation to a client error; anything else stays a database error.
@@ -290,6 +315,23 @@ mod tests {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body["code"], "key_service_unavailable");
         assert!(headers.contains_key(header::RETRY_AFTER));
+    }
+
+    #[test]
+    fn transient_database_states_are_503_and_bugs_are_500() {
+        for code in [
+            "08006", "53300", "57P01", "57014", "55P03", "40001", "40P01",
+        ] {
+            assert!(is_transient_sqlstate(code), "{code}");
+        }
+        for code in ["23505", "42501", "42P01", "22P02"] {
+            assert!(!is_transient_sqlstate(code), "{code}");
+        }
+        assert_eq!(
+            Error::from(sqlx::Error::PoolTimedOut).code(),
+            "database_unavailable"
+        );
+        assert_eq!(Error::from(sqlx::Error::RowNotFound).code(), "internal");
     }
 
     #[tokio::test]

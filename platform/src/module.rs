@@ -60,6 +60,7 @@ impl Worker {
     pub async fn supervise(self, ctx: WorkerContext) {
         let mut backoff = Duration::from_secs(1);
         loop {
+            let started = std::time::Instant::now();
             let result = (self.run)(ctx.clone()).await;
             if ctx.shutdown.is_cancelled() {
                 return;
@@ -84,7 +85,12 @@ impl Worker {
                 () = ctx.shutdown.cancelled() => return,
                 () = tokio::time::sleep(backoff) => {}
             }
-            backoff = (backoff * 2).min(Duration::from_secs(60));
+            // A worker that ran fine for a while before failing starts its backoff afresh.
+            backoff = if started.elapsed() > Duration::from_secs(300) {
+                Duration::from_secs(1)
+            } else {
+                (backoff * 2).min(Duration::from_secs(60))
+            };
         }
     }
 }

@@ -29,7 +29,11 @@ pub struct AppState {
 impl AppState {
     /// Builds every client from config. Connections are lazy: this succeeds while dependencies
     /// are down; `/health/ready` tells when they come up.
-    pub fn connect(config: Config) -> anyhow::Result<Self> {
+    pub fn connect(mut config: Config) -> anyhow::Result<Self> {
+        // Request-reachable state carries no cross-tenant or owner credentials: the system pool
+        // is built from config before this (gateway, for workers and operator commands only).
+        config.database.system_url = secrecy::SecretString::from(String::new());
+        config.database.migrate_url = None;
         let redis = Redis::connect(&config.redis)?;
         let vault = Vault::connect(&config.vault)?;
         let pii = pii_cipher(&config, &vault, &redis)?;
@@ -47,8 +51,30 @@ impl AppState {
     }
 
     /// Work every process runs, whatever its modules: forgetting data keys shredded elsewhere.
+    /// Work every process runs, whatever its modules: forgetting data keys shredded elsewhere,
+    /// keeping the Vault token alive, and metrics upkeep.
     pub fn platform_workers(&self) -> Vec<crate::Worker> {
-        self.pii.invalidation_worker().into_iter().collect()
+        let mut workers: Vec<crate::Worker> = self.pii.invalidation_worker().into_iter().collect();
+        let vault = self.vault.clone();
+        workers.push(crate::Worker::new("vault-token-renewal", move |ctx| {
+            let vault = vault.clone();
+            async move { vault.keep_token_alive(ctx.shutdown).await }
+        }));
+        let metrics = self.metrics.clone();
+        workers.push(crate::Worker::new("metrics-upkeep", move |ctx| {
+            let metrics = metrics.clone();
+            async move {
+                // Without a scrape, histogram samples would pile up; upkeep drains them.
+                let mut tick = tokio::time::interval(Duration::from_secs(5));
+                loop {
+                    tokio::select! {
+                        () = ctx.shutdown.cancelled() => return Ok(()),
+                        _ = tick.tick() => metrics.run_upkeep(),
+                    }
+                }
+            }
+        }));
+        workers
     }
 
     pub fn with_clock(mut self, clock: SharedClock) -> Self {

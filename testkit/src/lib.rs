@@ -204,14 +204,9 @@ impl TestApp {
     /// A connection as the schema owner, for tests that inspect the catalogue or stage fixtures
     /// no application role may create.
     pub async fn owner_pool(&self) -> PgPool {
-        let url = self
-            .state
-            .config
-            .database
-            .migrate_url
-            .as_ref()
-            .expect("migrate url");
-        PgPool::connect(url.expose_secret()).await.unwrap()
+        PgPool::connect(&stack_env()["WARUNG_DATABASE__MIGRATE_URL"])
+            .await
+            .unwrap()
     }
 
     /// A throwaway tenant table built with the same pattern as real ones (RLS helper, explicit

@@ -56,7 +56,7 @@ async fn wrong_method_is_a_problem_json() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 400);
+    assert_eq!(response.status(), 405);
     assert_eq!(
         response.headers()["content-type"],
         "application/problem+json"

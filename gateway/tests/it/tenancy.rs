@@ -69,29 +69,51 @@ async fn a_tenant_transaction_cannot_create_rows_for_another_tenant() {
 async fn every_tenant_table_has_forced_row_level_security() {
     let app = TestApp::spawn().await;
     let owner = app.owner_pool().await;
+    // Every policy that applies to the app role on a table with a tenant_id column, with its
+    // expressions: a policy named right but matching every row (or granted to PUBLIC) fails.
     let rows = sqlx::query(
-        "select c.relname::text as name, c.relrowsecurity, c.relforcerowsecurity,
-                exists (select 1 from pg_policy p where p.polrelid = c.oid and p.polname = 'tenant_isolation') as isolated
-         from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        "select c.relname::text as name, c.relrowsecurity as enabled, c.relforcerowsecurity as forced,
+                coalesce(array_agg(p.polname::text) filter (where p.polname is not null), '{}') as policies,
+                coalesce(array_agg(pg_get_expr(p.polqual, p.polrelid)) filter (where p.polname is not null), '{}') as quals,
+                coalesce(array_agg(pg_get_expr(p.polwithcheck, p.polrelid)) filter (where p.polname is not null), '{}') as checks
+         from pg_class c
+         join pg_namespace n on n.oid = c.relnamespace
+         left join pg_policy p on p.polrelid = c.oid
+              and (0 = any(p.polroles) or 'warung_app'::regrole = any(p.polroles))
          where n.nspname = 'public' and c.relkind in ('r', 'p')
-           and exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'tenant_id' and not a.attisdropped)",
+           and exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'tenant_id' and not a.attisdropped)
+         group by c.relname, c.relrowsecurity, c.relforcerowsecurity",
     )
     .fetch_all(&owner)
     .await
     .unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r.get::<String, _>("name") == "subject_keys"),
+        "catalogue query found no tenant tables"
+    );
+    let isolating = "(tenant_id = warung_current_tenant())";
     for row in &rows {
         let name: String = row.get("name");
-        assert!(
-            row.get::<bool, _>("relrowsecurity"),
-            "{name}: RLS not enabled"
+        assert!(row.get::<bool, _>("enabled"), "{name}: RLS not enabled");
+        assert!(row.get::<bool, _>("forced"), "{name}: RLS not forced");
+        let policies: Vec<String> = row.get("policies");
+        let quals: Vec<Option<String>> = row.get("quals");
+        let checks: Vec<Option<String>> = row.get("checks");
+        assert_eq!(
+            policies,
+            vec!["tenant_isolation".to_owned()],
+            "{name}: the app role must meet exactly one policy"
         );
-        assert!(
-            row.get::<bool, _>("relforcerowsecurity"),
-            "{name}: RLS not forced"
+        assert_eq!(
+            quals,
+            vec![Some(isolating.to_owned())],
+            "{name}: policy does not isolate reads"
         );
-        assert!(
-            row.get::<bool, _>("isolated"),
-            "{name}: no tenant_isolation policy"
+        assert_eq!(
+            checks,
+            vec![Some(isolating.to_owned())],
+            "{name}: policy does not isolate writes"
         );
     }
     // The tenants table is keyed by `id`, and isolated the same way.

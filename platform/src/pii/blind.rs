@@ -49,19 +49,17 @@ impl std::fmt::Debug for BlindIndex {
     }
 }
 
-pub fn compute(key: &Dek, kind: IndexKind, value: &str) -> BlindIndex {
+/// `None` only if HMAC refused the key, which a 32-byte key cannot cause.
+pub fn compute(key: &Dek, kind: IndexKind, value: &str) -> Option<BlindIndex> {
     let normalized = kind.normalize(value);
-    // HMAC accepts keys of any length; a 32-byte key cannot fail.
-    let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key.as_bytes()).map(|mac| {
-        mac.chain_update(b"warung-bi/1")
-            .chain_update(kind.tag())
-            .chain_update([0])
-            .chain_update(normalized.as_bytes())
-    });
-    BlindIndex(
-        mac.map(|m| m.finalize().into_bytes().to_vec())
-            .unwrap_or_default(),
-    )
+    let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key.as_bytes()).ok()?;
+    let digest = mac
+        .chain_update(b"warung-bi/1")
+        .chain_update(kind.tag())
+        .chain_update([0])
+        .chain_update(normalized.as_bytes())
+        .finalize();
+    Some(BlindIndex(digest.into_bytes().to_vec()))
 }
 
 #[cfg(test)]
@@ -71,14 +69,17 @@ mod tests {
     #[test]
     fn normalization_makes_equal_what_users_consider_equal() {
         let key = Dek::from_slice(&[1; 32]).unwrap();
-        let a = compute(&key, IndexKind::Email, "  Budi@Example.ID ");
-        let b = compute(&key, IndexKind::Email, "budi@example.id");
+        let a = compute(&key, IndexKind::Email, "  Budi@Example.ID ").unwrap();
+        let b = compute(&key, IndexKind::Email, "budi@example.id").unwrap();
         assert_eq!(a, b);
         assert_eq!(a.0.len(), 32);
-        assert_ne!(a, compute(&key, IndexKind::Email, "budi2@example.id"));
+        assert_ne!(
+            a,
+            compute(&key, IndexKind::Email, "budi2@example.id").unwrap()
+        );
         assert_eq!(
-            compute(&key, IndexKind::Phone, "+62 812-3456-789"),
-            compute(&key, IndexKind::Phone, "+628123456789")
+            compute(&key, IndexKind::Phone, "+62 812-3456-789").unwrap(),
+            compute(&key, IndexKind::Phone, "+628123456789").unwrap()
         );
     }
 
@@ -87,12 +88,12 @@ mod tests {
         let key = Dek::from_slice(&[1; 32]).unwrap();
         let other = Dek::from_slice(&[2; 32]).unwrap();
         assert_ne!(
-            compute(&key, IndexKind::Email, "123"),
-            compute(&key, IndexKind::Phone, "123")
+            compute(&key, IndexKind::Email, "123").unwrap(),
+            compute(&key, IndexKind::Phone, "123").unwrap()
         );
         assert_ne!(
-            compute(&key, IndexKind::Email, "a@b.c"),
-            compute(&other, IndexKind::Email, "a@b.c")
+            compute(&key, IndexKind::Email, "a@b.c").unwrap(),
+            compute(&other, IndexKind::Email, "a@b.c").unwrap()
         );
     }
 }

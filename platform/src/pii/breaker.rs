@@ -16,9 +16,17 @@ pub struct Breaker {
 
 #[derive(Debug, Clone, Copy)]
 enum State {
-    Closed { failures: u32 },
-    Open { until: Instant },
-    HalfOpen,
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
+    /// One trial call is out. If it never reports back (its future was dropped, e.g. the client
+    /// went away), the trial expires after a cooldown and another one may go.
+    HalfOpen {
+        since: Instant,
+    },
 }
 
 impl Breaker {
@@ -39,11 +47,19 @@ impl Breaker {
         match *state {
             State::Closed { .. } => true,
             State::Open { until } if Instant::now() >= until => {
-                *state = State::HalfOpen;
+                *state = State::HalfOpen {
+                    since: Instant::now(),
+                };
+                true
+            }
+            State::HalfOpen { since } if since.elapsed() >= self.cooldown => {
+                *state = State::HalfOpen {
+                    since: Instant::now(),
+                };
                 true
             }
             // One trial at a time: while it runs, others fail fast.
-            State::Open { .. } | State::HalfOpen => false,
+            State::Open { .. } | State::HalfOpen { .. } => false,
         }
     }
 
@@ -63,7 +79,7 @@ impl Breaker {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let failures = match *state {
             State::Closed { failures } => failures + 1,
-            State::HalfOpen | State::Open { .. } => self.threshold,
+            State::HalfOpen { .. } | State::Open { .. } => self.threshold,
         };
         *state = if failures >= self.threshold {
             metrics::gauge!("key_service_circuit_open").set(1.0);
@@ -98,6 +114,21 @@ mod tests {
         assert!(breaker.allows());
         breaker.success();
         assert!(breaker.allows() && breaker.allows(), "closed again");
+    }
+
+    #[test]
+    fn an_abandoned_trial_expires() {
+        let breaker = Breaker::new(1, Duration::from_millis(30));
+        breaker.failure();
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(breaker.allows(), "trial");
+        // The trial's future is dropped: neither success nor failure is ever reported.
+        assert!(!breaker.allows());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(
+            breaker.allows(),
+            "a new trial once the abandoned one expired"
+        );
     }
 
     #[test]

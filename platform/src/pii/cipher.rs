@@ -91,7 +91,15 @@ pub enum OpenError {
     Format,
 }
 
-pub fn seal(cipher: &SubjectCipher, binding: Binding<'_>, plaintext: &[u8]) -> Vec<u8> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("sealing failed")]
+pub struct SealError;
+
+pub fn seal(
+    cipher: &SubjectCipher,
+    binding: Binding<'_>,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, SealError> {
     // Nonces from the thread-local CSPRNG (ChaCha, seeded and periodically reseeded from the
     // OS): as unpredictable as the OS source without a system call per field.
     let Ok(nonce) = Nonce::try_generate_from_rng(&mut rand::rng());
@@ -100,19 +108,13 @@ pub fn seal(cipher: &SubjectCipher, binding: Binding<'_>, plaintext: &[u8]) -> V
     out.push(FORMAT_V1);
     out.extend_from_slice(nonce.as_slice());
     out.extend_from_slice(plaintext);
-    // In place over the plaintext copy: one allocation per sealed value. Encryption with a
-    // valid key over an in-memory buffer of this size cannot fail; should it ever, the result
-    // is an empty value that `open` rejects, never plaintext at rest.
-    match cipher
+    // In place over the plaintext copy: one allocation per sealed value.
+    let tag = cipher
         .0
         .encrypt_inout_detached(&nonce, &aad, (&mut out[1 + NONCE_LEN..]).into())
-    {
-        Ok(tag) => {
-            out.extend_from_slice(tag.as_slice());
-            out
-        }
-        Err(_) => Vec::new(),
-    }
+        .map_err(|_| SealError)?;
+    out.extend_from_slice(tag.as_slice());
+    Ok(out)
 }
 
 pub fn open(
@@ -161,8 +163,8 @@ mod tests {
     fn round_trip_and_fresh_nonce_each_time() {
         let (t, s) = (TenantId::new(), SubjectId::new());
         let b = binding(t, s, "customers.email");
-        let a = seal(&dek(1), b, b"budi@example.id");
-        let c = seal(&dek(1), b, b"budi@example.id");
+        let a = seal(&dek(1), b, b"budi@example.id").unwrap();
+        let c = seal(&dek(1), b, b"budi@example.id").unwrap();
         assert_ne!(a, c, "same plaintext must not give the same ciphertext");
         assert_eq!(a[0], FORMAT_V1);
         assert_eq!(open(&dek(1), b, &a).unwrap(), b"budi@example.id");
@@ -175,7 +177,7 @@ mod tests {
     #[test]
     fn moved_ciphertext_fails_to_open() {
         let (t, s) = (TenantId::new(), SubjectId::new());
-        let sealed = seal(&dek(1), binding(t, s, "customers.email"), b"x@example.id");
+        let sealed = seal(&dek(1), binding(t, s, "customers.email"), b"x@example.id").unwrap();
         let wrong = [
             binding(t, s, "customers.phone"),
             binding(t, SubjectId::new(), "customers.email"),
@@ -198,7 +200,7 @@ mod tests {
     fn tampering_and_unknown_formats_are_refused() {
         let (t, s) = (TenantId::new(), SubjectId::new());
         let b = binding(t, s, "users.full_name");
-        let mut sealed = seal(&dek(3), b, b"Budi");
+        let mut sealed = seal(&dek(3), b, b"Budi").unwrap();
         let last = sealed.len() - 1;
         sealed[last] ^= 1;
         assert_eq!(open(&dek(3), b, &sealed), Err(OpenError::Authentication));

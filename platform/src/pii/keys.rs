@@ -51,7 +51,7 @@ impl Keys {
     pub async fn generate(&self, tenant: TenantId) -> Result<(Dek, WrappedKey), KeyError> {
         match self {
             Self::Vault(v) => v.generate(tenant).await,
-            Self::Local(l) => Ok(l.generate(tenant)),
+            Self::Local(l) => l.generate(tenant),
         }
     }
 
@@ -73,21 +73,23 @@ struct ContextItem<'a> {
     context: &'a str,
 }
 
-#[derive(Debug, Deserialize)]
+/// Holds a plaintext data key (base64): zeroed on drop, and no `Debug`.
+#[derive(Deserialize)]
 struct DataKeyResponse {
-    plaintext: String,
+    plaintext: Zeroizing<String>,
     ciphertext: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 struct BatchResponse {
     batch_results: Vec<BatchItem>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Holds a plaintext data key (base64): zeroed on drop, and no `Debug`.
+#[derive(Deserialize)]
 struct BatchItem {
     #[serde(default)]
-    plaintext: Option<String>,
+    plaintext: Option<Zeroizing<String>>,
     #[serde(default)]
     error: Option<String>,
 }
@@ -165,7 +167,7 @@ impl TransitKeys {
             )
             .await?;
         let plaintext = Zeroizing::new(
-            B64.decode(&response.plaintext)
+            B64.decode(response.plaintext.as_bytes())
                 .map_err(|_| KeyError::Refused("datakey plaintext".into()))?,
         );
         let dek = Dek::from_slice(&plaintext)
@@ -193,7 +195,11 @@ impl TransitKeys {
             .call(
                 "decrypt_batch",
                 "decrypt",
-                Some(serde_json::json!({ "batch_input": batch })),
+                Some(serde_json::json!({
+                    "batch_input": batch,
+                    // Per-item errors in a 200 instead of failing the whole batch with a 400.
+                    "partial_failure_response_code": 200,
+                })),
             )
             .await?;
         if response.batch_results.len() != items.len() {
@@ -205,7 +211,7 @@ impl TransitKeys {
             .map(|item| match (item.plaintext, item.error) {
                 (Some(b64), None) => {
                     let bytes = Zeroizing::new(
-                        B64.decode(b64)
+                        B64.decode(b64.as_bytes())
                             .map_err(|_| KeyError::Refused("plaintext".into()))?,
                     );
                     Dek::from_slice(&bytes).ok_or_else(|| KeyError::Refused("dek length".into()))
@@ -231,15 +237,20 @@ impl TransitKeys {
     /// Adds a new KEK version. Existing wrapped DEKs keep opening (older versions stay
     /// decryptable) until `rewrap` moves them.
     pub async fn rotate(&self) -> Result<i32, KeyError> {
-        // Rotate answers with the key's info in newer releases and nothing in older ones.
-        let _: Option<serde_json::Value> = match self
-            .call("rotate", "rotate", Some(serde_json::json!({})))
-            .await
-        {
-            Ok(value) => value,
-            Err(KeyError::Refused(reason)) if reason.contains("empty") => None,
-            Err(err) => return Err(err),
-        };
+        // vaultrs' typed call accepts both an empty answer and the key info newer releases send.
+        vaultrs::transit::key::rotate(
+            self.vault.client(),
+            &self.vault.transit_mount,
+            &self.vault.kek_name,
+        )
+        .await
+        .map_err(|err| {
+            if is_unavailable(&err) {
+                KeyError::Unavailable(describe(&err))
+            } else {
+                KeyError::Refused(describe(&err))
+            }
+        })?;
         self.latest_version().await
     }
 
@@ -275,7 +286,11 @@ impl TransitKeys {
             .call(
                 "rewrap_batch",
                 "rewrap",
-                Some(serde_json::json!({ "batch_input": batch })),
+                Some(serde_json::json!({
+                    "batch_input": batch,
+                    // Per-item errors in a 200 instead of failing the whole batch with a 400.
+                    "partial_failure_response_code": 200,
+                })),
             )
             .await?;
         if response.batch_results.len() != items.len() {
@@ -344,8 +359,9 @@ impl TransitPerField<'_> {
 fn is_unavailable(err: &vaultrs::error::ClientError) -> bool {
     use vaultrs::error::ClientError as E;
     match err {
-        // 429 standby/rate limit, 5xx: Vault exists but cannot serve now (503 = sealed).
-        E::APIError { code, .. } => *code == 429 || *code >= 500,
+        // 429 standby/rate limit, 5xx: Vault cannot serve now (503 = sealed). 401/403: our
+        // token expired or was revoked: the key service is unavailable to us, not a bad request.
+        E::APIError { code, .. } => matches!(*code, 401 | 403 | 429) || *code >= 500,
         E::RestClientError { .. } => true,
         _ => false,
     }
@@ -442,7 +458,7 @@ impl LocalKeys {
         Aes256Gcm::new((&*self.kek).into())
     }
 
-    fn generate(&self, tenant: TenantId) -> (Dek, WrappedKey) {
+    fn generate(&self, tenant: TenantId) -> Result<(Dek, WrappedKey), KeyError> {
         let dek = Dek::generate();
         let nonce = Nonce::generate();
         let aad = tenant.0.as_bytes();
@@ -455,13 +471,13 @@ impl LocalKeys {
                     aad,
                 },
             )
-            .unwrap_or_default();
+            .map_err(|_| KeyError::Refused("local wrap failed".into()))?;
         let mut bytes = nonce.to_vec();
         bytes.extend_from_slice(&sealed);
-        (
+        Ok((
             dek,
             WrappedKey(format!("{LOCAL_PREFIX}{}", B64.encode(bytes))),
-        )
+        ))
     }
 
     fn unwrap(&self, tenant: TenantId, wrapped: &WrappedKey) -> Result<Dek, KeyError> {
@@ -503,7 +519,7 @@ mod tests {
     fn local_keys_wrap_per_tenant() {
         let keys = LocalKeys::from_bytes([9; 32]);
         let (t, other) = (TenantId::new(), TenantId::new());
-        let (dek, wrapped) = keys.generate(t);
+        let (dek, wrapped) = keys.generate(t).unwrap();
         assert_eq!(keys.unwrap(t, &wrapped).unwrap().as_bytes(), dek.as_bytes());
         assert!(
             keys.unwrap(other, &wrapped).is_err(),

@@ -163,6 +163,9 @@ pub enum PiiError {
     },
     #[error("key service refused: {0}")]
     KeyRefused(String),
+    /// A cryptographic primitive failed where it cannot (a bug): nothing is stored.
+    #[error("cryptographic operation failed")]
+    CryptoFailure,
 }
 
 impl From<KeyError> for PiiError {
@@ -260,7 +263,9 @@ impl PiiCipher {
             subject: subject.id,
             field,
         };
-        Ok(Sealed(cipher::seal(&dek, binding, value.as_bytes())))
+        Ok(Sealed(
+            cipher::seal(&dek, binding, value.as_bytes()).map_err(|_| PiiError::CryptoFailure)?,
+        ))
     }
 
     /// Opens one value. See [`Self::open_many`].
@@ -323,12 +328,16 @@ impl PiiCipher {
         subject: SubjectId,
     ) -> Result<bool, PiiError> {
         let mut tx = db.tenant(tenant).begin().await?;
-        let deleted = sqlx::query!("delete from subject_keys where subject_id = $1", subject.0)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let deleted = sqlx::query!(
+            "delete from subject_keys where tenant_id = $1 and subject_id = $2",
+            tenant.0,
+            subject.0
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         tx.commit().await?;
-        self.forget(tenant, subject).await;
+        self.forget(tenant, subject);
         if let Some(redis) = &self.inner.redis {
             let mut conn = redis.conn();
             let message = format!("{}:{}", tenant.0, subject.0);
@@ -348,7 +357,7 @@ impl PiiCipher {
     }
 
     /// Forgets a subject's DEK in this process (also called for shreds announced by peers).
-    pub async fn forget(&self, tenant: TenantId, subject: SubjectId) {
+    pub fn forget(&self, tenant: TenantId, subject: SubjectId) {
         self.inner.shredded.insert((tenant, subject), ());
         self.inner.deks.invalidate(&(tenant, subject));
     }
@@ -363,7 +372,7 @@ impl PiiCipher {
     ) -> Result<BlindIndex, PiiError> {
         let key = self.index_key(tx).await?;
         metrics::counter!("encryption_operations_total", "op" => "blind_index").increment(1);
-        Ok(blind::compute(&key, kind, value))
+        blind::compute(&key, kind, value).ok_or(PiiError::CryptoFailure)
     }
 
     /// Listens for shreds announced by other processes and forgets those keys. On every
@@ -389,7 +398,7 @@ impl PiiCipher {
                             if let Some((tenant, subject)) = payload.split_once(':')
                                 && let (Ok(tenant), Ok(subject)) = (tenant.parse(), subject.parse())
                             {
-                                this.forget(tenant, subject).await;
+                                this.forget(tenant, subject);
                             }
                         }
                     }
@@ -404,56 +413,34 @@ impl PiiCipher {
         subject: Subject,
     ) -> Result<Arc<SubjectCipher>, PiiError> {
         let tenant = tx.tenant();
-        if let Some(dek) = self.inner.deks.get(&(tenant, subject.id)) {
+        if let Some(key) = pending(tx).subjects.get(&subject.id) {
+            return Ok(key.clone());
+        }
+        if let Some(key) = self.inner.deks.get(&(tenant, subject.id)) {
             record_cache_lookups(1, 0);
-            return Ok(dek);
+            return Ok(key);
         }
         record_cache_lookups(0, 1);
-        let existing = sqlx::query_scalar!(
-            "select wrapped_dek from subject_keys where subject_id = $1",
-            subject.id.0
-        )
-        .fetch_optional(&mut **tx)
-        .await?;
-        let dek = match existing {
-            Some(wrapped) => Arc::new(SubjectCipher::new(
-                &self.unwrap_one(tenant, WrappedKey(wrapped)).await?,
-            )),
-            None => {
-                let (dek, wrapped) = self.inner.keys.generate(tenant).await?;
-                let version = wrapped.kek_version().unwrap_or(1);
-                // A concurrent first seal may have created the key: keep the winner's.
-                let inserted = sqlx::query!(
-                    "insert into subject_keys (tenant_id, subject_id, subject_kind, wrapped_dek, kek_version)
-                     values ($1, $2, $3, $4, $5) on conflict (tenant_id, subject_id) do nothing",
-                    tenant.0,
-                    subject.id.0,
-                    subject.kind.as_str(),
-                    wrapped.0,
-                    version,
-                )
-                .execute(&mut **tx)
-                .await?
-                .rows_affected();
-                if inserted == 1 {
-                    Arc::new(SubjectCipher::new(&dek))
-                } else {
-                    let wrapped = sqlx::query_scalar!(
-                        "select wrapped_dek from subject_keys where subject_id = $1",
-                        subject.id.0
-                    )
-                    .fetch_one(&mut **tx)
-                    .await?;
-                    Arc::new(SubjectCipher::new(
-                        &self.unwrap_one(tenant, WrappedKey(wrapped)).await?,
-                    ))
-                }
+        Ok(match self.obtain(tx, KeyRow::Subject(subject)).await? {
+            Obtained::Committed(dek) => self.share(tenant, subject.id, &dek),
+            Obtained::Created(dek) => {
+                let key = Arc::new(SubjectCipher::new(&dek));
+                pending_mut(tx).subjects.insert(subject.id, key.clone());
+                key
             }
-        };
-        // A key created inside a transaction that later rolls back stays cached for the TTL;
-        // harmless: nothing committed was sealed with it, and it was never stored.
-        self.inner.deks.insert((tenant, subject.id), dek.clone());
-        Ok(dek)
+        })
+    }
+
+    /// Puts a committed key in the shared cache, unless the subject was shredded meanwhile.
+    /// Insert first, then check: `forget` marks before it invalidates, so whichever runs
+    /// second wins and a shredded key never stays cached.
+    fn share(&self, tenant: TenantId, subject: SubjectId, dek: &Dek) -> Arc<SubjectCipher> {
+        let key = Arc::new(SubjectCipher::new(dek));
+        self.inner.deks.insert((tenant, subject), key.clone());
+        if self.inner.shredded.contains_key(&(tenant, subject)) {
+            self.inner.deks.invalidate(&(tenant, subject));
+        }
+        key
     }
 
     async fn deks_for_open(
@@ -464,20 +451,25 @@ impl PiiCipher {
         let tenant = tx.tenant();
         let mut found = HashMap::with_capacity(subjects.len());
         let mut missing = Vec::new();
+        let own = pending(tx);
         for subject in subjects {
-            match self.inner.deks.get(&(tenant, *subject)) {
-                Some(dek) => {
-                    found.insert(*subject, dek);
-                }
-                None => missing.push(subject.0),
+            if let Some(key) = own.subjects.get(subject) {
+                found.insert(*subject, key.clone());
+            } else if let Some(key) = self.inner.deks.get(&(tenant, *subject)) {
+                found.insert(*subject, key);
+            } else {
+                missing.push(subject.0);
             }
         }
         record_cache_lookups(found.len(), missing.len());
         if missing.is_empty() {
             return Ok(found);
         }
+        // Keys this transaction created are in `own`; whatever the database returns here was
+        // committed by someone, so it may be shared.
         let rows = sqlx::query!(
-            "select subject_id, wrapped_dek from subject_keys where subject_id = any($1)",
+            "select subject_id, wrapped_dek from subject_keys where tenant_id = $1 and subject_id = any($2)",
+            tenant.0,
             &missing
         )
         .fetch_all(&mut **tx)
@@ -492,12 +484,10 @@ impl PiiCipher {
             let results = self.inner.keys.unwrap_many(&request).await?;
             for (row, result) in chunk.iter().zip(results) {
                 let subject = SubjectId(row.subject_id);
-                let dek = Arc::new(SubjectCipher::new(&result?));
-                if self.inner.shredded.contains_key(&(tenant, subject)) {
-                    continue;
+                let key = self.share(tenant, subject, &result?);
+                if !self.inner.shredded.contains_key(&(tenant, subject)) {
+                    found.insert(subject, key);
                 }
-                self.inner.deks.insert((tenant, subject), dek.clone());
-                found.insert(subject, dek);
             }
         }
         Ok(found)
@@ -513,45 +503,132 @@ impl PiiCipher {
 
     async fn index_key(&self, tx: &mut TenantTx) -> Result<Arc<Dek>, PiiError> {
         let tenant = tx.tenant();
+        if let Some(key) = &pending(tx).index {
+            return Ok(key.clone());
+        }
         if let Some(key) = self.inner.index_keys.get(&tenant) {
             return Ok(key);
         }
-        let existing = sqlx::query_scalar!(
-            "select wrapped_key from pii_index_keys where tenant_id = $1",
-            tenant.0
-        )
-        .fetch_optional(&mut **tx)
-        .await?;
-        let key = match existing {
-            Some(wrapped) => Arc::new(self.unwrap_one(tenant, WrappedKey(wrapped)).await?),
-            None => {
-                let (key, wrapped) = self.inner.keys.generate(tenant).await?;
-                let inserted = sqlx::query!(
-                    "insert into pii_index_keys (tenant_id, wrapped_key, kek_version) values ($1, $2, $3)
-                     on conflict (tenant_id) do nothing",
-                    tenant.0,
-                    wrapped.0,
-                    wrapped.kek_version().unwrap_or(1),
-                )
-                .execute(&mut **tx)
-                .await?
-                .rows_affected();
-                if inserted == 1 {
-                    Arc::new(key)
-                } else {
-                    let wrapped = sqlx::query_scalar!(
-                        "select wrapped_key from pii_index_keys where tenant_id = $1",
-                        tenant.0
-                    )
-                    .fetch_one(&mut **tx)
-                    .await?;
-                    Arc::new(self.unwrap_one(tenant, WrappedKey(wrapped)).await?)
-                }
+        Ok(match self.obtain(tx, KeyRow::Index).await? {
+            Obtained::Committed(dek) => {
+                let key = Arc::new(dek);
+                self.inner.index_keys.insert(tenant, key.clone());
+                key
             }
-        };
-        self.inner.index_keys.insert(tenant, key.clone());
-        Ok(key)
+            Obtained::Created(dek) => {
+                let key = Arc::new(dek);
+                pending_mut(tx).index = Some(key.clone());
+                key
+            }
+        })
     }
+
+    /// The key stored for `row`, or a new one created inside this transaction. A key created
+    /// here stays private to the transaction: cached before commit, a rolled-back key would
+    /// seal later values under a key that was never stored.
+    async fn obtain(&self, tx: &mut TenantTx, row: KeyRow) -> Result<Obtained, PiiError> {
+        let tenant = tx.tenant();
+        if let Some(wrapped) = load_wrapped(tx, row).await? {
+            return Ok(Obtained::Committed(self.unwrap_one(tenant, wrapped).await?));
+        }
+        let (dek, wrapped) = self.inner.keys.generate(tenant).await?;
+        if insert_wrapped(tx, row, &wrapped).await? {
+            return Ok(Obtained::Created(dek));
+        }
+        // A concurrent first seal won (ON CONFLICT waited for it to commit): use its key.
+        let wrapped = load_wrapped(tx, row).await?.ok_or_else(|| {
+            PiiError::KeyRefused("key vanished after a conflicting insert".into())
+        })?;
+        Ok(Obtained::Committed(self.unwrap_one(tenant, wrapped).await?))
+    }
+}
+
+/// Keys created by one transaction, usable only inside it.
+#[derive(Debug, Clone, Default)]
+struct PendingKeys {
+    subjects: HashMap<SubjectId, Arc<SubjectCipher>>,
+    index: Option<Arc<Dek>>,
+}
+
+fn pending(tx: &TenantTx) -> PendingKeys {
+    tx.extensions()
+        .get::<PendingKeys>()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn pending_mut(tx: &mut TenantTx) -> &mut PendingKeys {
+    tx.extensions_mut().get_or_insert_default::<PendingKeys>()
+}
+
+enum Obtained {
+    /// Stored by a committed transaction: safe to share through the cache.
+    Committed(Dek),
+    /// Created by this transaction: private until it commits.
+    Created(Dek),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum KeyRow {
+    Subject(Subject),
+    Index,
+}
+
+async fn load_wrapped(tx: &mut TenantTx, row: KeyRow) -> Result<Option<WrappedKey>, sqlx::Error> {
+    let tenant = tx.tenant().0;
+    let wrapped = match row {
+        KeyRow::Subject(subject) => {
+            sqlx::query_scalar!(
+                "select wrapped_dek from subject_keys where tenant_id = $1 and subject_id = $2",
+                tenant,
+                subject.id.0
+            )
+            .fetch_optional(&mut **tx)
+            .await?
+        }
+        KeyRow::Index => {
+            sqlx::query_scalar!(
+                "select wrapped_key from pii_index_keys where tenant_id = $1",
+                tenant
+            )
+            .fetch_optional(&mut **tx)
+            .await?
+        }
+    };
+    Ok(wrapped.map(WrappedKey))
+}
+
+/// `false` when a concurrent transaction stored the key first.
+async fn insert_wrapped(
+    tx: &mut TenantTx,
+    row: KeyRow,
+    wrapped: &WrappedKey,
+) -> Result<bool, sqlx::Error> {
+    let tenant = tx.tenant().0;
+    let version = wrapped.kek_version().unwrap_or(1);
+    let inserted = match row {
+        KeyRow::Subject(subject) => sqlx::query!(
+            "insert into subject_keys (tenant_id, subject_id, subject_kind, wrapped_dek, kek_version)
+             values ($1, $2, $3, $4, $5) on conflict (tenant_id, subject_id) do nothing",
+            tenant,
+            subject.id.0,
+            subject.kind.as_str(),
+            wrapped.0,
+            version,
+        )
+        .execute(&mut **tx)
+        .await?,
+        KeyRow::Index => sqlx::query!(
+            "insert into pii_index_keys (tenant_id, wrapped_key, kek_version) values ($1, $2, $3)
+             on conflict (tenant_id) do nothing",
+            tenant,
+            wrapped.0,
+            version,
+        )
+        .execute(&mut **tx)
+        .await?,
+    };
+    Ok(inserted.rows_affected() == 1)
 }
 
 /// One counter update per batch, not per value: on the hot path the metric costs as much as

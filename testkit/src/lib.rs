@@ -3,6 +3,9 @@
 //! depend on order or on each other's data. A [`FaultProxy`] sits between the app and one
 //! dependency so a test can cut the network to it and restore it.
 //!
+//! Run the tests with `cargo nextest`. Each test is its own process, so the process-global
+//! Prometheus recorder (`/metrics`) only counts that test's own work.
+//!
 //! Settings come from the environment (`eval "$(scripts/stack env)"`, as `scripts/test` does);
 //! when they are missing, the harness asks `scripts/stack env` itself.
 #![allow(

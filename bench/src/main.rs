@@ -114,6 +114,7 @@ async fn fixture(app: &TestApp, pii: &PiiCipher, n: usize) -> anyhow::Result<Fix
         .execute(&mut *tx)
         .await?;
     }
+    testkit::audited(&mut tx, "bench.change").await;
     tx.commit().await?;
     Ok(Fixture { tenant, table })
 }
@@ -220,6 +221,7 @@ async fn create(
             _ => drop(black_box(value.to_owned())),
         }
     }
+    testkit::audited(&mut tx, "bench.change").await;
     tx.commit().await?;
     Ok(())
 }

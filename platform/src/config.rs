@@ -41,6 +41,7 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     pub health: HealthConfig,
     pub pii: PiiConfig,
+    pub outbox: OutboxConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -177,6 +178,19 @@ pub struct PiiConfig {
     pub breaker_cooldown_ms: u64,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// Run the outbox relay in this process (relays in several processes share the work).
+    pub relay: bool,
+    /// Rows claimed and published per round.
+    pub batch_size: i64,
+    /// Published rows are deleted after this many hours.
+    pub retention_hours: u64,
+    /// How long the broker may take to acknowledge a message before the batch is retried.
+    pub send_timeout_ms: u64,
+}
+
 /// Built-in defaults: every key that has a sensible value without knowing the deployment.
 /// Secrets (database URLs, Redis URL, Vault token) have none on purpose.
 fn defaults() -> serde_json::Value {
@@ -218,6 +232,12 @@ fn defaults() -> serde_json::Value {
             "cache_capacity": 100_000,
             "breaker_threshold": 5,
             "breaker_cooldown_ms": 5_000,
+        },
+        "outbox": {
+            "relay": true,
+            "batch_size": 500,
+            "retention_hours": 72,
+            "send_timeout_ms": 30_000,
         },
     })
 }
@@ -346,6 +366,10 @@ impl Config {
         check(
             self.pii.cache_ttl_secs > 0,
             "pii.cache_ttl_secs must be > 0",
+        );
+        check(
+            (1..=10_000).contains(&self.outbox.batch_size),
+            "outbox.batch_size must be between 1 and 10000",
         );
         check(
             self.pii.provider != PiiProvider::Local || self.pii.local_key_path.is_some(),

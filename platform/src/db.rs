@@ -137,8 +137,21 @@ impl TenantTx {
         &mut self.tx
     }
 
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
+    /// Commits, unless the transaction wrote without emitting an audit record
+    /// ([`crate::events::emit_audit`]): then it rolls back and fails. PostgreSQL assigns a
+    /// transaction id on the first write, so "wrote" is exact, whatever the statements were.
+    pub async fn commit(mut self) -> Result<(), CommitError> {
+        if self.extensions.get::<crate::events::Audited>().is_none() {
+            let wrote: bool =
+                sqlx::query_scalar("select pg_current_xact_id_if_assigned() is not null")
+                    .fetch_one(&mut *self.tx)
+                    .await?;
+            if wrote {
+                self.tx.rollback().await?;
+                return Err(CommitError::Unaudited);
+            }
+        }
+        Ok(self.tx.commit().await?)
     }
 
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
@@ -156,6 +169,24 @@ impl Deref for TenantTx {
 impl DerefMut for TenantTx {
     fn deref_mut(&mut self) -> &mut PgConnection {
         &mut self.tx
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// A bug: the transaction changed data but recorded no audit record. Rolled back.
+    #[error("a transaction that changed data has no audit record; rolled back")]
+    Unaudited,
+}
+
+impl From<CommitError> for crate::Error {
+    fn from(err: CommitError) -> Self {
+        match err {
+            CommitError::Database(db) => Self::from(db),
+            unaudited @ CommitError::Unaudited => Self::Internal(unaudited.into()),
+        }
     }
 }
 

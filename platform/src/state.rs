@@ -60,6 +60,17 @@ impl AppState {
             let vault = vault.clone();
             async move { vault.keep_token_alive(ctx.shutdown).await }
         }));
+        let outbox = &self.config.outbox;
+        if outbox.relay {
+            workers.push(crate::events::relay::worker(
+                self.kafka.clone(),
+                crate::events::relay::RelaySettings {
+                    batch: outbox.batch_size,
+                    retention: Duration::from_secs(outbox.retention_hours * 3600),
+                    send_timeout: Duration::from_millis(outbox.send_timeout_ms),
+                },
+            ));
+        }
         let metrics = self.metrics.clone();
         workers.push(crate::Worker::new("metrics-upkeep", move |ctx| {
             let metrics = metrics.clone();

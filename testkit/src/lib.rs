@@ -24,6 +24,7 @@ use platform::{
     AppState, Module,
     config::Config,
     db::{MIGRATOR, SystemDb, TenantTx},
+    events::{self, Actor, AuditRecord, Resource},
     id::TenantId,
 };
 use secrecy::ExposeSecret;
@@ -81,6 +82,9 @@ pub fn config_with(overrides: &[(&str, String)]) -> Config {
         .collect();
     vars.insert("WARUNG_ENVIRONMENT".into(), "test".into());
     vars.insert("WARUNG_HTTP__BIND".into(), "127.0.0.1:0".into());
+    // Relays only where a test asks for one (`.set("WARUNG_OUTBOX__RELAY", "true")`): relay tests
+    // run one at a time (nextest group) and must not have their rows taken by other tests' apps.
+    vars.insert("WARUNG_OUTBOX__RELAY".into(), "false".into());
     for (key, value) in overrides {
         vars.insert((*key).to_owned(), value.clone());
     }
@@ -195,6 +199,7 @@ impl TestApp {
         .execute(&mut *tx)
         .await
         .unwrap();
+        audited(&mut tx, "tenant.created").await;
         tx.commit().await.unwrap();
         TestTenant { id, slug }
     }
@@ -250,6 +255,17 @@ impl TestApp {
             server.shutdown().await;
         }
     }
+}
+
+/// Records a test's change the way request code must: one audit record before commit (a
+/// transaction that wrote cannot commit without one).
+pub async fn audited(tx: &mut TenantTx, action: &'static str) {
+    let record = AuditRecord::new(
+        Actor::System { name: "test" },
+        action,
+        Resource::new("test", tx.tenant()),
+    );
+    events::emit_audit(tx, &record).await.unwrap();
 }
 
 #[derive(Debug, Clone)]

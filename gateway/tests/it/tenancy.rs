@@ -143,6 +143,7 @@ async fn the_tenant_table_pattern_isolates_rows() {
     .execute(&mut *tx)
     .await
     .unwrap();
+    testkit::audited(&mut tx, "test.change").await;
     tx.commit().await.unwrap();
 
     let mut tx = app.tenant_tx(b.id).await;

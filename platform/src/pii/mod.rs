@@ -37,6 +37,7 @@ use crate::{
     clients::Redis,
     db::{Db, TenantTx},
     error::Error,
+    events::{self, Actor, AuditRecord, Resource},
     health::Dependency,
     id::{TenantId, UserId},
     module::Worker,
@@ -155,6 +156,8 @@ pub enum PiiError {
     KeyServiceUnavailable,
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Commit(#[from] crate::db::CommitError),
     /// A stored value does not authenticate under its subject's key: tampering or a bug.
     #[error("sealed value for {field} does not open: {reason}")]
     Corrupt {
@@ -182,6 +185,7 @@ impl From<PiiError> for Error {
         match err {
             PiiError::KeyServiceUnavailable => Self::Unavailable(Dependency::Vault),
             PiiError::Database(db) => Self::from(db),
+            PiiError::Commit(commit) => Self::from(commit),
             other => Self::Internal(other.into()),
         }
     }
@@ -318,14 +322,16 @@ impl PiiCipher {
             .collect()
     }
 
-    /// Crypto-shreds `subject`: deletes its DEK (own transaction) and makes every process
-    /// forget it. Returns whether a key existed. Idempotent.
+    /// Crypto-shreds `subject`: deletes its DEK (own transaction, with its audit record
+    /// `subject.key_shredded`) and makes every process forget it. Returns whether a key
+    /// existed. Idempotent.
     #[tracing::instrument(name = "pii.shred", skip_all)]
     pub async fn shred(
         &self,
         db: &Db,
         tenant: TenantId,
         subject: SubjectId,
+        actor: Actor,
     ) -> Result<bool, PiiError> {
         let mut tx = db.tenant(tenant).begin().await?;
         let deleted = sqlx::query!(
@@ -336,6 +342,14 @@ impl PiiCipher {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        if deleted > 0 {
+            let record = AuditRecord::new(
+                actor,
+                "subject.key_shredded",
+                Resource::new("subject", subject),
+            );
+            events::emit_audit(&mut tx, &record).await?;
+        }
         tx.commit().await?;
         self.forget(tenant, subject);
         if let Some(redis) = &self.inner.redis {

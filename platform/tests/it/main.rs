@@ -6,4 +6,6 @@
     reason = "tests"
 )]
 
+mod outbox;
 mod pii;
+mod relay;

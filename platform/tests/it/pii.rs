@@ -10,6 +10,8 @@ use platform::{
 use sqlx::{AssertSqlSafe, Row};
 use testkit::{FaultProxy, TestApp, url_addr};
 
+const SHREDDER: platform::events::Actor = platform::events::Actor::System { name: "test" };
+
 fn customer() -> Subject {
     Subject {
         id: SubjectId::new(),
@@ -48,6 +50,7 @@ async fn store(
     .execute(&mut *tx)
     .await
     .unwrap();
+    testkit::audited(&mut tx, "test.change").await;
     tx.commit().await.unwrap();
     sealed
 }
@@ -70,6 +73,7 @@ async fn sealed_values_round_trip_and_only_open_where_they_were_sealed() {
         .seal(&mut tx, bob, "customers.email", "bob@example.id")
         .await
         .unwrap();
+    testkit::audited(&mut tx, "test.change").await;
     tx.commit().await.unwrap();
 
     let mut tx = app.tenant_tx(t.id).await;
@@ -218,6 +222,7 @@ async fn shred_erases_one_subject_everywhere_and_leaves_others_readable() {
         .seal(&mut tx, kept, "customers.email", "kept@example.id")
         .await
         .unwrap();
+    testkit::audited(&mut tx, "test.change").await;
     tx.commit().await.unwrap();
 
     // The peer opens once, so it has the DEK cached.
@@ -234,14 +239,14 @@ async fn shred_erases_one_subject_everywhere_and_leaves_others_readable() {
     assert!(
         app.state
             .pii
-            .shred(&app.state.db, t.id, gone.id)
+            .shred(&app.state.db, t.id, gone.id, SHREDDER)
             .await
             .unwrap()
     );
     assert!(
         !app.state
             .pii
-            .shred(&app.state.db, t.id, gone.id)
+            .shred(&app.state.db, t.id, gone.id, SHREDDER)
             .await
             .unwrap(),
         "idempotent"
@@ -303,6 +308,7 @@ async fn open_many_costs_one_transit_call_for_many_subjects_on_a_cold_cache() {
             .unwrap();
         items.push((subject.id, sealed));
     }
+    testkit::audited(&mut tx, "test.change").await;
     tx.commit().await.unwrap();
 
     // A fresh process: nothing cached.
@@ -354,6 +360,7 @@ async fn rotate_and_rewrap_keep_data_readable_and_leave_no_key_on_an_old_version
         .blind_index(&mut tx, IndexKind::Email, "x")
         .await
         .unwrap();
+    testkit::audited(&mut tx, "test.change").await;
     tx.commit().await.unwrap();
 
     let platform::pii::Keys::Vault(transit) = app.state.pii.keys() else {
@@ -375,6 +382,7 @@ async fn rotate_and_rewrap_keep_data_readable_and_leave_no_key_on_an_old_version
     .execute(&mut *tx)
     .await
     .unwrap();
+    testkit::audited(&mut tx, "test.change").await;
     tx.commit().await.unwrap();
 
     let mut progress = 0;
@@ -404,7 +412,7 @@ async fn rotate_and_rewrap_keep_data_readable_and_leave_no_key_on_an_old_version
     );
     app.state
         .pii
-        .shred(&app.state.db, t.id, damaged.id)
+        .shred(&app.state.db, t.id, damaged.id, SHREDDER)
         .await
         .unwrap();
     assert_eq!(old_in_tenant(&app.system).await, 0);
@@ -458,6 +466,7 @@ async fn create_customer(
     .bind(&index.0)
     .execute(&mut *tx)
     .await?;
+    testkit::audited(&mut tx, "test.change").await;
     tx.commit().await?;
     Ok(())
 }
@@ -553,10 +562,11 @@ async fn pii_metrics_are_exported() {
         .open(&mut tx, subject.id, "customers.email", &sealed)
         .await
         .unwrap();
+    testkit::audited(&mut tx, "test.change").await;
     tx.commit().await.unwrap();
     app.state
         .pii
-        .shred(&app.state.db, t.id, subject.id)
+        .shred(&app.state.db, t.id, subject.id, SHREDDER)
         .await
         .unwrap();
     let text = app.get("/metrics").await.text().await.unwrap();
@@ -595,6 +605,7 @@ async fn the_local_provider_seals_and_opens_without_vault() {
         .seal(&mut tx, subject, "users.full_name", "Budi Santoso")
         .await
         .unwrap();
+    testkit::audited(&mut tx, "test.change").await;
     tx.commit().await.unwrap();
     let wrapped: String =
         sqlx::query_scalar("select wrapped_dek from subject_keys where subject_id = $1")
@@ -644,6 +655,7 @@ async fn a_rolled_back_first_seal_leaves_no_usable_key_behind() {
         .await
         .unwrap();
     assert_eq!(same_tx.value(), Some("retry@example.id"));
+    testkit::audited(&mut tx, "test.change").await;
     tx.commit().await.unwrap();
 
     // Another process has only the database: the stored key must be the one that sealed.

@@ -1,0 +1,157 @@
+//! Events out of a transaction: audit records and domain events go through the transactional
+//! outbox (DESIGN §4). [`emit`] writes to `outbox` in the caller's tenant transaction, so the
+//! change and its record commit together or not at all; the [`relay`] publishes them to Kafka.
+//!
+//! A tenant transaction that wrote anything cannot commit without at least one audit record:
+//! [`crate::db::TenantTx::commit`] asks PostgreSQL whether the transaction wrote (it has a
+//! transaction id only then) and refuses an unaudited write. Forgetting the audit record is a
+//! failed request in tests, never a silent gap in the audit trail.
+//!
+//! Payloads carry ids and field names, never plaintext personal data: values that are PII are
+//! omitted or sealed under the subject's key by the caller.
+
+pub mod relay;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{db::TenantTx, http::request_id, id::UserId, pii::SubjectId};
+
+pub const AUDIT_TOPIC: &str = "warung.audit.v1";
+pub const EVENTS_TOPIC: &str = "warung.events.v1";
+pub const SCHEMA_VERSION: i16 = 1;
+
+crate::id_type!(
+    /// A published event's id (UUIDv7): consumers are idempotent on it.
+    EventId
+);
+
+/// Who did it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Actor {
+    /// A signed-in staff user.
+    User { id: UserId },
+    /// The data subject acting on their own data (e.g. a customer's data-rights request).
+    Subject { id: SubjectId },
+    /// Warung itself: a job or worker, named.
+    System { name: &'static str },
+}
+
+/// What was acted on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Resource {
+    pub kind: &'static str,
+    pub id: String,
+}
+
+impl Resource {
+    pub fn new(kind: &'static str, id: impl ToString) -> Self {
+        Self {
+            kind,
+            id: id.to_string(),
+        }
+    }
+}
+
+/// One audit record per change (or per read of personal data: `pii.accessed`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRecord {
+    pub actor: Actor,
+    /// `resource.verb`, e.g. `customer.created`, `pii.accessed`.
+    pub action: &'static str,
+    pub resource: Resource,
+    /// Names of the fields the change touched; never their values.
+    pub changed_fields: Vec<&'static str>,
+    /// Extra non-PII facts (e.g. `{"purpose": "notification"}` for `pii.accessed`).
+    pub details: Value,
+}
+
+impl AuditRecord {
+    pub fn new(actor: Actor, action: &'static str, resource: Resource) -> Self {
+        Self {
+            actor,
+            action,
+            resource,
+            changed_fields: Vec::new(),
+            details: Value::Null,
+        }
+    }
+
+    pub fn fields(mut self, fields: &[&'static str]) -> Self {
+        self.changed_fields = fields.to_vec();
+        self
+    }
+
+    pub fn details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+/// A fact other parts of the system react to (`order.paid` → receipt mail). Ids only.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DomainEvent {
+    pub actor: Actor,
+    /// e.g. `order.paid`.
+    pub event_type: &'static str,
+    pub payload: Value,
+}
+
+/// Marks a transaction as audited (see the module docs).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Audited;
+
+/// Writes `record` to the outbox in `tx`. Returns its event id.
+pub async fn emit_audit(tx: &mut TenantTx, record: &AuditRecord) -> Result<EventId, sqlx::Error> {
+    let payload = serde_json::json!({
+        "action": record.action,
+        "resource": record.resource,
+        "changed_fields": record.changed_fields,
+        "details": record.details,
+    });
+    let id = insert(tx, AUDIT_TOPIC, record.action, &record.actor, payload).await?;
+    tx.extensions_mut().insert(Audited);
+    Ok(id)
+}
+
+/// Writes `event` to the outbox in `tx`. A domain event does not replace the audit record.
+pub async fn emit_event(tx: &mut TenantTx, event: &DomainEvent) -> Result<EventId, sqlx::Error> {
+    insert(
+        tx,
+        EVENTS_TOPIC,
+        event.event_type,
+        &event.actor,
+        event.payload.clone(),
+    )
+    .await
+}
+
+async fn insert(
+    tx: &mut TenantTx,
+    topic: &'static str,
+    event_type: &'static str,
+    actor: &Actor,
+    payload: Value,
+) -> Result<EventId, sqlx::Error> {
+    let id = EventId::new();
+    let actor = serde_json::to_value(actor).unwrap_or(Value::Null);
+    let request_id = request_id::current().map(|r| r.to_string());
+    let tenant = tx.tenant();
+    sqlx::query!(
+        "insert into outbox (tenant_id, event_id, topic, event_type, schema_version, actor, request_id, payload)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        tenant.0,
+        id.0,
+        topic,
+        event_type,
+        SCHEMA_VERSION,
+        actor,
+        request_id,
+        payload,
+    )
+    .execute(&mut **tx)
+    .await?;
+    metrics::counter!("outbox_emitted_total", "topic" => topic).increment(1);
+    Ok(id)
+}

@@ -170,7 +170,7 @@ impl Kafka {
         let producer: FutureProducer = Self::client_config(config)
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("message.timeout.ms", "30000")
+            .set("message.timeout.ms", config.delivery_timeout_ms.to_string())
             .create()?;
         Ok(Self {
             producer,

@@ -104,6 +104,9 @@ pub struct KafkaConfig {
     pub brokers: String,
     pub client_id: String,
     pub timeout_ms: u64,
+    /// How long the producer keeps trying to deliver a message before reporting it failed
+    /// (librdkafka `message.timeout.ms`); the outbox relay then retries the batch.
+    pub delivery_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -187,8 +190,6 @@ pub struct OutboxConfig {
     pub batch_size: i64,
     /// Published rows are deleted after this many hours.
     pub retention_hours: u64,
-    /// How long the broker may take to acknowledge a message before the batch is retried.
-    pub send_timeout_ms: u64,
 }
 
 /// Built-in defaults: every key that has a sensible value without knowing the deployment.
@@ -216,7 +217,7 @@ fn defaults() -> serde_json::Value {
             "kek_name": "warung-kek",
             "timeout_ms": 2_000,
         },
-        "kafka": { "brokers": "127.0.0.1:9092", "client_id": "warung", "timeout_ms": 5_000 },
+        "kafka": { "brokers": "127.0.0.1:9092", "client_id": "warung", "timeout_ms": 5_000, "delivery_timeout_ms": 30_000 },
         "smtp": {
             "host": "127.0.0.1",
             "port": 1025,
@@ -237,7 +238,6 @@ fn defaults() -> serde_json::Value {
             "relay": true,
             "batch_size": 500,
             "retention_hours": 72,
-            "send_timeout_ms": 30_000,
         },
     })
 }

@@ -67,7 +67,7 @@ impl AppState {
                 crate::events::relay::RelaySettings {
                     batch: outbox.batch_size,
                     retention: Duration::from_secs(outbox.retention_hours * 3600),
-                    send_timeout: Duration::from_millis(outbox.send_timeout_ms),
+                    send_timeout: Duration::from_millis(self.config.kafka.delivery_timeout_ms),
                 },
             ));
         }

@@ -15,6 +15,7 @@
     reason = "test support"
 )]
 
+mod broker;
 mod proxy;
 
 use std::{collections::HashMap, path::PathBuf, sync::OnceLock};
@@ -31,6 +32,7 @@ use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use tokio::sync::OnceCell;
 
+pub use broker::TestBroker;
 pub use proxy::FaultProxy;
 
 /// The stack's settings: `WARUNG_*` for the app plus `STACK_*` facts for tests.

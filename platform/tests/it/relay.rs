@@ -12,7 +12,7 @@ use rdkafka::{
     ClientConfig, Message,
     consumer::{BaseConsumer, Consumer},
 };
-use testkit::{TestApp, stack_env};
+use testkit::{TestApp, TestBroker, stack_env};
 
 const SETTINGS: RelaySettings = RelaySettings {
     batch: 50,
@@ -46,8 +46,16 @@ async fn emit_many(app: &TestApp, tenant: TenantId, n: usize) -> Vec<EventId> {
 /// Every message on both topics keyed by `tenant`, by event id, read until `want` distinct ids
 /// were seen and the topic then stayed quiet (duplicates would show as counts > 1).
 fn collect(tenant: TenantId, want: usize) -> HashMap<String, (usize, serde_json::Value)> {
+    collect_from(&stack_env()["WARUNG_KAFKA__BROKERS"], tenant, want)
+}
+
+fn collect_from(
+    brokers: &str,
+    tenant: TenantId,
+    want: usize,
+) -> HashMap<String, (usize, serde_json::Value)> {
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &stack_env()["WARUNG_KAFKA__BROKERS"])
+        .set("bootstrap.servers", brokers)
         .set("group.id", format!("test-{}", uuid::Uuid::now_v7()))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
@@ -72,7 +80,8 @@ fn collect(tenant: TenantId, want: usize) -> HashMap<String, (usize, serde_json:
                 seen.entry(id).or_insert((0, envelope)).0 += 1;
                 quiet_since = None;
             }
-            Some(Err(err)) => panic!("consumer: {err}"),
+            // Transient (e.g. the broker just came back): keep reading until the deadline.
+            Some(Err(_)) => {}
             None if seen.len() >= want => {
                 let since = *quiet_since.get_or_insert_with(std::time::Instant::now);
                 if since.elapsed() > Duration::from_secs(2) {
@@ -169,4 +178,114 @@ async fn relays_in_parallel_never_send_a_row_twice() {
     for id in &ids {
         assert_eq!(seen.get(&id.to_string()).map(|(n, _)| *n), Some(1), "{id}");
     }
+}
+
+async fn unsent_of(app: &TestApp, ids: &[EventId]) -> i64 {
+    let raw: Vec<uuid::Uuid> = ids.iter().map(|id| id.0).collect();
+    sqlx::query_scalar(
+        "select count(*) from outbox where event_id = any($1) and published_at is null",
+    )
+    .bind(raw)
+    .fetch_one(app.system.pool())
+    .await
+    .unwrap()
+}
+
+async fn wait_until_all_sent(app: &TestApp, ids: &[EventId]) {
+    for _ in 0..150 {
+        if unsent_of(app, ids).await == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{} rows still unsent", unsent_of(app, ids).await);
+}
+
+/// Waits until the relay has nothing pending (it is idle and connected).
+async fn drained(app: &TestApp) {
+    for _ in 0..100 {
+        let pending: i64 =
+            sqlx::query_scalar("select count(*) from outbox where published_at is null")
+                .fetch_one(app.system.pool())
+                .await
+                .unwrap();
+        if pending == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn lost(brokers: String, tenant: TenantId, ids: &[EventId]) -> Vec<String> {
+    let seen = collect_from(&brokers, tenant, ids.len());
+    ids.iter()
+        .map(ToString::to_string)
+        .filter(|id| !seen.contains_key(id))
+        .collect()
+}
+
+/// The broker stalls (frozen, connections open) while mutations happen: nothing is marked sent
+/// before the broker acknowledged it, and everything arrives once it answers again.
+#[tokio::test]
+async fn relay_broker_stalled_during_mutations_loses_nothing() {
+    let broker = TestBroker::start(&[events::AUDIT_TOPIC, events::EVENTS_TOPIC]).await;
+    let app = TestApp::builder()
+        .set("WARUNG_OUTBOX__RELAY", "true")
+        .set("WARUNG_KAFKA__BROKERS", broker.addr.to_string())
+        .start()
+        .await;
+    let t = app.tenant().await;
+    drained(&app).await;
+
+    broker.pause();
+    let ids = emit_many(&app, t.id, 10).await;
+    // Shorter than the client's request timeout (10 s): requests stay in flight, unacknowledged.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        unsent_of(&app, &ids).await as usize,
+        ids.len(),
+        "marked sent before the broker acknowledged"
+    );
+    broker.resume();
+
+    wait_until_all_sent(&app, &ids).await;
+    let brokers = broker.addr.to_string();
+    let tenant = t.id;
+    let ids2 = ids.clone();
+    let lost = tokio::task::spawn_blocking(move || lost(brokers, tenant, &ids2))
+        .await
+        .unwrap();
+    assert!(lost.is_empty(), "lost after the stall: {lost:?}");
+}
+
+/// The broker is unreachable while mutations happen: sends fail, the relay rolls its claims back
+/// and retries with backoff, and everything arrives once a broker is there.
+#[tokio::test]
+async fn relay_broker_unreachable_during_mutations_loses_nothing() {
+    let addr = TestBroker::free_addr();
+    let app = TestApp::builder()
+        .set("WARUNG_OUTBOX__RELAY", "true")
+        .set("WARUNG_KAFKA__BROKERS", addr.to_string())
+        .set("WARUNG_KAFKA__DELIVERY_TIMEOUT_MS", "2000")
+        .start()
+        .await;
+    let t = app.tenant().await;
+    let ids = emit_many(&app, t.id, 10).await;
+    // Several failed rounds (2 s delivery timeout each, then backoff).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        unsent_of(&app, &ids).await as usize,
+        ids.len(),
+        "marked sent though the broker never acknowledged"
+    );
+
+    let broker = TestBroker::start_on(addr, &[events::AUDIT_TOPIC, events::EVENTS_TOPIC]).await;
+    wait_until_all_sent(&app, &ids).await;
+    let brokers = broker.addr.to_string();
+    let tenant = t.id;
+    let ids2 = ids.clone();
+    let lost = tokio::task::spawn_blocking(move || lost(brokers, tenant, &ids2))
+        .await
+        .unwrap();
+    assert!(lost.is_empty(), "lost after the outage: {lost:?}");
 }

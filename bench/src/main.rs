@@ -226,6 +226,38 @@ async fn create(
     Ok(())
 }
 
+fn per_s(d: Duration) -> f64 {
+    1.0 / d.as_secs_f64().max(1e-9)
+}
+
+/// A Markdown table of medians, with each variant's rate relative to the `no_op` and `baseline`
+/// rows.
+fn table(
+    out: &mut impl Write,
+    rate: &str,
+    names: &[&str],
+    medians: &[Duration],
+    no_op: usize,
+    baseline: usize,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "| variant | median | {rate} | vs no-op | vs transit-per-field |"
+    )?;
+    writeln!(out, "| --- | ---: | ---: | ---: | ---: |")?;
+    for (name, d) in names.iter().zip(medians) {
+        writeln!(
+            out,
+            "| {name} | {:.2} ms | {:.0} | {:.2}× | {:.1}× |",
+            d.as_secs_f64() * 1e3,
+            per_s(*d),
+            per_s(*d) / per_s(medians[no_op]),
+            per_s(*d) / per_s(medians[baseline]),
+        )?;
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -278,7 +310,6 @@ async fn main() -> anyhow::Result<()> {
 
     let reads: Vec<Duration> = reads.into_iter().map(median).collect();
     let creates: Vec<Duration> = creates.into_iter().map(median).collect();
-    let per_s = |d: Duration| 1.0 / d.as_secs_f64().max(1e-9);
     let mut out = std::io::stdout();
     writeln!(
         out,
@@ -296,41 +327,13 @@ async fn main() -> anyhow::Result<()> {
         "List read of {} customers (one tenant transaction, open every email), {} rounds:\n",
         args.subjects, args.rounds
     )?;
-    writeln!(
-        out,
-        "| variant | median | lists/s | vs no-op | vs transit-per-field |"
-    )?;
-    writeln!(out, "| --- | ---: | ---: | ---: | ---: |")?;
-    for (name, d) in names.iter().zip(&reads) {
-        writeln!(
-            out,
-            "| {name} | {:.2} ms | {:.0} | {:.2}× | {:.1}× |",
-            d.as_secs_f64() * 1e3,
-            per_s(*d),
-            per_s(*d) / per_s(reads[0]),
-            per_s(*d) / per_s(reads[3]),
-        )?;
-    }
+    table(&mut out, "lists/s", &names, &reads, 0, 3)?;
     writeln!(
         out,
         "\nCreate one customer with 3 PII fields (new subject: envelope asks Transit for one data key), {} rounds:\n",
         args.rounds
     )?;
-    writeln!(
-        out,
-        "| variant | median | creates/s | vs no-op | vs transit-per-field |"
-    )?;
-    writeln!(out, "| --- | ---: | ---: | ---: | ---: |")?;
-    for (name, d) in create_names.iter().zip(&creates) {
-        writeln!(
-            out,
-            "| {name} | {:.2} ms | {:.0} | {:.2}× | {:.1}× |",
-            d.as_secs_f64() * 1e3,
-            per_s(*d),
-            per_s(*d) / per_s(creates[0]),
-            per_s(*d) / per_s(creates[2]),
-        )?;
-    }
+    table(&mut out, "creates/s", &create_names, &creates, 0, 2)?;
     app.stop().await;
     Ok(())
 }

@@ -12,7 +12,7 @@ use aes_gcm::{
     aead::{Aead, Generate, KeyInit, Payload},
 };
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Deserialize, de::DeserializeOwned};
 use zeroize::Zeroizing;
 
 use super::{breaker::Breaker, cipher::Dek};
@@ -67,12 +67,6 @@ impl Keys {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize)]
-struct ContextItem<'a> {
-    ciphertext: &'a str,
-    context: &'a str,
-}
-
 /// Holds a plaintext data key (base64): zeroed on drop, and no `Debug`.
 #[derive(Deserialize)]
 struct DataKeyResponse {
@@ -81,13 +75,13 @@ struct DataKeyResponse {
 }
 
 #[derive(Deserialize)]
-struct BatchResponse {
-    batch_results: Vec<BatchItem>,
+struct BatchResponse<T> {
+    batch_results: Vec<T>,
 }
 
 /// Holds a plaintext data key (base64): zeroed on drop, and no `Debug`.
 #[derive(Deserialize)]
-struct BatchItem {
+struct DecryptItem {
     #[serde(default)]
     plaintext: Option<Zeroizing<String>>,
     #[serde(default)]
@@ -179,34 +173,8 @@ impl TransitKeys {
         &self,
         items: &[(TenantId, &WrappedKey)],
     ) -> Result<Vec<Result<Dek, KeyError>>, KeyError> {
-        if items.is_empty() {
-            return Ok(Vec::new());
-        }
-        let contexts: Vec<String> = items.iter().map(|(t, _)| Self::context(*t)).collect();
-        let batch: Vec<ContextItem<'_>> = items
-            .iter()
-            .zip(&contexts)
-            .map(|((_, w), context)| ContextItem {
-                ciphertext: &w.0,
-                context,
-            })
-            .collect();
-        let response: BatchResponse = self
-            .call(
-                "decrypt_batch",
-                "decrypt",
-                Some(serde_json::json!({
-                    "batch_input": batch,
-                    // Per-item errors in a 200 instead of failing the whole batch with a 400.
-                    "partial_failure_response_code": 200,
-                })),
-            )
-            .await?;
-        if response.batch_results.len() != items.len() {
-            return Err(KeyError::Refused("batch result count mismatch".into()));
-        }
-        Ok(response
-            .batch_results
+        let results: Vec<DecryptItem> = self.batch("decrypt_batch", "decrypt", items).await?;
+        Ok(results
             .into_iter()
             .map(|item| match (item.plaintext, item.error) {
                 (Some(b64), None) => {
@@ -220,6 +188,32 @@ impl TransitKeys {
                 (None, None) => Err(KeyError::Refused("empty batch item".into())),
             })
             .collect())
+    }
+
+    /// One Transit batch call over wrapped keys (`decrypt` or `rewrap`), one result per item
+    /// in order. Per-item errors come back in a 200 instead of failing the whole batch.
+    async fn batch<T: DeserializeOwned + Send + Sync>(
+        &self,
+        name: &'static str,
+        action: &str,
+        items: &[(TenantId, &WrappedKey)],
+    ) -> Result<Vec<T>, KeyError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let input: Vec<serde_json::Value> = items
+            .iter()
+            .map(|(tenant, wrapped)| {
+                serde_json::json!({ "ciphertext": wrapped.0, "context": Self::context(*tenant) })
+            })
+            .collect();
+        let body =
+            serde_json::json!({ "batch_input": input, "partial_failure_response_code": 200 });
+        let response: BatchResponse<T> = self.call(name, action, Some(body)).await?;
+        if response.batch_results.len() != items.len() {
+            return Err(KeyError::Refused("batch result count mismatch".into()));
+        }
+        Ok(response.batch_results)
     }
 }
 
@@ -259,45 +253,15 @@ impl TransitKeys {
         &self,
         items: &[(TenantId, &WrappedKey)],
     ) -> Result<Vec<Result<WrappedKey, KeyError>>, KeyError> {
-        #[derive(Debug, Deserialize)]
+        #[derive(Deserialize)]
         struct RewrapItem {
             #[serde(default)]
             ciphertext: Option<String>,
             #[serde(default)]
             error: Option<String>,
         }
-        #[derive(Debug, Deserialize)]
-        struct RewrapResponse {
-            batch_results: Vec<RewrapItem>,
-        }
-        if items.is_empty() {
-            return Ok(Vec::new());
-        }
-        let contexts: Vec<String> = items.iter().map(|(t, _)| Self::context(*t)).collect();
-        let batch: Vec<ContextItem<'_>> = items
-            .iter()
-            .zip(&contexts)
-            .map(|((_, w), context)| ContextItem {
-                ciphertext: &w.0,
-                context,
-            })
-            .collect();
-        let response: RewrapResponse = self
-            .call(
-                "rewrap_batch",
-                "rewrap",
-                Some(serde_json::json!({
-                    "batch_input": batch,
-                    // Per-item errors in a 200 instead of failing the whole batch with a 400.
-                    "partial_failure_response_code": 200,
-                })),
-            )
-            .await?;
-        if response.batch_results.len() != items.len() {
-            return Err(KeyError::Refused("batch result count mismatch".into()));
-        }
-        Ok(response
-            .batch_results
+        let results: Vec<RewrapItem> = self.batch("rewrap_batch", "rewrap", items).await?;
+        Ok(results
             .into_iter()
             .map(|item| match (item.ciphertext, item.error) {
                 (Some(ciphertext), None) => Ok(WrappedKey(ciphertext)),

@@ -1,7 +1,11 @@
-//! Audit store: consumes audit records from Kafka into a partitioned, append-only, hash-chained table; query and verification.
+//! Audit store: consumes audit records from Kafka into a partitioned, append-only, hash-chained
+//! table (`audit_events`). Query and verification arrive with the read side.
 //!
 //! Face (the same in every module crate): [`router`] for its HTTP routes under `/api/v1`,
 //! [`workers`] for its background work, [`MODULE`] for `gateway` to compose.
+
+pub mod chain;
+pub mod sink;
 
 use platform::{AppState, Module, Worker, health::Dependency};
 use utoipa_axum::router::OpenApiRouter;
@@ -18,7 +22,11 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
 }
 
-/// Long-running consumers and scheduled jobs of this module.
-pub fn workers(_state: &AppState) -> Vec<Worker> {
-    Vec::new()
+/// The sink: one consumer per process in the `warung-audit-sink` group (partitions bound how
+/// many share the work).
+pub fn workers(state: &AppState) -> Vec<Worker> {
+    let kafka = state.config.kafka.clone();
+    vec![Worker::new("audit-sink", move |ctx| {
+        sink::run(ctx, kafka.clone())
+    })]
 }

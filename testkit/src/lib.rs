@@ -115,6 +115,7 @@ async fn migrated(config: &Config) {
 #[derive(Debug, Default)]
 pub struct TestAppBuilder {
     modules: Option<Vec<Module>>,
+    module_workers: bool,
     overrides: Vec<(&'static str, String)>,
 }
 
@@ -122,6 +123,13 @@ impl TestAppBuilder {
     /// Run only these modules (default: all).
     pub fn modules(mut self, modules: Vec<Module>) -> Self {
         self.modules = Some(modules);
+        self
+    }
+
+    /// Also run the modules' background workers (e.g. the audit sink). Off by default: a
+    /// consumer per test app would keep consumer groups rebalancing.
+    pub fn with_module_workers(mut self) -> Self {
+        self.module_workers = true;
         self
     }
 
@@ -135,9 +143,14 @@ impl TestAppBuilder {
         init_logging();
         let config = config_with(&self.overrides);
         migrated(&config).await;
-        let modules = self
+        let mut modules = self
             .modules
             .unwrap_or_else(|| gateway::modules::ALL.to_vec());
+        if !self.module_workers {
+            for module in &mut modules {
+                module.workers = |_| Vec::new();
+            }
+        }
         let system = SystemDb::connect(&config.database).unwrap();
         let listener = tokio::net::TcpListener::bind(config.http.bind)
             .await

@@ -35,7 +35,11 @@ const PROBE: Module = Module {
 
 #[tokio::test]
 async fn a_failed_worker_is_restarted_and_shutdown_stops_it() {
-    let app = TestApp::builder().modules(vec![PROBE]).start().await;
+    let app = TestApp::builder()
+        .modules(vec![PROBE])
+        .with_module_workers()
+        .start()
+        .await;
     for _ in 0..100 {
         if STARTS.load(Ordering::SeqCst) >= 2 {
             break;

@@ -1,0 +1,11 @@
+//! Audit pipeline tests against the real PostgreSQL and broker: outbox -> relay -> Kafka ->
+//! sink -> audit_events.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+mod pipeline;
+mod store;

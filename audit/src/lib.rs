@@ -6,6 +6,7 @@
 
 pub mod chain;
 pub mod sink;
+pub mod verify;
 
 use platform::{AppState, Module, Worker, health::Dependency};
 use utoipa_axum::router::OpenApiRouter;

@@ -50,6 +50,11 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Audit store commands.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Print the OpenAPI document, or check a file against it.
     Openapi {
         /// Fail if this file differs from the generated document (for CI).
@@ -70,6 +75,16 @@ pub enum KeysCommand {
         /// Keys per Transit call and database batch.
         #[arg(long, default_value_t = 200)]
         batch: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chains and name the first broken link of each tenant.
+    Verify {
+        /// Only this tenant (default: every tenant).
+        #[arg(long)]
+        tenant: Option<uuid::Uuid>,
     },
 }
 
@@ -104,6 +119,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 migrations = platform::db::MIGRATOR.iter().count(),
                 "database is up to date"
             );
+            Ok(())
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { tenant },
+        } => {
+            let config = load(cli.config.as_deref())?;
+            platform::telemetry::init(&config.telemetry);
+            let system = SystemDb::connect(&config.database)?;
+            let reports = match tenant {
+                Some(id) => vec![audit::verify::tenant(&system, id.into()).await?],
+                None => audit::verify::all(&system).await?,
+            };
+            let mut out = std::io::stdout();
+            let mut broken = 0;
+            for report in &reports {
+                match &report.first_break {
+                    None => writeln!(out, "{}: intact ({} records)", report.tenant, report.links)?,
+                    Some(link) => {
+                        broken += 1;
+                        let event = link
+                            .event_id
+                            .map(|e| format!(", event {e}"))
+                            .unwrap_or_default();
+                        writeln!(
+                            out,
+                            "{}: BROKEN at record {}{event}: {}",
+                            report.tenant, link.chain_seq, link.reason
+                        )?;
+                    }
+                }
+            }
+            if broken > 0 {
+                anyhow::bail!("{broken} of {} audit chains are broken", reports.len());
+            }
             Ok(())
         }
         Command::Keys { command } => {

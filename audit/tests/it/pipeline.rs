@@ -173,3 +173,60 @@ async fn pipeline_an_unparseable_message_is_dead_lettered_and_the_sink_keeps_goi
         "no dead letter for the bad message"
     );
 }
+
+#[tokio::test]
+async fn pipeline_verify_names_the_first_edited_record() {
+    let app = pipeline_app().await;
+    let t = app.tenant().await;
+    let ids: Vec<uuid::Uuid> = (0..4).map(|_| uuid::Uuid::now_v7()).collect();
+    for id in &ids {
+        produce(&app, &t.id.to_string(), &envelope(t.id, *id)).await;
+    }
+    for id in &ids {
+        assert_eq!(stored(&app, t.id, *id).await, 1);
+    }
+    let report = audit::verify::tenant(&app.system, t.id).await.unwrap();
+    assert!(report.intact(), "{report:?}");
+    assert_eq!(report.links, 5, "tenant.created + 4");
+
+    // Someone with the schema owner's powers edits record 3: the append-only trigger and forced
+    // RLS are lifted and restored in one transaction, so no other session sees the store open.
+    let target: (i64, uuid::Uuid) = sqlx::query_as(
+        "select chain_seq, event_id from audit_events where tenant_id = $1 and event_id = $2",
+    )
+    .bind(t.id)
+    .bind(ids[1])
+    .fetch_one(app.system.pool())
+    .await
+    .unwrap();
+    let owner = app.owner_pool().await;
+    let mut tx = owner.begin().await.unwrap();
+    for sql in [
+        "alter table audit_events disable trigger audit_events_append_only",
+        "alter table audit_events no force row level security",
+    ] {
+        sqlx::query(sql).execute(&mut *tx).await.unwrap();
+    }
+    let edited = sqlx::query(
+        "update audit_events set envelope = jsonb_set(envelope, '{type}', '\"thing.forged\"') where tenant_id = $1 and event_id = $2",
+    )
+    .bind(t.id)
+    .bind(target.1)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(edited.rows_affected(), 1);
+    for sql in [
+        "alter table audit_events force row level security",
+        "alter table audit_events enable trigger audit_events_append_only",
+    ] {
+        sqlx::query(sql).execute(&mut *tx).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let report = audit::verify::tenant(&app.system, t.id).await.unwrap();
+    let link = report.first_break.expect("the edit went unnoticed");
+    assert_eq!(link.chain_seq, target.0);
+    assert_eq!(link.event_id, Some(target.1));
+    assert_eq!(link.reason, "record changed after it was stored");
+}

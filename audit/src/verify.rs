@@ -1,0 +1,103 @@
+//! Chain verification (`warung audit verify`): recomputes every tenant's hash chain from the
+//! stored envelopes and names the first broken link: a changed record, a missing one, or a
+//! chain whose stored head does not match its last record (records removed from the end).
+
+use platform::{db::SystemDb, id::TenantId};
+
+use crate::chain;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenLink {
+    pub chain_seq: i64,
+    pub event_id: Option<uuid::Uuid>,
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainReport {
+    pub tenant: TenantId,
+    pub links: i64,
+    pub first_break: Option<BrokenLink>,
+}
+
+impl ChainReport {
+    pub fn intact(&self) -> bool {
+        self.first_break.is_none()
+    }
+}
+
+/// Verifies one tenant's chain.
+pub async fn tenant(system: &SystemDb, tenant: TenantId) -> Result<ChainReport, sqlx::Error> {
+    let rows = sqlx::query!(
+        "select chain_seq, event_id, envelope, prev_hash, hash from audit_events
+         where tenant_id = $1 order by chain_seq",
+        tenant.0
+    )
+    .fetch_all(system.pool())
+    .await?;
+    let mut prev = chain::GENESIS.to_vec();
+    let broken = |row_seq, event_id, reason| {
+        Some(BrokenLink {
+            chain_seq: row_seq,
+            event_id,
+            reason,
+        })
+    };
+    let mut first_break = None;
+    for (expected, row) in (1..).zip(&rows) {
+        first_break = if row.chain_seq != expected {
+            broken(expected, None, "record missing")
+        } else if row.prev_hash != prev {
+            broken(
+                row.chain_seq,
+                Some(row.event_id),
+                "previous hash does not match",
+            )
+        } else if chain::link(&prev, row.chain_seq, &row.envelope) != row.hash {
+            broken(
+                row.chain_seq,
+                Some(row.event_id),
+                "record changed after it was stored",
+            )
+        } else {
+            None
+        };
+        if first_break.is_some() {
+            break;
+        }
+        prev = row.hash.clone();
+    }
+    if first_break.is_none() {
+        let head = sqlx::query!(
+            "select chain_seq, hash from audit_chain_heads where tenant_id = $1",
+            tenant.0
+        )
+        .fetch_optional(system.pool())
+        .await?;
+        let last = rows.last().map_or(0, |r| r.chain_seq);
+        first_break = match head {
+            Some(head) if head.chain_seq != last || head.hash != prev => {
+                broken(last + 1, None, "records missing at the end of the chain")
+            }
+            None if last > 0 => broken(1, None, "chain head missing"),
+            _ => None,
+        };
+    }
+    Ok(ChainReport {
+        tenant,
+        links: rows.len() as i64,
+        first_break,
+    })
+}
+
+/// Verifies every tenant that has a chain.
+pub async fn all(system: &SystemDb) -> Result<Vec<ChainReport>, sqlx::Error> {
+    let tenants = sqlx::query_scalar!("select tenant_id from audit_chain_heads order by tenant_id")
+        .fetch_all(system.pool())
+        .await?;
+    let mut reports = Vec::with_capacity(tenants.len());
+    for id in tenants {
+        reports.push(tenant(system, TenantId(id)).await?);
+    }
+    Ok(reports)
+}

@@ -117,7 +117,6 @@ impl TransitKeys {
         let (mount, key) = (&self.vault.transit_mount, &self.vault.kek_name);
         let path = match action {
             "keys" => format!("{mount}/keys/{key}"),
-            "rotate" => format!("{mount}/keys/{key}/rotate"),
             _ => format!("{mount}/{action}/{key}"),
         };
         let started = Instant::now();

@@ -216,6 +216,23 @@ async fn drained(app: &TestApp) {
     }
 }
 
+/// Every row is marked sent and every event is on `broker`.
+async fn all_arrived(
+    app: &TestApp,
+    broker: &TestBroker,
+    tenant: TenantId,
+    ids: &[EventId],
+    what: &str,
+) {
+    wait_until_all_sent(app, ids).await;
+    let brokers = broker.addr.to_string();
+    let wanted = ids.to_vec();
+    let lost = tokio::task::spawn_blocking(move || lost(brokers, tenant, &wanted))
+        .await
+        .unwrap();
+    assert!(lost.is_empty(), "lost after the {what}: {lost:?}");
+}
+
 fn lost(brokers: String, tenant: TenantId, ids: &[EventId]) -> Vec<String> {
     let seen = collect_from(&brokers, tenant, ids.len());
     ids.iter()
@@ -248,14 +265,7 @@ async fn relay_broker_stalled_during_mutations_loses_nothing() {
     );
     broker.resume();
 
-    wait_until_all_sent(&app, &ids).await;
-    let brokers = broker.addr.to_string();
-    let tenant = t.id;
-    let ids2 = ids.clone();
-    let lost = tokio::task::spawn_blocking(move || lost(brokers, tenant, &ids2))
-        .await
-        .unwrap();
-    assert!(lost.is_empty(), "lost after the stall: {lost:?}");
+    all_arrived(&app, &broker, t.id, &ids, "stall").await;
 }
 
 /// The broker is unreachable while mutations happen: sends fail, the relay rolls its claims back
@@ -280,12 +290,5 @@ async fn relay_broker_unreachable_during_mutations_loses_nothing() {
     );
 
     let broker = TestBroker::start_on(addr, &[events::AUDIT_TOPIC, events::EVENTS_TOPIC]).await;
-    wait_until_all_sent(&app, &ids).await;
-    let brokers = broker.addr.to_string();
-    let tenant = t.id;
-    let ids2 = ids.clone();
-    let lost = tokio::task::spawn_blocking(move || lost(brokers, tenant, &ids2))
-        .await
-        .unwrap();
-    assert!(lost.is_empty(), "lost after the outage: {lost:?}");
+    all_arrived(&app, &broker, t.id, &ids, "outage").await;
 }

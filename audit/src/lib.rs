@@ -1,14 +1,17 @@
 //! Audit store: consumes audit records from Kafka into a partitioned, append-only, hash-chained
-//! table (`audit_events`). Query and verification arrive with the read side.
+//! table (`audit_events`), keeps its partitions ahead and past retention ([`maintenance`]), and verifies
+//! its hash chains ([`verify`]).
 //!
 //! Face (the same in every module crate): [`router`] for its HTTP routes under `/api/v1`,
-//! [`workers`] for its background work, [`MODULE`] for `gateway` to compose.
+//! [`workers`] for its background work, [`jobs`] for its scheduled jobs, [`MODULE`] for
+//! `gateway` to compose.
 
 pub mod chain;
+pub mod maintenance;
 pub mod sink;
 pub mod verify;
 
-use platform::{AppState, Module, Worker, health::Dependency};
+use platform::{AppState, Module, Worker, health::Dependency, jobs::Job};
 use utoipa_axum::router::OpenApiRouter;
 
 pub const MODULE: Module = Module {
@@ -16,6 +19,7 @@ pub const MODULE: Module = Module {
     needs: &[Dependency::Postgres, Dependency::Kafka],
     router,
     workers,
+    jobs,
 };
 
 /// HTTP routes of this module.
@@ -30,4 +34,13 @@ pub fn workers(state: &AppState) -> Vec<Worker> {
     vec![Worker::new("audit-sink", move |ctx| {
         sink::run(ctx, kafka.clone())
     })]
+}
+
+/// Partition upkeep and retention of the audit store.
+pub fn jobs(state: &AppState) -> Vec<Job> {
+    let audit = &state.config.audit;
+    vec![
+        maintenance::partitions(audit.partitions_ahead_months),
+        maintenance::retention(state.vault.clone(), audit.retention_months),
+    ]
 }

@@ -8,7 +8,7 @@
 //! - A message that cannot be parsed or stored goes to `audit_dead_letters` with the reason and
 //!   the consumer moves on. Nothing is dropped silently.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use platform::{
     WorkerContext, clients::Kafka, config::KafkaConfig, db::SystemDb, events::AUDIT_TOPIC,
@@ -144,7 +144,9 @@ pub async fn store(system: &SystemDb, batch: &[OwnedMessage]) -> Result<(), sqlx
     tx.commit().await
 }
 
-/// Appends one tenant's new records to its chain (duplicates of stored records are skipped).
+/// Appends one tenant's new records to its chain: one query finds which are already stored
+/// (redeliveries), one `unnest` insert stores the rest. Duplicates inside the batch are
+/// skipped too.
 async fn extend_chain(
     tx: &mut sqlx::PgConnection,
     records: &[Record<'_>],
@@ -157,61 +159,108 @@ async fn extend_chain(
     .fetch_optional(&mut *tx)
     .await?;
     let (mut seq, mut prev) = head.map_or((0, chain::GENESIS.to_vec()), |h| (h.chain_seq, h.hash));
-    let start_seq = seq;
+    let ids: Vec<uuid::Uuid> = records.iter().map(|r| r.event_id).collect();
+    let mut seen: HashSet<uuid::Uuid> = sqlx::query_scalar!(
+        "select event_id from audit_events where tenant_id = $1 and event_id = any($2)",
+        tenant,
+        &ids
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    let mut rows = Rows::default();
     for record in records {
-        let stored = sqlx::query_scalar!(
-            r#"select exists(select 1 from audit_events where tenant_id = $1 and event_id = $2) as "stored!""#,
-            record.tenant,
-            record.event_id
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        if stored {
+        if !seen.insert(record.event_id) {
             metrics::counter!("audit_sink_duplicates_total").increment(1);
             continue;
         }
         seq += 1;
         let hash = chain::link(&prev, seq, &record.envelope);
+        rows.push(
+            record,
+            seq,
+            std::mem::replace(&mut prev, hash.clone()),
+            hash,
+        );
+    }
+    if rows.seq.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "insert into audit_events (tenant_id, event_id, chain_seq, occurred_at, event_type, actor, actor_id,
+             resource_kind, resource_id, request_id, envelope, prev_hash, hash)
+         select $1, * from unnest($2::uuid[], $3::int8[], $4::timestamptz[], $5::text[], $6::jsonb[],
+             $7::text[], $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::bytea[], $13::bytea[])",
+        tenant,
+        &rows.event_id,
+        &rows.seq,
+        &rows.occurred_at,
+        &rows.event_type,
+        &rows.actor,
+        &rows.actor_id as &[Option<String>],
+        &rows.resource_kind as &[Option<String>],
+        &rows.resource_id as &[Option<String>],
+        &rows.request_id as &[Option<String>],
+        &rows.envelope,
+        &rows.prev_hash,
+        &rows.hash,
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "insert into audit_chain_heads (tenant_id, chain_seq, hash) values ($1, $2, $3)
+         on conflict (tenant_id) do update set chain_seq = excluded.chain_seq, hash = excluded.hash",
+        tenant,
+        seq,
+        prev
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Column arrays for one `unnest` insert.
+#[derive(Default)]
+struct Rows {
+    event_id: Vec<uuid::Uuid>,
+    seq: Vec<i64>,
+    occurred_at: Vec<chrono::DateTime<chrono::Utc>>,
+    event_type: Vec<String>,
+    actor: Vec<Value>,
+    actor_id: Vec<Option<String>>,
+    resource_kind: Vec<Option<String>>,
+    resource_id: Vec<Option<String>>,
+    request_id: Vec<Option<String>>,
+    envelope: Vec<Value>,
+    prev_hash: Vec<Vec<u8>>,
+    hash: Vec<Vec<u8>>,
+}
+
+impl Rows {
+    fn push(&mut self, record: &Record<'_>, seq: i64, prev_hash: Vec<u8>, hash: Vec<u8>) {
         let text = |path: &[&str]| {
             path.iter()
                 .try_fold(&record.envelope, |v, key| v.get(*key))
                 .and_then(Value::as_str)
                 .map(str::to_owned)
         };
-        sqlx::query!(
-            "insert into audit_events (tenant_id, event_id, chain_seq, occurred_at, event_type, actor, actor_id,
-                 resource_kind, resource_id, request_id, envelope, prev_hash, hash)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            record.tenant,
-            record.event_id,
-            seq,
-            record.occurred_at,
-            text(&["type"]).unwrap_or_default(),
-            record.envelope.get("actor").cloned().unwrap_or(Value::Null),
-            text(&["actor", "id"]).or_else(|| text(&["actor", "name"])),
-            text(&["payload", "resource", "kind"]),
-            text(&["payload", "resource", "id"]),
-            text(&["request_id"]),
-            record.envelope,
-            prev,
-            hash,
-        )
-        .execute(&mut *tx)
-        .await?;
-        prev = hash;
+        self.event_id.push(record.event_id);
+        self.seq.push(seq);
+        self.occurred_at.push(record.occurred_at);
+        self.event_type.push(text(&["type"]).unwrap_or_default());
+        self.actor
+            .push(record.envelope.get("actor").cloned().unwrap_or(Value::Null));
+        self.actor_id
+            .push(text(&["actor", "id"]).or_else(|| text(&["actor", "name"])));
+        self.resource_kind
+            .push(text(&["payload", "resource", "kind"]));
+        self.resource_id.push(text(&["payload", "resource", "id"]));
+        self.request_id.push(text(&["request_id"]));
+        self.envelope.push(record.envelope.clone());
+        self.prev_hash.push(prev_hash);
+        self.hash.push(hash);
     }
-    if seq > start_seq {
-        sqlx::query!(
-            "insert into audit_chain_heads (tenant_id, chain_seq, hash) values ($1, $2, $3)
-             on conflict (tenant_id) do update set chain_seq = excluded.chain_seq, hash = excluded.hash",
-            tenant,
-            seq,
-            prev
-        )
-        .execute(&mut *tx)
-        .await?;
-    }
-    Ok(())
 }
 
 async fn dead_letter(

@@ -11,6 +11,7 @@ use platform::{
     AppState,
     config::Config,
     db::SystemDb,
+    jobs::RunOutcome,
     pii::{Keys, rewrap},
 };
 
@@ -55,6 +56,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Scheduled jobs: list them, or run one now (under its lock, like a scheduled run).
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
     /// Print the OpenAPI document, or check a file against it.
     Openapi {
         /// Fail if this file differs from the generated document (for CI).
@@ -85,6 +91,19 @@ pub enum AuditCommand {
         /// Only this tenant (default: every tenant).
         #[arg(long)]
         tenant: Option<uuid::Uuid>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Every job with its schedule.
+    List,
+    /// Run one job now and print what it did.
+    Run {
+        name: String,
+        /// Count what the job would do without changing anything.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -162,6 +181,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let state = AppState::connect(config)?;
             keys(&state, &system, command).await
         }
+        Command::Jobs { command } => {
+            let config = load(cli.config.as_deref())?;
+            platform::telemetry::init(&config.telemetry);
+            let system = SystemDb::connect(&config.database)?;
+            let state = AppState::connect(config)?;
+            jobs(&state, system, command).await
+        }
         Command::Config {
             command: ConfigCommand::Check,
         } => {
@@ -224,6 +250,62 @@ async fn keys(state: &AppState, system: &SystemDb, command: KeysCommand) -> anyh
         }
     }
     Ok(())
+}
+
+async fn jobs(state: &AppState, system: SystemDb, command: JobsCommand) -> anyhow::Result<()> {
+    let all: Vec<_> = modules::ALL.iter().flat_map(|m| (m.jobs)(state)).collect();
+    let mut out = std::io::stdout();
+    match command {
+        JobsCommand::List => {
+            for job in &all {
+                writeln!(
+                    out,
+                    "{:<24} {:<18} {}",
+                    job.name, job.schedule, job.description
+                )?;
+            }
+            Ok(())
+        }
+        JobsCommand::Run { name, dry_run } => {
+            let Some(job) = all.iter().find(|job| job.name == name) else {
+                let known: Vec<_> = all.iter().map(|j| j.name).collect();
+                anyhow::bail!("no job named `{name}`; jobs: {}", known.join(", "));
+            };
+            let runner = platform::jobs::Runner::new(state, system);
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    stop.cancel();
+                }
+            });
+            let outcome = runner
+                .run(job, platform::jobs::Trigger::Manual, dry_run, &shutdown)
+                .await;
+            match outcome {
+                RunOutcome::Succeeded(report) => {
+                    let verb = if dry_run {
+                        "would process"
+                    } else {
+                        "processed"
+                    };
+                    writeln!(out, "{name}: succeeded; {verb}:")?;
+                    for (item, n) in &report.counts {
+                        writeln!(out, "  {item}: {n}")?;
+                    }
+                    Ok(())
+                }
+                RunOutcome::Busy => {
+                    anyhow::bail!("{name} is running in another process right now; try later")
+                }
+                RunOutcome::Skipped(reason) => anyhow::bail!("{name} did not run: {reason}"),
+                RunOutcome::Fenced => {
+                    anyhow::bail!("{name} lost its lock midway and stopped; run it again")
+                }
+                RunOutcome::Failed(err) => Err(err.context(format!("{name} failed"))),
+            }
+        }
+    }
 }
 
 fn load(file: Option<&Path>) -> anyhow::Result<Config> {

@@ -60,6 +60,11 @@ pub async fn start(
             tasks.spawn(worker.supervise(context.clone()));
         }
     }
+    let jobs: Vec<_> = modules.iter().flat_map(|m| (m.jobs)(&state)).collect();
+    if state.config.jobs.scheduler && !jobs.is_empty() {
+        let runner = platform::jobs::Runner::new(&state, context.system.clone());
+        tasks.spawn(runner.scheduler(jobs).supervise(context.clone()));
+    }
     let names: Vec<_> = modules.iter().map(|m| m.name).collect();
     tracing::info!(%addr, modules = ?names, "serving");
     Ok(Server {

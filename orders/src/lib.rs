@@ -1,9 +1,10 @@
 //! Point-of-sale orders: lines, payments, refunds, cancellations and idempotency keys.
 //!
 //! Face (the same in every module crate): [`router`] for its HTTP routes under `/api/v1`,
-//! [`workers`] for its background work, [`MODULE`] for `gateway` to compose.
+//! [`workers`] for its background work, [`jobs`] for its scheduled jobs, [`MODULE`] for
+//! `gateway` to compose.
 
-use platform::{AppState, Module, Worker, health::Dependency};
+use platform::{AppState, Module, Worker, health::Dependency, jobs::Job};
 use utoipa_axum::router::OpenApiRouter;
 
 pub const MODULE: Module = Module {
@@ -11,6 +12,7 @@ pub const MODULE: Module = Module {
     needs: &[Dependency::Postgres],
     router,
     workers,
+    jobs,
 };
 
 /// HTTP routes of this module.
@@ -20,5 +22,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Long-running consumers and scheduled jobs of this module.
 pub fn workers(_state: &AppState) -> Vec<Worker> {
+    Vec::new()
+}
+
+/// Scheduled jobs of this module.
+pub fn jobs(_state: &AppState) -> Vec<Job> {
     Vec::new()
 }

@@ -66,6 +66,7 @@ pub struct Vault {
     addr: url::Url,
     pub transit_mount: String,
     pub kek_name: String,
+    pub digest_key_name: String,
 }
 
 impl std::fmt::Debug for Vault {
@@ -101,6 +102,7 @@ impl Vault {
             addr: config.addr.clone(),
             transit_mount: config.transit_mount.clone(),
             kek_name: config.kek_name.clone(),
+            digest_key_name: config.digest_key_name.clone(),
         })
     }
 
@@ -149,6 +151,38 @@ impl Vault {
             503 => Ok(VaultHealth::Sealed),
             other => anyhow::bail!("unexpected sys/health status {other}"),
         }
+    }
+
+    /// Signs `document` with the audit digest key (Transit `sign`, ed25519): `vault:vN:...`.
+    pub async fn sign_digest(&self, document: &[u8]) -> anyhow::Result<String> {
+        use base64::Engine;
+        let input = base64::engine::general_purpose::STANDARD.encode(document);
+        let signed = vaultrs::transit::data::sign(
+            self.client.as_ref(),
+            &self.transit_mount,
+            &self.digest_key_name,
+            &input,
+            None,
+        )
+        .await?;
+        Ok(signed.signature)
+    }
+
+    /// Checks a signature made by [`Vault::sign_digest`].
+    pub async fn verify_digest(&self, document: &[u8], signature: &str) -> anyhow::Result<bool> {
+        use base64::Engine;
+        let input = base64::engine::general_purpose::STANDARD.encode(document);
+        let mut options = vaultrs::api::transit::requests::VerifySignedDataRequest::builder();
+        options.signature(signature);
+        let verified = vaultrs::transit::data::verify(
+            self.client.as_ref(),
+            &self.transit_mount,
+            &self.digest_key_name,
+            &input,
+            Some(&mut options),
+        )
+        .await?;
+        Ok(verified.valid)
     }
 }
 
@@ -273,6 +307,7 @@ mod tests {
             token: "t".to_owned().into(),
             transit_mount: "transit".into(),
             kek_name: "warung-kek".into(),
+            digest_key_name: "warung-audit-digest".into(),
             timeout_ms: 1_000,
         })
         .unwrap()

@@ -42,6 +42,8 @@ pub struct Config {
     pub health: HealthConfig,
     pub pii: PiiConfig,
     pub outbox: OutboxConfig,
+    pub jobs: JobsConfig,
+    pub audit: AuditConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -94,6 +96,8 @@ pub struct VaultConfig {
     pub token: SecretString,
     pub transit_mount: String,
     pub kek_name: String,
+    /// Transit key (ed25519) that signs the digest of each dropped audit partition.
+    pub digest_key_name: String,
     pub timeout_ms: u64,
 }
 
@@ -192,6 +196,26 @@ pub struct OutboxConfig {
     pub retention_hours: u64,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Run the cron schedules of this process's modules (jobs can always be run by hand with
+    /// `warung jobs run`).
+    pub scheduler: bool,
+    /// A run's Redis lock expires this long after its last renewal (renewed every third of it).
+    pub lock_ttl_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Monthly partitions kept ahead of the current month.
+    pub partitions_ahead_months: u32,
+    /// Whole partitions older than this many months are dropped, after a signed digest of their
+    /// contents is recorded. At least 12; the default is 7 years (see docs/COMPLIANCE.md).
+    pub retention_months: u32,
+}
+
 /// Built-in defaults: every key that has a sensible value without knowing the deployment.
 /// Secrets (database URLs, Redis URL, Vault token) have none on purpose.
 fn defaults() -> serde_json::Value {
@@ -215,6 +239,7 @@ fn defaults() -> serde_json::Value {
             "addr": "http://127.0.0.1:8200",
             "transit_mount": "transit",
             "kek_name": "warung-kek",
+            "digest_key_name": "warung-audit-digest",
             "timeout_ms": 2_000,
         },
         "kafka": { "brokers": "127.0.0.1:9092", "client_id": "warung", "timeout_ms": 5_000, "delivery_timeout_ms": 30_000 },
@@ -239,6 +264,8 @@ fn defaults() -> serde_json::Value {
             "batch_size": 500,
             "retention_hours": 72,
         },
+        "jobs": { "scheduler": true, "lock_ttl_ms": 30_000 },
+        "audit": { "partitions_ahead_months": 3, "retention_months": 84 },
     })
 }
 
@@ -370,6 +397,18 @@ impl Config {
         check(
             (1..=10_000).contains(&self.outbox.batch_size),
             "outbox.batch_size must be between 1 and 10000",
+        );
+        check(
+            self.jobs.lock_ttl_ms >= 1_000,
+            "jobs.lock_ttl_ms must be >= 1000",
+        );
+        check(
+            self.audit.retention_months >= 12,
+            "audit.retention_months must be >= 12",
+        );
+        check(
+            (1..=24).contains(&self.audit.partitions_ahead_months),
+            "audit.partitions_ahead_months must be between 1 and 24",
         );
         check(
             self.pii.provider != PiiProvider::Local || self.pii.local_key_path.is_some(),

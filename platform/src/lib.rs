@@ -11,6 +11,8 @@ pub mod events;
 pub mod health;
 pub mod http;
 pub mod id;
+pub mod jobs;
+pub mod locks;
 pub mod metrics;
 pub mod module;
 pub mod pii;

@@ -15,6 +15,8 @@ pub struct Module {
     pub needs: &'static [Dependency],
     pub router: fn() -> OpenApiRouter<AppState>,
     pub workers: fn(&AppState) -> Vec<Worker>,
+    /// Scheduled jobs (retention, upkeep), run under a lock by `jobs::Runner`.
+    pub jobs: fn(&AppState) -> Vec<crate::jobs::Job>,
 }
 
 /// What a worker gets when it starts: the cross-tenant database handle (never available to

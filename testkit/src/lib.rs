@@ -27,6 +27,7 @@ use platform::{
     db::{MIGRATOR, SystemDb, TenantTx},
     events::{self, Actor, AuditRecord, Resource},
     id::TenantId,
+    jobs,
 };
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
@@ -87,6 +88,8 @@ pub fn config_with(overrides: &[(&str, String)]) -> Config {
     // Relays only where a test asks for one (`.set("WARUNG_OUTBOX__RELAY", "true")`): relay tests
     // run one at a time (nextest group) and must not have their rows taken by other tests' apps.
     vars.insert("WARUNG_OUTBOX__RELAY".into(), "false".into());
+    // Jobs run when a test runs them (`TestApp::run_job`), not on a clock.
+    vars.insert("WARUNG_JOBS__SCHEDULER".into(), "false".into());
     for (key, value) in overrides {
         vars.insert((*key).to_owned(), value.clone());
     }
@@ -167,6 +170,7 @@ impl TestAppBuilder {
                 .unwrap(),
             state,
             system,
+            modules,
             server: Some(server),
         }
     }
@@ -179,6 +183,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub state: AppState,
     pub system: SystemDb,
+    modules: Vec<Module>,
     server: Option<Server>,
 }
 
@@ -190,6 +195,23 @@ impl TestApp {
     /// All modules against the stack as configured.
     pub async fn spawn() -> Self {
         Self::builder().start().await
+    }
+
+    /// Runs one of the app's jobs now, under its lock and lease, like `warung jobs run`.
+    pub async fn run_job(&self, name: &str, dry_run: bool) -> jobs::RunOutcome {
+        let job = self
+            .modules
+            .iter()
+            .flat_map(|m| (m.jobs)(&self.state))
+            .find(|job| job.name == name)
+            .unwrap_or_else(|| panic!("no job named {name}"));
+        self.job_runner()
+            .run(&job, jobs::Trigger::Manual, dry_run, &Default::default())
+            .await
+    }
+
+    pub fn job_runner(&self) -> jobs::Runner {
+        jobs::Runner::new(&self.state, self.system.clone())
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -7,5 +7,6 @@
     reason = "tests"
 )]
 
+mod maintenance;
 mod pipeline;
 mod store;

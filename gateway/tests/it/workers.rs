@@ -31,6 +31,7 @@ const PROBE: Module = Module {
     needs: &[],
     router: OpenApiRouter::new,
     workers: probe_workers,
+    jobs: |_| Vec::new(),
 };
 
 #[tokio::test]

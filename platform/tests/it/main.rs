@@ -6,6 +6,7 @@
     reason = "tests"
 )]
 
+mod jobs;
 mod outbox;
 mod pii;
 mod relay;

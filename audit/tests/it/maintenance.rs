@@ -1,0 +1,218 @@
+//! Partition upkeep and retention, through the real sink. These tests move and drop partitions,
+//! so they run one at a time with the pipeline tests (nextest group); assertions look only at
+//! their own tenant's records and their own (randomly chosen, long past) months.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use platform::{events, id::TenantId, jobs::RunOutcome};
+use rdkafka::producer::FutureRecord;
+use testkit::TestApp;
+
+async fn pipeline_app() -> TestApp {
+    TestApp::builder()
+        .set("WARUNG_OUTBOX__RELAY", "true")
+        .with_module_workers()
+        .start()
+        .await
+}
+
+/// A month in the 20th century that has no partition yet.
+async fn unpartitioned_month(app: &TestApp) -> NaiveDate {
+    loop {
+        let n = uuid::Uuid::now_v7().as_u128();
+        let month =
+            NaiveDate::from_ymd_opt(1901 + (n % 97) as i32, 1 + ((n >> 8) % 12) as u32, 1).unwrap();
+        let taken: bool = sqlx::query_scalar(
+            "select exists (select from audit_partitions() where range_from = $1::date::timestamp at time zone 'UTC')",
+        )
+        .bind(month)
+        .fetch_one(app.system.pool())
+        .await
+        .unwrap();
+        if !taken {
+            return month;
+        }
+    }
+}
+
+async fn record(app: &TestApp, tenant: TenantId, occurred_at: DateTime<Utc>) -> uuid::Uuid {
+    let event_id = uuid::Uuid::now_v7();
+    let message = serde_json::json!({
+        "event_id": event_id,
+        "type": "thing.changed",
+        "schema_version": 1,
+        "tenant_id": tenant,
+        "actor": { "kind": "system", "name": "test" },
+        "occurred_at": occurred_at,
+        "request_id": null,
+        "payload": { "action": "thing.changed", "resource": { "kind": "thing", "id": "1" }, "changed_fields": [], "details": null },
+    })
+    .to_string();
+    app.state
+        .kafka
+        .producer()
+        .send(
+            FutureRecord::to(events::AUDIT_TOPIC)
+                .key(&tenant.to_string())
+                .payload(&message),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(err, _)| err)
+        .unwrap();
+    event_id
+}
+
+/// Waits until the sink stored `event_id`; returns the partition holding it.
+async fn partition_of(app: &TestApp, event_id: uuid::Uuid) -> String {
+    for _ in 0..150 {
+        let partition: Option<String> = sqlx::query_scalar(
+            "select tableoid::regclass::text from audit_events where event_id = $1",
+        )
+        .bind(event_id)
+        .fetch_optional(app.system.pool())
+        .await
+        .unwrap();
+        if let Some(partition) = partition {
+            return partition;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("record {event_id} never reached the store");
+}
+
+fn succeeded(outcome: RunOutcome) -> platform::jobs::JobReport {
+    match outcome {
+        RunOutcome::Succeeded(report) => report,
+        other => panic!("job did not succeed: {other:?}"),
+    }
+}
+
+fn mid(month: NaiveDate) -> DateTime<Utc> {
+    month
+        .with_day0(14)
+        .unwrap()
+        .and_hms_opt(12, 0, 0)
+        .unwrap()
+        .and_utc()
+}
+
+#[tokio::test]
+async fn maintenance_a_record_outside_every_partition_waits_in_default_until_its_partition_is_made()
+{
+    let app = pipeline_app().await;
+    let t = app.tenant().await;
+    let month = unpartitioned_month(&app).await;
+    let old = record(&app, t.id, mid(month)).await;
+    assert_eq!(partition_of(&app, old).await, "audit_events_default");
+
+    let dry = succeeded(app.run_job(audit::maintenance::PARTITIONS, true).await);
+    assert!(dry.get("records_moved") >= 1, "{dry:?}");
+    assert_eq!(
+        partition_of(&app, old).await,
+        "audit_events_default",
+        "a dry run moved records"
+    );
+
+    let report = succeeded(app.run_job(audit::maintenance::PARTITIONS, false).await);
+    assert!(report.get("partitions_created") >= 1, "{report:?}");
+    let expected = format!("audit_events_p{}", month.format("%Y_%m"));
+    assert_eq!(partition_of(&app, old).await, expected);
+    // Moved unchanged: the chain still verifies, and new records for the month go straight in.
+    let report = audit::verify::tenant(&app.system, t.id).await.unwrap();
+    assert!(report.intact(), "{report:?}");
+    let later = record(&app, t.id, mid(month)).await;
+    assert_eq!(partition_of(&app, later).await, expected);
+    // Partitions for this month and the configured months ahead exist.
+    let ahead: i64 = sqlx::query_scalar(
+        "select count(*) from audit_partitions() where range_from >= date_trunc('month', now())",
+    )
+    .fetch_one(app.system.pool())
+    .await
+    .unwrap();
+    assert!(ahead >= 4, "only {ahead} partitions from this month on");
+}
+
+#[tokio::test]
+async fn maintenance_retention_drops_an_old_partition_only_after_recording_a_signed_digest() {
+    let app = pipeline_app().await;
+    let t = app.tenant().await;
+    let month = unpartitioned_month(&app).await;
+    let mut old = Vec::new();
+    for _ in 0..3 {
+        old.push(record(&app, t.id, mid(month)).await);
+    }
+    let recent = record(&app, t.id, Utc::now()).await;
+    for id in old.iter().chain([&recent]) {
+        partition_of(&app, *id).await;
+    }
+    succeeded(app.run_job(audit::maintenance::PARTITIONS, false).await);
+    let partition = format!("audit_events_p{}", month.format("%Y_%m"));
+    assert_eq!(partition_of(&app, old[0]).await, partition);
+
+    // The store refuses to drop what has no digest, or anything recent, even to its own jobs.
+    for target in [
+        partition.clone(),
+        format!("audit_events_p{}", Utc::now().format("%Y_%m")),
+    ] {
+        let err = sqlx::query("select audit_drop_partition($1)")
+            .bind(&target)
+            .execute(app.system.pool())
+            .await
+            .expect_err("dropped without a digest");
+        assert_eq!(
+            err.as_database_error().and_then(|e| e.code()).as_deref(),
+            Some("42501"),
+            "{err}"
+        );
+    }
+
+    let dry = succeeded(app.run_job(audit::maintenance::RETENTION, true).await);
+    assert!(dry.get("records_due") >= 3, "{dry:?}");
+    assert_eq!(
+        partition_of(&app, old[0]).await,
+        partition,
+        "a dry run dropped"
+    );
+
+    let report = succeeded(app.run_job(audit::maintenance::RETENTION, false).await);
+    assert!(report.get("partitions_dropped") >= 1, "{report:?}");
+    let left: i64 =
+        sqlx::query_scalar("select count(*) from audit_events where event_id = any($1)")
+            .bind(&old)
+            .fetch_one(app.system.pool())
+            .await
+            .unwrap();
+    assert_eq!(left, 0, "old records survived retention");
+
+    // The digest names the records that left and is signed by the audit key.
+    let (records, document, signature): (i64, String, String) = sqlx::query_as(
+        "select records, signed_document, signature from audit_retired_partitions where partition_name = $1",
+    )
+    .bind(&partition)
+    .fetch_one(app.system.pool())
+    .await
+    .unwrap();
+    assert_eq!(records, 3);
+    let vault = &app.state.vault;
+    assert!(
+        vault
+            .verify_digest(document.as_bytes(), &signature)
+            .await
+            .unwrap()
+    );
+    let forged = document.replace("\"records\":3", "\"records\":2");
+    assert_ne!(forged, document);
+    assert!(
+        !vault
+            .verify_digest(forged.as_bytes(), &signature)
+            .await
+            .unwrap()
+    );
+
+    // The rest of the tenant's chain still verifies across the retired links.
+    let report = audit::verify::tenant(&app.system, t.id).await.unwrap();
+    assert!(report.intact(), "{report:?}");
+    assert_eq!(report.links, 2, "tenant.created + the recent record");
+}

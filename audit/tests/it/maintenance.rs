@@ -5,17 +5,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use platform::{events, id::TenantId, jobs::RunOutcome};
-use rdkafka::producer::FutureRecord;
+use platform::{id::TenantId, jobs::RunOutcome};
 use testkit::TestApp;
 
-async fn pipeline_app() -> TestApp {
-    TestApp::builder()
-        .set("WARUNG_OUTBOX__RELAY", "true")
-        .with_module_workers()
-        .start()
-        .await
-}
+use crate::pipeline::{envelope_at, pipeline_app, produce};
 
 /// A month in the 20th century that has no partition yet.
 async fn unpartitioned_month(app: &TestApp) -> NaiveDate {
@@ -38,29 +31,8 @@ async fn unpartitioned_month(app: &TestApp) -> NaiveDate {
 
 async fn record(app: &TestApp, tenant: TenantId, occurred_at: DateTime<Utc>) -> uuid::Uuid {
     let event_id = uuid::Uuid::now_v7();
-    let message = serde_json::json!({
-        "event_id": event_id,
-        "type": "thing.changed",
-        "schema_version": 1,
-        "tenant_id": tenant,
-        "actor": { "kind": "system", "name": "test" },
-        "occurred_at": occurred_at,
-        "request_id": null,
-        "payload": { "action": "thing.changed", "resource": { "kind": "thing", "id": "1" }, "changed_fields": [], "details": null },
-    })
-    .to_string();
-    app.state
-        .kafka
-        .producer()
-        .send(
-            FutureRecord::to(events::AUDIT_TOPIC)
-                .key(&tenant.to_string())
-                .payload(&message),
-            Duration::from_secs(10),
-        )
-        .await
-        .map_err(|(err, _)| err)
-        .unwrap();
+    let message = envelope_at(tenant, event_id, occurred_at);
+    produce(app, &tenant.to_string(), &message).await;
     event_id
 }
 

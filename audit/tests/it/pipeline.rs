@@ -12,7 +12,7 @@ use platform::{
 use rdkafka::producer::FutureRecord;
 use testkit::TestApp;
 
-async fn pipeline_app() -> TestApp {
+pub(crate) async fn pipeline_app() -> TestApp {
     TestApp::builder()
         .set("WARUNG_OUTBOX__RELAY", "true")
         .with_module_workers()
@@ -101,20 +101,29 @@ async fn pipeline_a_mutation_produces_exactly_one_audit_row_and_no_plaintext() {
 }
 
 fn envelope(tenant: TenantId, event_id: uuid::Uuid) -> String {
+    envelope_at(tenant, event_id, chrono::Utc::now())
+}
+
+/// An audit envelope as the relay publishes it, dated `occurred_at`.
+pub(crate) fn envelope_at(
+    tenant: TenantId,
+    event_id: uuid::Uuid,
+    occurred_at: chrono::DateTime<chrono::Utc>,
+) -> String {
     serde_json::json!({
         "event_id": event_id,
         "type": "thing.changed",
         "schema_version": 1,
         "tenant_id": tenant,
         "actor": { "kind": "system", "name": "test" },
-        "occurred_at": chrono::Utc::now(),
+        "occurred_at": occurred_at,
         "request_id": null,
         "payload": { "action": "thing.changed", "resource": { "kind": "thing", "id": "1" }, "changed_fields": [], "details": null },
     })
     .to_string()
 }
 
-async fn produce(app: &TestApp, key: &str, payload: &str) {
+pub(crate) async fn produce(app: &TestApp, key: &str, payload: &str) {
     app.state
         .kafka
         .producer()

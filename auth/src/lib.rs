@@ -1,11 +1,27 @@
-//! Authentication and authorization: login, access tokens (JWT, JWKS), refresh tokens, server-side sessions, email verification, password reset, roles and the permission check.
+//! Identity: merchant onboarding, sign-in, sessions and their rotating refresh tokens, mailed
+//! single-use tokens (email verification, password reset), invitation acceptance, and the
+//! access-token keys. Its [`Service`] is installed into `AppState` by gateway as the platform's
+//! session service: the edge verifies every bearer token with it.
 //!
-//! Face (the same in every module crate): [`router`] for its HTTP routes under `/api/v1`,
-//! [`workers`] for its background work, [`jobs`] for its scheduled jobs, [`MODULE`] for
-//! `gateway` to compose.
+//! Onboarding lives here because it is the one module allowed to use both `tenants` and
+//! `users` (DESIGN §1): it creates the tenant, its owner and the owner's credentials in one
+//! transaction.
+//!
+//! Face (the same in every module crate): [`router`] for its HTTP routes, [`workers`] for its
+//! background work, [`jobs`] for its scheduled jobs, [`MODULE`] for `gateway` to compose.
+
+mod api;
+pub mod credentials;
+pub mod keys;
+pub mod password;
+pub mod service;
+pub mod sessions;
+pub mod throttle;
 
 use platform::{AppState, Module, Worker, health::Dependency, jobs::Job};
 use utoipa_axum::router::OpenApiRouter;
+
+pub use service::Service;
 
 pub const MODULE: Module = Module {
     name: "auth",
@@ -13,11 +29,12 @@ pub const MODULE: Module = Module {
     router,
     workers,
     jobs,
+    permissions: &[],
 };
 
 /// HTTP routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    api::router()
 }
 
 /// Long-running consumers and scheduled jobs of this module.

@@ -12,6 +12,7 @@ use axum::{
 };
 use platform::{
     AppState, Error, Module,
+    authz::Authentication,
     health::{self, Dependency, Readiness},
     http::request_id::{self, RequestId},
 };
@@ -34,9 +35,108 @@ use crate::modules;
     ),
     tags(
         (name = "operations", description = "Health, readiness and metrics"),
+        (name = "onboarding", description = "Merchant sign-up"),
+        (name = "auth", description = "Sign-in, sessions, mailed tokens, keys"),
+        (name = "staff", description = "Staff accounts, invitations and roles"),
+        (name = "privacy", description = "Purposes and policies"),
+        (name = "tenants", description = "The merchant's own tenant"),
     ),
+    modifiers(&BearerAuth),
 )]
 struct ApiDoc;
+
+/// The `bearer` scheme every protected route names; its scopes are Warung permissions.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "Access token from /api/v1/auth/login. Scopes name the Warung permission a route requires (docs/API.md).",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Every route with who may call it, as the markdown table in docs/API.md: read from the
+/// OpenAPI document (its `bearer` scopes name the permission) and the modules' permissions.
+pub fn permission_matrix() -> String {
+    use platform::Role;
+    let spec = serde_json::to_value(openapi()).unwrap_or_default();
+    let permissions: Vec<_> = modules::ALL
+        .iter()
+        .flat_map(|m| m.permissions.iter().copied())
+        .collect();
+    let mut out = String::from(
+        "| Method | Path | Permission | owner | manager | cashier | platform_admin |\n| --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    let Some(paths) = spec["paths"].as_object() else {
+        return out;
+    };
+    let mut rows: Vec<(String, String)> = Vec::new();
+    for (path, item) in paths {
+        for method in ["get", "post", "put", "patch", "delete"] {
+            let Some(op) = item.get(method) else { continue };
+            let (permission, roles): (String, Vec<Role>) = match op["security"].as_array() {
+                None => ("public".into(), Vec::new()),
+                Some(requirements) => {
+                    let scope = requirements
+                        .iter()
+                        .filter_map(|r| r["bearer"].as_array())
+                        .flatten()
+                        .filter_map(|s| s.as_str())
+                        .next();
+                    match scope {
+                        None => ("signed in".into(), Role::STAFF.to_vec()),
+                        Some(name) => (
+                            format!("`{name}`"),
+                            permissions
+                                .iter()
+                                .find(|p| p.name == name)
+                                .map(|p| p.roles.to_vec())
+                                .unwrap_or_default(),
+                        ),
+                    }
+                }
+            };
+            let public = permission == "public";
+            let cells: Vec<&str> = Role::ALL
+                .iter()
+                .map(|role| {
+                    if public {
+                        "anyone"
+                    } else if roles.contains(role) {
+                        "yes"
+                    } else {
+                        "—"
+                    }
+                })
+                .collect();
+            rows.push((
+                format!("{path} {method}"),
+                format!(
+                    "| {} | `{path}` | {permission} | {} |\n",
+                    method.to_uppercase(),
+                    cells.join(" | ")
+                ),
+            ));
+        }
+    }
+    rows.sort();
+    for (_, row) in rows {
+        out.push_str(&row);
+    }
+    out
+}
 
 /// Modules' routes plus the operational routes, with the merged OpenAPI document.
 pub fn routes(modules: &[Module]) -> OpenApiRouter<AppState> {
@@ -76,6 +176,7 @@ pub fn build(state: AppState, modules: &[Module]) -> Router {
         // Innermost: a panic becomes a problem+json that still carries the request id, and is
         // seen by tracing and metrics as the 500 it is.
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::from_fn(platform::http::metrics::middleware))
         .layer(middleware::from_fn(move |req, next| {
             deadline(timeout, req, next)
@@ -84,6 +185,7 @@ pub fn build(state: AppState, modules: &[Module]) -> Router {
         .layer(middleware::from_fn(request_id::middleware))
         .layer(Extension(required))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(crate::edge::per_ip_limit(&state.config.rate_limit))
         .layer(cors)
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -92,6 +194,18 @@ pub fn build(state: AppState, modules: &[Module]) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
         ))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
@@ -141,6 +255,40 @@ async fn trace(request: Request, next: Next) -> Response {
     }
     .instrument(span)
     .await
+}
+
+/// Who is calling: strips any client-sent `X-Tenant-*` header (the tenant comes only from a
+/// verified token), verifies the bearer token and its session once, records the tenant on the
+/// request span, and applies the tenant's request quota. Routes decide whether they need a
+/// caller (`Principal`/`Authorized` extractors); an invalid token on a public route is ignored.
+async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let spoofed: Vec<HeaderName> = request
+        .headers()
+        .keys()
+        .filter(|name| name.as_str().starts_with("x-tenant"))
+        .cloned()
+        .collect();
+    for name in spoofed {
+        request.headers_mut().remove(name);
+    }
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned());
+    if let Some(token) = token {
+        let authentication = state.sessions.authenticate(&token).await;
+        if let Authentication::Verified(principal) = &authentication {
+            tracing::Span::current().record("tenant.id", tracing::field::display(principal.tenant));
+            if let Err(err) = crate::edge::tenant_quota(&state, principal.tenant).await {
+                return err.into_response();
+            }
+        }
+        request.extensions_mut().insert(authentication);
+    }
+    next.run(request).await
 }
 
 /// Bounds the time spent on one request; the caller gets a problem+json instead of a hang.

@@ -70,6 +70,9 @@ pub enum Command {
         #[arg(long, value_name = "FILE", conflicts_with = "check")]
         output: Option<PathBuf>,
     },
+    /// Print the permission matrix (every route, who may call it) as the markdown table in
+    /// docs/API.md.
+    Permissions,
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,7 +126,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(config.http.bind)
                 .await
                 .with_context(|| format!("cannot bind {}", config.http.bind))?;
-            let state = AppState::connect(config)?;
+            let state = server::connect(config)?;
             server::start(listener, state, system, &modules)
                 .await?
                 .run_until_signal()
@@ -178,14 +181,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = load(cli.config.as_deref())?;
             platform::telemetry::init(&config.telemetry);
             let system = SystemDb::connect(&config.database)?;
-            let state = AppState::connect(config)?;
+            let state = server::connect(config)?;
             keys(&state, &system, command).await
         }
         Command::Jobs { command } => {
             let config = load(cli.config.as_deref())?;
             platform::telemetry::init(&config.telemetry);
             let system = SystemDb::connect(&config.database)?;
-            let state = AppState::connect(config)?;
+            let state = server::connect(config)?;
             jobs(&state, system, command).await
         }
         Command::Config {
@@ -202,6 +205,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, Some(path)) => Ok(std::fs::write(&path, json)?),
                 (None, None) => Ok(std::io::stdout().write_all(json.as_bytes())?),
             }
+        }
+        Command::Permissions => {
+            Ok(std::io::stdout().write_all(app::permission_matrix().as_bytes())?)
         }
     }
 }

@@ -4,5 +4,6 @@
 
 pub mod app;
 pub mod cli;
+pub mod edge;
 pub mod modules;
 pub mod server;

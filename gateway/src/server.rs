@@ -18,6 +18,14 @@ pub struct Server {
     grace: Duration,
 }
 
+/// Builds the application state from config: every client, plus `auth`'s session service (the
+/// edge verifies tokens with it; modules revoke sessions through it).
+pub fn connect(config: platform::config::Config) -> anyhow::Result<AppState> {
+    let state = AppState::connect(config)?;
+    let sessions = std::sync::Arc::new(auth::Service::new(&state)?);
+    Ok(state.with_sessions(sessions))
+}
+
 /// Starts serving `modules` on `listener` and running their workers.
 pub async fn start(
     listener: TcpListener,

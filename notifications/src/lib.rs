@@ -18,6 +18,7 @@ pub const MODULE: Module = Module {
     router,
     workers,
     jobs,
+    permissions: &[],
 };
 
 /// HTTP routes of this module.

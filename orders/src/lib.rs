@@ -13,6 +13,7 @@ pub const MODULE: Module = Module {
     router,
     workers,
     jobs,
+    permissions: &[],
 };
 
 /// HTTP routes of this module.

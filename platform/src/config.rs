@@ -44,6 +44,8 @@ pub struct Config {
     pub outbox: OutboxConfig,
     pub jobs: JobsConfig,
     pub audit: AuditConfig,
+    pub auth: AuthConfig,
+    pub rate_limit: RateLimitConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -216,6 +218,55 @@ pub struct AuditConfig {
     pub retention_months: u32,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `iss` of every access token, and the only issuer accepted.
+    pub issuer: String,
+    /// `aud` of every access token, and the only audience accepted.
+    pub audience: String,
+    /// Ed25519 private key (PKCS#8 PEM, `openssl genpkey -algorithm ed25519`) that signs access
+    /// tokens. Mount it as a file: `WARUNG_AUTH__SIGNING_KEY_FILE`.
+    #[serde(deserialize_with = "secret::required")]
+    pub signing_key: SecretString,
+    /// Public keys (PEM) of retired signing keys, still accepted and published in the JWKS
+    /// until the tokens they signed have expired.
+    pub previous_public_keys: Vec<String>,
+    /// Lifetime of an access token, in seconds.
+    pub access_ttl_secs: u64,
+    /// A session (its refresh token family) ends this many days after login.
+    pub session_ttl_days: u64,
+    /// How long a process trusts a session check cached in Redis, in milliseconds. Revocation
+    /// deletes the cached entry, so this only bounds a race with a concurrent request.
+    pub session_cache_ms: u64,
+    /// Password hashes computed at once (each takes ~19 MiB and one core for tens of ms).
+    pub hash_concurrency: usize,
+    /// Failed logins allowed per account, and per client address, within the window.
+    pub max_failures_per_account: u32,
+    pub max_failures_per_ip: u32,
+    pub failure_window_secs: u64,
+    /// Lifetimes of single-use mailed tokens.
+    pub email_verification_ttl_hours: u64,
+    pub password_reset_ttl_minutes: u64,
+    pub invitation_ttl_hours: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Per client address, per process (tower-governor, at the edge): requests replenished per
+    /// second, and the burst allowed. Flood protection; it is per process, so N replicas allow N
+    /// times this.
+    pub per_ip_per_second: u64,
+    pub per_ip_burst: u32,
+    /// Per client address, across all processes (Redis): sign-ups, password-reset requests and
+    /// other unauthenticated writes allowed per hour.
+    pub public_writes_per_ip_per_hour: u64,
+    /// Per tenant, across all processes (Redis): requests per minute by signed-in staff.
+    /// 0 disables the quota.
+    pub tenant_per_minute: u64,
+}
+
 /// Built-in defaults: every key that has a sensible value without knowing the deployment.
 /// Secrets (database URLs, Redis URL, Vault token) have none on purpose.
 fn defaults() -> serde_json::Value {
@@ -266,6 +317,27 @@ fn defaults() -> serde_json::Value {
         },
         "jobs": { "scheduler": true, "lock_ttl_ms": 30_000 },
         "audit": { "partitions_ahead_months": 3, "retention_months": 84 },
+        "auth": {
+            "issuer": "warung",
+            "audience": "warung-api",
+            "previous_public_keys": [],
+            "access_ttl_secs": 900,
+            "session_ttl_days": 30,
+            "session_cache_ms": 10_000,
+            "hash_concurrency": 2,
+            "max_failures_per_account": 5,
+            "max_failures_per_ip": 50,
+            "failure_window_secs": 900,
+            "email_verification_ttl_hours": 48,
+            "password_reset_ttl_minutes": 30,
+            "invitation_ttl_hours": 72,
+        },
+        "rate_limit": {
+            "per_ip_per_second": 20,
+            "per_ip_burst": 100,
+            "public_writes_per_ip_per_hour": 30,
+            "tenant_per_minute": 6_000,
+        },
     })
 }
 
@@ -411,6 +483,24 @@ impl Config {
             "audit.partitions_ahead_months must be between 1 and 24",
         );
         check(
+            (60..=3600).contains(&self.auth.access_ttl_secs),
+            "auth.access_ttl_secs must be between 60 and 3600",
+        );
+        check(
+            self.auth.hash_concurrency > 0,
+            "auth.hash_concurrency must be > 0",
+        );
+        check(
+            self.auth.max_failures_per_account > 0 && self.auth.max_failures_per_ip > 0,
+            "auth.max_failures_per_account and auth.max_failures_per_ip must be > 0",
+        );
+        check(
+            self.rate_limit.per_ip_per_second > 0
+                && self.rate_limit.per_ip_burst > 0
+                && self.rate_limit.public_writes_per_ip_per_hour > 0,
+            "rate_limit.per_ip_per_second, per_ip_burst and public_writes_per_ip_per_hour must be > 0",
+        );
+        check(
             self.pii.provider != PiiProvider::Local || self.pii.local_key_path.is_some(),
             "pii.provider = local requires pii.local_key_path",
         );
@@ -515,6 +605,7 @@ mod tests {
             ),
             ("WARUNG_REDIS__URL", "redis://127.0.0.1:6379"),
             ("WARUNG_VAULT__TOKEN", "s.very-secret-token"),
+            ("WARUNG_AUTH__SIGNING_KEY", "-----BEGIN PRIVATE KEY-----"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))

@@ -74,6 +74,13 @@ impl Db {
         }
     }
 
+    /// Platform-wide reference tables that have no `tenant_id` (privacy purposes and policies,
+    /// the `tenant_by_slug` lookup). Row-level security still hides every tenant table from
+    /// queries run here: no tenant is set.
+    pub fn global(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Round trip for readiness.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("select 1").execute(&self.pool).await.map(drop)
@@ -105,6 +112,7 @@ impl TenantScope<'_> {
             tx,
             tenant: self.tenant,
             extensions: http::Extensions::new(),
+            after_commit: AfterCommit::default(),
         })
     }
 }
@@ -118,9 +126,28 @@ pub struct TenantTx {
     /// State that lives and dies with this transaction, e.g. data keys it created, which must
     /// not be shared with other transactions before they commit.
     extensions: http::Extensions,
+    after_commit: AfterCommit,
+}
+
+type Hook = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Work to do once the transaction's changes are visible to others (e.g. clearing a cache
+/// entry another request could otherwise refill from the old state).
+#[derive(Default)]
+struct AfterCommit(Vec<Hook>);
+
+impl std::fmt::Debug for AfterCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AfterCommit({} hooks)", self.0.len())
+    }
 }
 
 impl TenantTx {
+    /// Runs `hook` after a successful commit (never after a rollback).
+    pub fn after_commit(&mut self, hook: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.after_commit.0.push(Box::pin(hook));
+    }
+
     pub fn tenant(&self) -> TenantId {
         self.tenant
     }
@@ -151,7 +178,11 @@ impl TenantTx {
                 return Err(CommitError::Unaudited);
             }
         }
-        Ok(self.tx.commit().await?)
+        self.tx.commit().await?;
+        for hook in self.after_commit.0.drain(..) {
+            hook.await;
+        }
+        Ok(())
     }
 
     pub async fn rollback(self) -> Result<(), sqlx::Error> {

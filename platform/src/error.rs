@@ -250,6 +250,45 @@ fn is_transient_sqlstate(code: &str) -> bool {
         || matches!(code, "55P03" | "40001" | "40P01")
 }
 
+/// Runs `validator` rules and reports every failing field by its path (`owner.email`), with the
+/// rule's message, never the value.
+pub fn validate<T: validator::Validate>(value: &T) -> Result<()> {
+    value.validate().map_err(|errors| {
+        let mut fields = Vec::new();
+        collect(&errors, "", &mut fields);
+        fields.sort_by(|a, b| a.field.cmp(&b.field));
+        Error::Validation(fields)
+    })
+}
+
+fn collect(errors: &validator::ValidationErrors, prefix: &str, out: &mut Vec<FieldError>) {
+    use validator::ValidationErrorsKind;
+    for (field, kind) in errors.errors() {
+        let path = if prefix.is_empty() {
+            field.to_string()
+        } else {
+            format!("{prefix}.{field}")
+        };
+        match kind {
+            ValidationErrorsKind::Field(list) => {
+                for error in list {
+                    let message = error.message.as_ref().map_or_else(
+                        || format!("is invalid ({})", error.code),
+                        ToString::to_string,
+                    );
+                    out.push(FieldError::new(path.clone(), message));
+                }
+            }
+            ValidationErrorsKind::Struct(inner) => collect(inner, &path, out),
+            ValidationErrorsKind::List(items) => {
+                for (index, inner) in items {
+                    collect(inner, &format!("{path}[{index}]"), out);
+                }
+            }
+        }
+    }
+}
+
 /// Maps a named constraint violation to a client error; anything else stays a database error.
 /// Call sites name the constraints they expect (`on_constraint("tenants_slug_key", ...)`), so no
 /// code ever matches on message text.

@@ -2,6 +2,7 @@
 //! with tenant transactions, infrastructure clients, health checks, HTTP building blocks and the
 //! module/worker face. It knows no module; every module depends on it.
 
+pub mod authz;
 pub mod clients;
 pub mod clock;
 pub mod config;
@@ -18,7 +19,9 @@ pub mod module;
 pub mod pii;
 pub mod state;
 pub mod telemetry;
+pub mod tokens;
 
+pub use authz::{Authorized, Principal, Role};
 pub use error::{Error, Result};
 pub use module::{Module, Worker, WorkerContext};
 pub use state::AppState;

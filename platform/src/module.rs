@@ -17,6 +17,8 @@ pub struct Module {
     pub workers: fn(&AppState) -> Vec<Worker>,
     /// Scheduled jobs (retention, upkeep), run under a lock by `jobs::Runner`.
     pub jobs: fn(&AppState) -> Vec<crate::jobs::Job>,
+    /// The permissions its routes require (docs/API.md lists them with their roles).
+    pub permissions: &'static [crate::authz::PermissionInfo],
 }
 
 /// What a worker gets when it starts: the cross-tenant database handle (never available to

@@ -6,6 +6,7 @@ use std::{sync::Arc, time::Duration};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::{
+    authz::{NoSessions, Sessions},
     clients::{Kafka, Mailer, Redis, Vault},
     clock::{SharedClock, SystemClock},
     config::{Config, PiiProvider},
@@ -24,6 +25,8 @@ pub struct AppState {
     pub pii: PiiCipher,
     pub clock: SharedClock,
     pub metrics: PrometheusHandle,
+    /// Token verification and session revocation, provided by `auth` (see [`crate::authz`]).
+    pub sessions: Arc<dyn Sessions>,
 }
 
 impl AppState {
@@ -46,11 +49,11 @@ impl AppState {
             mailer: Mailer::connect(&config.smtp)?,
             clock: Arc::new(SystemClock),
             metrics: crate::metrics::handle(),
+            sessions: Arc::new(NoSessions),
             config: Arc::new(config),
         })
     }
 
-    /// Work every process runs, whatever its modules: forgetting data keys shredded elsewhere.
     /// Work every process runs, whatever its modules: forgetting data keys shredded elsewhere,
     /// keeping the Vault token alive, and metrics upkeep.
     pub fn platform_workers(&self) -> Vec<crate::Worker> {
@@ -86,6 +89,11 @@ impl AppState {
             }
         }));
         workers
+    }
+
+    pub fn with_sessions(mut self, sessions: Arc<dyn Sessions>) -> Self {
+        self.sessions = sessions;
+        self
     }
 
     pub fn with_clock(mut self, clock: SharedClock) -> Self {

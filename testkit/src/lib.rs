@@ -16,6 +16,7 @@
 )]
 
 mod broker;
+mod identity;
 mod proxy;
 
 use std::{collections::HashMap, path::PathBuf, sync::OnceLock};
@@ -34,6 +35,7 @@ use sqlx::PgPool;
 use tokio::sync::OnceCell;
 
 pub use broker::TestBroker;
+pub use identity::{Merchant, PASSWORD, Staff, signup_body};
 pub use proxy::FaultProxy;
 
 /// The stack's settings: `WARUNG_*` for the app plus `STACK_*` facts for tests.
@@ -90,6 +92,19 @@ pub fn config_with(overrides: &[(&str, String)]) -> Config {
     vars.insert("WARUNG_OUTBOX__RELAY".into(), "false".into());
     // Jobs run when a test runs them (`TestApp::run_job`), not on a clock.
     vars.insert("WARUNG_JOBS__SCHEDULER".into(), "false".into());
+    // Every test talks from 127.0.0.1 at once: per-address limits would trip across tests. A
+    // test of a limit sets it low and calls from an address of its own (`client_from`).
+    for (key, value) in [
+        ("WARUNG_RATE_LIMIT__PER_IP_PER_SECOND", "100000"),
+        ("WARUNG_RATE_LIMIT__PER_IP_BURST", "100000"),
+        (
+            "WARUNG_RATE_LIMIT__PUBLIC_WRITES_PER_IP_PER_HOUR",
+            "100000000",
+        ),
+        ("WARUNG_AUTH__MAX_FAILURES_PER_IP", "100000000"),
+    ] {
+        vars.insert(key.into(), value.into());
+    }
     for (key, value) in overrides {
         vars.insert((*key).to_owned(), value.clone());
     }
@@ -158,7 +173,7 @@ impl TestAppBuilder {
         let listener = tokio::net::TcpListener::bind(config.http.bind)
             .await
             .unwrap();
-        let state = AppState::connect(config).unwrap();
+        let state = server::connect(config).unwrap();
         let server = server::start(listener, state.clone(), system.clone(), &modules)
             .await
             .unwrap();
@@ -212,6 +227,16 @@ impl TestApp {
 
     pub fn job_runner(&self) -> jobs::Runner {
         jobs::Runner::new(&self.state, self.system.clone())
+    }
+
+    /// A client whose requests come from another loopback address (`127.0.0.N`), so a test of
+    /// a per-address limit is not disturbed by other tests.
+    pub fn client_from(&self, address: [u8; 4]) -> reqwest::Client {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from(address))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {

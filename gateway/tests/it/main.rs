@@ -8,6 +8,7 @@
 
 mod edge;
 mod health;
+mod matrix;
 mod openapi;
 mod tenancy;
 mod workers;

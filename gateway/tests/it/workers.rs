@@ -32,6 +32,7 @@ const PROBE: Module = Module {
     router: OpenApiRouter::new,
     workers: probe_workers,
     jobs: |_| Vec::new(),
+    permissions: &[],
 };
 
 #[tokio::test]

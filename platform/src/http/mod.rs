@@ -3,6 +3,8 @@
 
 pub mod json;
 pub mod metrics;
+pub mod query;
 pub mod request_id;
 
 pub use json::Json;
+pub use query::{Page, PageParams, Query};

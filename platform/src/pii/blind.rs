@@ -16,6 +16,9 @@ use super::cipher::Dek;
 pub enum IndexKind {
     Email,
     Phone,
+    /// Consent evidence: the client address and user agent, kept only as keyed hashes.
+    ClientAddress,
+    UserAgent,
 }
 
 impl IndexKind {
@@ -23,6 +26,8 @@ impl IndexKind {
         match self {
             Self::Email => b"email",
             Self::Phone => b"phone",
+            Self::ClientAddress => b"client-address",
+            Self::UserAgent => b"user-agent",
         }
     }
 
@@ -35,6 +40,7 @@ impl IndexKind {
                 .chars()
                 .filter(|c| c.is_ascii_digit() || *c == '+')
                 .collect(),
+            Self::ClientAddress | Self::UserAgent => value.trim().to_owned(),
         }
     }
 }

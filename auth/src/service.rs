@@ -1,0 +1,170 @@
+//! The auth service: keys, password hasher and the session checks, installed into `AppState`
+//! as its [`Sessions`] so the edge and other modules can use it without depending on `auth`.
+
+use std::sync::Arc;
+
+use platform::{
+    AppState, Error, Principal, Result,
+    authz::{Authentication, BoxFuture, Sessions},
+    clients::Redis,
+    config::{AuthConfig, RateLimitConfig},
+    db::{Db, TenantTx},
+    events::Actor,
+    id::{SessionId, TenantId, UserId},
+};
+use users::staff::StaffUser;
+
+use crate::{keys::Claims, keys::Keys, password::Hasher, sessions, throttle::Window};
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    keys: Keys,
+    hasher: Hasher,
+    db: Db,
+    redis: Redis,
+    config: AuthConfig,
+    rate: RateLimitConfig,
+}
+
+impl Service {
+    pub fn new(state: &AppState) -> anyhow::Result<Self> {
+        Ok(Self {
+            inner: Arc::new(Inner {
+                keys: Keys::from_config(&state.config.auth)?,
+                hasher: Hasher::new(state.config.auth.hash_concurrency),
+                db: state.db.clone(),
+                redis: state.redis.clone(),
+                config: state.config.auth.clone(),
+                rate: state.config.rate_limit.clone(),
+            }),
+        })
+    }
+
+    /// The service gateway installed into `state`.
+    pub fn from_state(state: &AppState) -> Result<Self> {
+        state
+            .sessions
+            .as_any()
+            .downcast_ref::<Self>()
+            .cloned()
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("auth service not installed")))
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.inner.keys
+    }
+
+    pub fn hasher(&self) -> &Hasher {
+        &self.inner.hasher
+    }
+
+    pub fn config(&self) -> &AuthConfig {
+        &self.inner.config
+    }
+
+    pub fn login_failures_per_account(&self) -> Window {
+        Window {
+            limit: u64::from(self.inner.config.max_failures_per_account),
+            seconds: self.inner.config.failure_window_secs,
+        }
+    }
+
+    pub fn login_failures_per_ip(&self) -> Window {
+        Window {
+            limit: u64::from(self.inner.config.max_failures_per_ip),
+            seconds: self.inner.config.failure_window_secs,
+        }
+    }
+
+    pub fn public_writes_per_ip(&self) -> Window {
+        Window {
+            limit: self.inner.rate.public_writes_per_ip_per_hour,
+            seconds: 3600,
+        }
+    }
+
+    /// A signed access token for `user` in `session`.
+    pub fn access_token(
+        &self,
+        tenant: TenantId,
+        user: &StaffUser,
+        session: SessionId,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<String> {
+        let ttl = i64::try_from(self.inner.config.access_ttl_secs).unwrap_or(900);
+        let claims = Claims {
+            iss: self.inner.keys.issuer().to_owned(),
+            aud: self.inner.keys.audience().to_owned(),
+            sub: user.id,
+            tid: tenant,
+            role: user.role,
+            sid: session,
+            iat: now.timestamp(),
+            exp: now.timestamp() + ttl,
+        };
+        self.inner.keys.sign(&claims).map_err(Error::Internal)
+    }
+
+    pub fn access_ttl_secs(&self) -> u64 {
+        self.inner.config.access_ttl_secs
+    }
+
+    /// Clears the cached "live" marks of `sessions` once `tx` commits.
+    pub fn forget_after_commit(&self, tx: &mut TenantTx, sessions: Vec<SessionId>) {
+        let redis = self.inner.redis.clone();
+        let tenant = tx.tenant();
+        tx.after_commit(async move { sessions::forget(&redis, tenant, &sessions).await });
+    }
+}
+
+impl Sessions for Service {
+    fn authenticate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Authentication> {
+        Box::pin(async move {
+            let Some(claims) = self.inner.keys.verify(token) else {
+                return Authentication::Invalid;
+            };
+            match sessions::is_live(
+                &self.inner.db,
+                &self.inner.redis,
+                self.inner.config.session_cache_ms,
+                claims.tid,
+                claims.sid,
+            )
+            .await
+            {
+                Ok(true) => Authentication::Verified(Principal {
+                    tenant: claims.tid,
+                    user: claims.sub,
+                    role: claims.role,
+                    session: claims.sid,
+                }),
+                Ok(false) => Authentication::Invalid,
+                Err(dep) => Authentication::Unavailable(dep),
+            }
+        })
+    }
+
+    fn revoke_user<'a>(
+        &'a self,
+        tx: &'a mut TenantTx,
+        user: UserId,
+        reason: &'static str,
+    ) -> BoxFuture<'a, Result<u64, Error>> {
+        Box::pin(async move {
+            let revoked =
+                sessions::revoke_user(tx, Actor::System { name: "auth" }, user, reason).await?;
+            let count = u64::try_from(revoked.len()).unwrap_or(u64::MAX);
+            self.forget_after_commit(tx, revoked);
+            Ok(count)
+        })
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}

@@ -1,0 +1,280 @@
+//! Sign-in, refresh rotation with reuse detection, logout, revocation, failed-login limits.
+
+use serde_json::{Value, json};
+use testkit::{PASSWORD, TestApp};
+
+async fn me(app: &TestApp, access: &str) -> reqwest::Response {
+    app.get_as("/api/v1/me", &format!("Bearer {access}")).await
+}
+
+async fn refresh(app: &TestApp, token: &str) -> reqwest::Response {
+    app.post_json(
+        "/api/v1/auth/refresh",
+        None,
+        &json!({ "refresh_token": token }),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn verify_login_refresh_logout_and_the_old_tokens_stop_working() {
+    let app = TestApp::spawn().await;
+    let merchant = app.merchant().await;
+    let owner = &merchant.owner;
+
+    let before: Value = me(&app, &owner.access).await.json().await.unwrap();
+    assert_eq!(before["user"]["email_verified"], false);
+    assert_eq!(before["user"]["email"], owner.email.as_str());
+    assert_eq!(before["tenant"]["slug"], merchant.slug.as_str());
+    assert_eq!(before["user"]["role"], "owner");
+
+    // Verify the email with the token the verification mail carries; the link works once.
+    let token = app
+        .mailed_token(
+            merchant.tenant,
+            owner.id,
+            "staff.email_verification_requested",
+            "events.email_verification_token",
+        )
+        .await;
+    let verified = app
+        .post_json(
+            "/api/v1/auth/verify-email",
+            None,
+            &json!({ "token": token }),
+        )
+        .await;
+    assert_eq!(verified.status(), 204);
+    let again = app
+        .post_json(
+            "/api/v1/auth/verify-email",
+            None,
+            &json!({ "token": token }),
+        )
+        .await;
+    assert_eq!(again.status(), 400);
+    let after: Value = me(&app, &owner.access).await.json().await.unwrap();
+    assert_eq!(after["user"]["email_verified"], true);
+
+    // Refresh rotates both tokens.
+    let rotated = refresh(&app, &owner.refresh).await;
+    assert_eq!(rotated.status(), 200);
+    let rotated: Value = rotated.json().await.unwrap();
+    let access = rotated["access_token"].as_str().unwrap();
+    let refresh_token = rotated["refresh_token"].as_str().unwrap();
+    assert_ne!(refresh_token, owner.refresh);
+    assert_eq!(rotated["expires_in"], 900);
+    assert_eq!(me(&app, access).await.status(), 200);
+
+    // Logout ends the session: both access tokens and the refresh token are refused at once.
+    let logout = app
+        .client
+        .post(app.url("/api/v1/auth/logout"))
+        .header("authorization", format!("Bearer {access}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    assert_eq!(me(&app, access).await.status(), 401);
+    assert_eq!(me(&app, &owner.access).await.status(), 401);
+    assert_eq!(refresh(&app, refresh_token).await.status(), 401);
+}
+
+#[tokio::test]
+async fn a_reused_refresh_token_revokes_the_whole_family() {
+    let app = TestApp::spawn().await;
+    let merchant = app.merchant().await;
+    let first = merchant.owner.refresh.clone();
+    let second: Value = refresh(&app, &first).await.json().await.unwrap();
+    let second_refresh = second["refresh_token"].as_str().unwrap().to_owned();
+    let second_access = second["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(me(&app, &second_access).await.status(), 200);
+
+    // The stolen first token comes back: refused, and the legitimate chain dies with it.
+    assert_eq!(refresh(&app, &first).await.status(), 401);
+    assert_eq!(refresh(&app, &second_refresh).await.status(), 401);
+    assert_eq!(me(&app, &second_access).await.status(), 401);
+    let reason: String =
+        sqlx::query_scalar("select revoked_reason from sessions where tenant_id = $1")
+            .bind(merchant.tenant)
+            .fetch_one(app.system.pool())
+            .await
+            .unwrap();
+    assert_eq!(reason, "refresh_token_reuse");
+
+    // A new login is a new family and works.
+    let tokens = app
+        .login(&merchant.slug, &merchant.owner.email, PASSWORD)
+        .await;
+    assert_eq!(
+        me(&app, tokens["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
+    // Garbage is 401, not 500.
+    assert_eq!(refresh(&app, "not-a-token").await.status(), 401);
+}
+
+#[tokio::test]
+async fn wrong_passwords_are_limited_per_account_with_retry_after() {
+    let app = TestApp::builder()
+        .set("WARUNG_AUTH__MAX_FAILURES_PER_ACCOUNT", "3")
+        .start()
+        .await;
+    let merchant = app.merchant().await;
+    let attempt = |password: &'static str| {
+        let body =
+            json!({"tenant": merchant.slug, "email": merchant.owner.email, "password": password});
+        let app = &app;
+        async move { app.post_json("/api/v1/auth/login", None, &body).await }
+    };
+    for _ in 0..3 {
+        let response = attempt("wrong password 123").await;
+        assert_eq!(response.status(), 401);
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["code"], "unauthorized");
+    }
+    // Locked: even the right password waits for the window.
+    let locked = attempt(PASSWORD).await;
+    assert_eq!(locked.status(), 429);
+    assert!(
+        locked.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > 0
+    );
+    // Unknown accounts and shops answer like a wrong password.
+    let unknown = app
+        .post_json(
+            "/api/v1/auth/login",
+            None,
+            &json!({"tenant": merchant.slug, "email": "nobody@example.id", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(unknown.status(), 401);
+    let no_shop = app.post_json("/api/v1/auth/login", None,
+        &json!({"tenant": "no-such-shop-here", "email": merchant.owner.email, "password": PASSWORD})).await;
+    assert_eq!(no_shop.status(), 401);
+}
+
+#[tokio::test]
+async fn wrong_passwords_are_limited_per_client_address() {
+    // The merchant signs up through an unlimited app; the limited one is called only from
+    // 127.0.0.3 and 127.0.0.4, addresses no other test uses.
+    let setup = TestApp::spawn().await;
+    let merchant = setup.merchant().await;
+    let app = TestApp::builder()
+        .set("WARUNG_AUTH__MAX_FAILURES_PER_IP", "2")
+        .start()
+        .await;
+    let mut conn = app.state.redis.conn();
+    let keys = [
+        "warung:login-failures:ip:127.0.0.3",
+        "warung:login-failures:ip:127.0.0.4",
+    ];
+    let _: i64 = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let attempt = |from: [u8; 4], email: String, password: &'static str| {
+        app.client_from(from)
+            .post(app.url("/api/v1/auth/login"))
+            .json(&json!({"tenant": merchant.slug, "email": email, "password": password}))
+            .send()
+    };
+    // Different accounts, one address.
+    for n in 0..2 {
+        let response = attempt(
+            [127, 0, 0, 3],
+            format!("guess{n}@example.id"),
+            "wrong password 123",
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    let refused = attempt([127, 0, 0, 3], merchant.owner.email.clone(), PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    // Another address is not affected.
+    let other = attempt([127, 0, 0, 4], merchant.owner.email.clone(), PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+    let _: i64 = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn password_reset_answers_the_same_for_unknown_accounts_and_ends_every_session() {
+    let app = TestApp::spawn().await;
+    let merchant = app.merchant().await;
+    let owner = &merchant.owner;
+    let request = |email: String| {
+        let body = json!({"tenant": merchant.slug, "email": email});
+        let app = &app;
+        async move {
+            app.post_json("/api/v1/auth/password-reset/request", None, &body)
+                .await
+        }
+    };
+    let unknown = request("nobody@example.id".into()).await;
+    let known = request(owner.email.clone()).await;
+    assert_eq!(unknown.status(), 202);
+    assert_eq!(known.status(), 202);
+    assert_eq!(unknown.text().await.unwrap(), known.text().await.unwrap());
+
+    let token = app
+        .mailed_token(
+            merchant.tenant,
+            owner.id,
+            "staff.password_reset_requested",
+            "events.password_reset_token",
+        )
+        .await;
+    let new_password = "teh manis hangat 2026";
+    let weak = app
+        .post_json(
+            "/api/v1/auth/password-reset/confirm",
+            None,
+            &json!({"token": token, "password": "short"}),
+        )
+        .await;
+    assert_eq!(weak.status(), 422);
+    let confirmed = app
+        .post_json(
+            "/api/v1/auth/password-reset/confirm",
+            None,
+            &json!({"token": token, "password": new_password}),
+        )
+        .await;
+    assert_eq!(confirmed.status(), 204);
+    // Single use; every session ended; only the new password works.
+    let reused = app
+        .post_json(
+            "/api/v1/auth/password-reset/confirm",
+            None,
+            &json!({"token": token, "password": new_password}),
+        )
+        .await;
+    assert_eq!(reused.status(), 400);
+    assert_eq!(me(&app, &owner.access).await.status(), 401);
+    assert_eq!(refresh(&app, &owner.refresh).await.status(), 401);
+    let old = app
+        .post_json(
+            "/api/v1/auth/login",
+            None,
+            &json!({"tenant": merchant.slug, "email": owner.email, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(old.status(), 401);
+    app.login(&merchant.slug, &owner.email, new_password).await;
+}

@@ -1,0 +1,76 @@
+//! Rate limits at the edge.
+//!
+//! - Per client address, per process: tower-governor (GCRA). It protects each process from a
+//!   flood; with N replicas a client gets N times the rate, which is why the limits that
+//!   matter for abuse live in Redis instead (auth's failed-login and sign-up counters).
+//! - Per tenant, across processes: a Redis fixed-window counter of signed-in requests per
+//!   minute, so one merchant's runaway integration cannot starve the others. If Redis is down
+//!   the quota is not enforced (the request is served); the failed-login limits, which guard
+//!   accounts, refuse instead.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{body::Body, response::IntoResponse};
+use platform::{AppState, Error, config::RateLimitConfig, id::TenantId};
+use tower_governor::{
+    GovernorError, GovernorLayer, governor::GovernorConfigBuilder,
+    key_extractor::PeerIpKeyExtractor,
+};
+
+pub fn per_ip_limit(
+    config: &RateLimitConfig,
+) -> GovernorLayer<PeerIpKeyExtractor, governor::middleware::NoOpMiddleware, Body> {
+    let period = Duration::from_nanos(1_000_000_000 / config.per_ip_per_second.max(1));
+    let governor = GovernorConfigBuilder::default()
+        .period(period)
+        .burst_size(config.per_ip_burst)
+        .finish()
+        .unwrap_or_default();
+    GovernorLayer::new(Arc::new(governor)).error_handler(|err| match err {
+        GovernorError::TooManyRequests { wait_time, .. } => Error::TooManyRequests {
+            retry_after: Duration::from_secs(wait_time),
+        }
+        .into_response(),
+        GovernorError::UnableToExtractKey => {
+            Error::bad_request("no_client_address", "The client address is unknown.")
+                .into_response()
+        }
+        GovernorError::Other { .. } => {
+            Error::Internal(anyhow::anyhow!("rate limiter failed")).into_response()
+        }
+    })
+}
+
+/// Counts a signed-in request against its tenant's quota for the current minute.
+pub async fn tenant_quota(state: &AppState, tenant: TenantId) -> Result<(), Error> {
+    let limit = state.config.rate_limit.tenant_per_minute;
+    if limit == 0 {
+        return Ok(());
+    }
+    let now = state.clock.now().timestamp();
+    let minute = now / 60;
+    let key = format!("warung:tenant-quota:{}:{minute}", tenant.0.simple());
+    let mut conn = state.redis.conn();
+    let counted: redis::RedisResult<(u64, i64)> = redis::pipe()
+        .atomic()
+        .cmd("INCR")
+        .arg(&key)
+        .cmd("EXPIRE")
+        .arg(&key)
+        .arg(120)
+        .query_async(&mut conn)
+        .await;
+    match counted {
+        Ok((count, _)) if count > limit => {
+            metrics::counter!("tenant_quota_exceeded_total").increment(1);
+            Err(Error::TooManyRequests {
+                retry_after: Duration::from_secs(u64::try_from(60 - now % 60).unwrap_or(60)),
+            })
+        }
+        Ok(_) => Ok(()),
+        Err(err) => {
+            tracing::warn!(error = %err, "tenant quota not enforced: redis unavailable");
+            Ok(())
+        }
+    }
+}

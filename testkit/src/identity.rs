@@ -1,0 +1,205 @@
+//! Identity helpers: a merchant signed up through the real onboarding endpoint, staff invited
+//! and accepted through the real endpoints, and the mailed tokens read back from the outbox
+//! events that carry them (sealed under the person's key, opened here like the notifications
+//! worker will).
+
+use base64::Engine;
+use platform::{
+    Role,
+    id::{TenantId, UserId},
+    pii::Sealed,
+};
+use serde_json::{Value, json};
+
+use crate::TestApp;
+
+pub const PASSWORD: &str = "kopi susu gula aren 42";
+
+/// A signed-up merchant and its signed-in owner.
+#[derive(Debug, Clone)]
+pub struct Merchant {
+    pub tenant: TenantId,
+    pub slug: String,
+    pub owner: Staff,
+}
+
+/// A signed-in staff member.
+#[derive(Debug, Clone)]
+pub struct Staff {
+    pub id: UserId,
+    pub email: String,
+    pub role: Role,
+    pub access: String,
+    pub refresh: String,
+}
+
+impl Staff {
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.access)
+    }
+}
+
+/// The onboarding body for a fresh merchant (unique slug and email).
+pub fn signup_body() -> Value {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    json!({
+        "business_name": format!("Toko {}", &id[20..]),
+        "slug": format!("toko-{id}"),
+        "locale": "id",
+        "country": "ID",
+        "owner": {
+            "full_name": "Budi Santoso",
+            "email": format!("budi.{id}@example.id"),
+            "phone": "+628123456789",
+            "password": PASSWORD,
+        },
+        "consents": [
+            {"purpose": "account", "granted": true},
+            {"purpose": "marketing", "granted": false},
+        ],
+    })
+}
+
+impl TestApp {
+    pub async fn post_json(
+        &self,
+        path: &str,
+        bearer: Option<&str>,
+        body: &Value,
+    ) -> reqwest::Response {
+        let mut request = self.client.post(self.url(path)).json(body);
+        if let Some(bearer) = bearer {
+            request = request.header("authorization", bearer);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn get_as(&self, path: &str, bearer: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .header("authorization", bearer)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs a merchant up through `POST /api/v1/onboarding/merchants` and signs its owner in.
+    pub async fn merchant(&self) -> Merchant {
+        let body = signup_body();
+        let response = self
+            .post_json("/api/v1/onboarding/merchants", None, &body)
+            .await;
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+        let created: Value = response.json().await.unwrap();
+        let slug = body["slug"].as_str().unwrap().to_owned();
+        let email = body["owner"]["email"].as_str().unwrap().to_owned();
+        let tokens = self.login(&slug, &email, PASSWORD).await;
+        Merchant {
+            tenant: created["tenant"]["id"].as_str().unwrap().parse().unwrap(),
+            slug,
+            owner: Staff {
+                id: created["owner"]["id"].as_str().unwrap().parse().unwrap(),
+                email,
+                role: Role::Owner,
+                access: tokens["access_token"].as_str().unwrap().to_owned(),
+                refresh: tokens["refresh_token"].as_str().unwrap().to_owned(),
+            },
+        }
+    }
+
+    /// Signs in; panics unless it succeeds.
+    pub async fn login(&self, slug: &str, email: &str, password: &str) -> Value {
+        let response = self
+            .post_json(
+                "/api/v1/auth/login",
+                None,
+                &json!({"tenant": slug, "email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+        response.json().await.unwrap()
+    }
+
+    /// Invites a staff member with `role` as the merchant's owner, accepts, signs them in.
+    pub async fn staff(&self, merchant: &Merchant, role: Role) -> Staff {
+        let email = format!("staff.{}@example.id", uuid::Uuid::now_v7().simple());
+        let response = self
+            .post_json(
+                "/api/v1/users/invitations",
+                Some(&merchant.owner.bearer()),
+                &json!({"email": email, "role": role, "locale": "en"}),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+        let invited: Value = response.json().await.unwrap();
+        let user: UserId = invited["user_id"].as_str().unwrap().parse().unwrap();
+        let token = self
+            .mailed_token(
+                merchant.tenant,
+                user,
+                "staff.invited",
+                users::invitations::TOKEN_FIELD,
+            )
+            .await;
+        let response = self
+            .post_json(
+                "/api/v1/invitations/accept",
+                None,
+                &json!({
+                    "token": token, "full_name": "Siti Aminah", "password": PASSWORD,
+                    "consents": [{"purpose": "account", "granted": true}],
+                }),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+        let tokens = self.login(&merchant.slug, &email, PASSWORD).await;
+        Staff {
+            id: user,
+            email,
+            role,
+            access: tokens["access_token"].as_str().unwrap().to_owned(),
+            refresh: tokens["refresh_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// The token of the latest `event_type` event for `user`, opened from its sealed form.
+    pub async fn mailed_token(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        event_type: &str,
+        field: &'static str,
+    ) -> String {
+        let payload: Value = sqlx::query_scalar(
+            "select payload from outbox where tenant_id = $1 and event_type = $2 and payload->>'user_id' = $3
+             order by seq desc limit 1",
+        )
+        .bind(tenant)
+        .bind(event_type)
+        .bind(user.to_string())
+        .fetch_one(self.system.pool())
+        .await
+        .unwrap_or_else(|e| panic!("no {event_type} event for {user}: {e}"));
+        let sealed = base64::engine::general_purpose::STANDARD
+            .decode(payload["token_sealed"].as_str().unwrap())
+            .unwrap();
+        let mut tx = self.tenant_tx(tenant).await;
+        let opened = self
+            .state
+            .pii
+            .open(&mut tx, user.into(), field, &Sealed(sealed))
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+        opened.value().unwrap().to_owned()
+    }
+
+    /// Outbox rows of a tenant (every committed change writes at least one).
+    pub async fn outbox_count(&self, tenant: TenantId) -> i64 {
+        sqlx::query_scalar("select count(*) from outbox where tenant_id = $1")
+            .bind(tenant)
+            .fetch_one(self.system.pool())
+            .await
+            .unwrap()
+    }
+}

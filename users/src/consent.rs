@@ -1,0 +1,302 @@
+//! Consent: purposes and policies as data (seeded by migrations, extended by the privacy work),
+//! and consent records as append-only evidence. The current state of a subject's purpose is its
+//! latest record.
+
+use std::collections::BTreeSet;
+
+use platform::{
+    Error, Result,
+    db::{Db, TenantTx},
+    error::FieldError,
+    events::{self, Actor, AuditRecord, Resource},
+    pii::{IndexKind, PiiCipher, SubjectId},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Audience {
+    Merchant,
+    Customer,
+}
+
+impl Audience {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Merchant => "merchant",
+            Self::Customer => "customer",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Lang {
+    #[default]
+    Id,
+    En,
+}
+
+impl Lang {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Id => "id",
+            Self::En => "en",
+        }
+    }
+}
+
+/// One purpose, in one language, as the portal shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Purpose {
+    pub code: String,
+    pub title: String,
+    pub description: String,
+    pub required: bool,
+    pub lawful_basis: String,
+    pub data_categories: Vec<String>,
+    pub retention: String,
+}
+
+/// The policy in force for an audience.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Policy {
+    pub version: String,
+    pub lang: Lang,
+    pub title: String,
+    pub body: String,
+    pub published_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The current policy version for `audience` (latest published).
+pub async fn current_version(db: &Db, audience: Audience) -> Result<String> {
+    sqlx::query_scalar!(
+        "select version from privacy_policies where audience = $1 and published_at <= now()
+         order by major desc, minor desc limit 1",
+        audience.as_str()
+    )
+    .fetch_optional(db.global())
+    .await?
+    .ok_or_else(|| {
+        Error::Internal(anyhow::anyhow!(
+            "no privacy policy published for {}",
+            audience.as_str()
+        ))
+    })
+}
+
+pub async fn policy(db: &Db, audience: Audience, lang: Lang) -> Result<Policy> {
+    let version = current_version(db, audience).await?;
+    let row = sqlx::query!(
+        "select t.title, t.body, p.published_at from privacy_policy_texts t
+         join privacy_policies p using (audience, version)
+         where t.audience = $1 and t.version = $2 and t.lang = $3",
+        audience.as_str(),
+        version,
+        lang.as_str()
+    )
+    .fetch_optional(db.global())
+    .await?
+    .ok_or(Error::NotFound)?;
+    Ok(Policy {
+        version,
+        lang,
+        title: row.title,
+        body: row.body,
+        published_at: row.published_at,
+    })
+}
+
+pub async fn purposes(db: &Db, audience: Audience, lang: Lang) -> Result<Vec<Purpose>> {
+    let rows = sqlx::query!(
+        "select p.code, t.title, t.description, p.required, p.lawful_basis, p.data_categories, p.retention
+         from privacy_purposes p join privacy_purpose_texts t using (audience, code)
+         where p.audience = $1 and t.lang = $2 order by p.position",
+        audience.as_str(),
+        lang.as_str()
+    )
+    .fetch_all(db.global())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Purpose {
+            code: r.code,
+            title: r.title,
+            description: r.description,
+            required: r.required,
+            lawful_basis: r.lawful_basis,
+            data_categories: r.data_categories,
+            retention: r.retention,
+        })
+        .collect())
+}
+
+/// One choice as sent by a client.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Choice {
+    pub purpose: String,
+    pub granted: bool,
+}
+
+/// How a consent was given (kept as evidence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Signup,
+    Invitation,
+    Checkout,
+    Settings,
+    Api,
+}
+
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Signup => "signup",
+            Self::Invitation => "invitation",
+            Self::Checkout => "checkout",
+            Self::Settings => "settings",
+            Self::Api => "api",
+        }
+    }
+}
+
+/// Where a consent came from: kept only as keyed hashes.
+#[derive(Debug, Clone, Default)]
+pub struct Evidence {
+    pub client_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// Checks `choices` against the audience's purposes: every purpose known, none twice, every
+/// required one granted. Errors name the field (`consents`) and the purposes.
+pub async fn validate(db: &Db, audience: Audience, choices: &[Choice]) -> Result<()> {
+    let purposes = purposes(db, audience, Lang::En).await?;
+    let mut errors = Vec::new();
+    let mut seen = BTreeSet::new();
+    for choice in choices {
+        if !purposes.iter().any(|p| p.code == choice.purpose) {
+            errors.push(FieldError::new(
+                "consents",
+                format!("unknown purpose `{}`", choice.purpose),
+            ));
+        } else if !seen.insert(choice.purpose.as_str()) {
+            errors.push(FieldError::new(
+                "consents",
+                format!("purpose `{}` is given twice", choice.purpose),
+            ));
+        }
+    }
+    let missing: Vec<&str> = purposes
+        .iter()
+        .filter(|p| p.required)
+        .filter(|p| !choices.iter().any(|c| c.purpose == p.code && c.granted))
+        .map(|p| p.code.as_str())
+        .collect();
+    if !missing.is_empty() {
+        errors.push(FieldError::new(
+            "consents",
+            format!("required purposes not granted: {}", missing.join(", ")),
+        ));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Validation(errors))
+    }
+}
+
+/// Records `choices` (already [`validate`]d) as evidence, one row and one audit record
+/// (`consent.granted` / `consent.withdrawn`) per purpose.
+#[allow(clippy::too_many_arguments, reason = "evidence has many parts")]
+pub async fn record(
+    db: &Db,
+    pii: &PiiCipher,
+    tx: &mut TenantTx,
+    actor: Actor,
+    audience: Audience,
+    subject: SubjectId,
+    choices: &[Choice],
+    method: Method,
+    evidence: &Evidence,
+) -> Result<()> {
+    let version = current_version(db, audience).await?;
+    let ip_hash = match &evidence.client_address {
+        Some(ip) => Some(pii.blind_index(tx, IndexKind::ClientAddress, ip).await?.0),
+        None => None,
+    };
+    let ua_hash = match &evidence.user_agent {
+        Some(ua) => Some(pii.blind_index(tx, IndexKind::UserAgent, ua).await?.0),
+        None => None,
+    };
+    let kind = match audience {
+        Audience::Merchant => "staff",
+        Audience::Customer => "customer",
+    };
+    let tenant = tx.tenant();
+    for choice in choices {
+        let id = uuid::Uuid::now_v7();
+        sqlx::query!(
+            "insert into consent_records (tenant_id, id, subject_id, subject_kind, purpose, policy_version,
+                                          granted, method, ip_hash, user_agent_hash, recorded_at)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now())",
+            tenant.0,
+            id,
+            subject.0,
+            kind,
+            choice.purpose,
+            version,
+            choice.granted,
+            method.as_str(),
+            ip_hash.as_deref(),
+            ua_hash.as_deref(),
+        )
+        .execute(&mut **tx)
+        .await?;
+        let action = if choice.granted {
+            "consent.granted"
+        } else {
+            "consent.withdrawn"
+        };
+        let record = AuditRecord::new(actor, action, Resource::new("consent", id)).details(
+            serde_json::json!({
+                "subject": subject,
+                "purpose": choice.purpose,
+                "policy_version": version,
+                "method": method.as_str(),
+            }),
+        );
+        events::emit_audit(tx, &record).await?;
+    }
+    Ok(())
+}
+
+/// The latest choice per purpose of a subject.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConsentState {
+    pub purpose: String,
+    pub granted: bool,
+    pub policy_version: String,
+    pub recorded_at: chrono::DateTime<chrono::Utc>,
+}
+
+pub async fn current(tx: &mut TenantTx, subject: SubjectId) -> Result<Vec<ConsentState>> {
+    let rows = sqlx::query!(
+        "select distinct on (purpose) purpose, granted, policy_version, recorded_at
+         from consent_records where subject_id = $1
+         order by purpose, recorded_at desc, id desc",
+        subject.0
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ConsentState {
+            purpose: r.purpose,
+            granted: r.granted,
+            policy_version: r.policy_version,
+            recorded_at: r.recorded_at,
+        })
+        .collect())
+}

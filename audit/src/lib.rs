@@ -6,12 +6,15 @@
 //! [`workers`] for its background work, [`jobs`] for its scheduled jobs, [`MODULE`] for
 //! `gateway` to compose.
 
+mod api;
 pub mod chain;
 pub mod maintenance;
 pub mod sink;
 pub mod verify;
 
-use platform::{AppState, Module, Worker, health::Dependency, jobs::Job};
+use platform::{AppState, Module, Worker, health::Dependency, jobs::Job, permission};
+
+permission!(pub ReadAudit = "audit.read", [Owner], "Read and verify the tenant's audit trail");
 use utoipa_axum::router::OpenApiRouter;
 
 pub const MODULE: Module = Module {
@@ -20,12 +23,12 @@ pub const MODULE: Module = Module {
     router,
     workers,
     jobs,
-    permissions: &[],
+    permissions: &[ReadAudit::INFO],
 };
 
 /// HTTP routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    api::router()
 }
 
 /// The sink: one consumer per process in the `warung-audit-sink` group (partitions bound how

@@ -3,6 +3,7 @@
 //! chain whose stored head does not match its last record (records removed from the end).
 
 use platform::{db::SystemDb, id::TenantId};
+use sqlx::PgConnection;
 
 use crate::chain;
 
@@ -26,22 +27,33 @@ impl ChainReport {
     }
 }
 
-/// Verifies one tenant's chain. Links that left with a dropped partition (retention) are
-/// skipped: the chain resumes from the last hash their signed digest recorded.
+/// Verifies one tenant's chain through the system role (operator CLI).
 pub async fn tenant(system: &SystemDb, tenant: TenantId) -> Result<ChainReport, sqlx::Error> {
+    let mut conn = system.pool().acquire().await?;
+    chain_of(&mut conn, tenant).await
+}
+
+/// Verifies one tenant's chain on `conn`: the system role's, or a tenant transaction (row-level
+/// security then shows only that tenant's records, which is all this reads). Links that left
+/// with a dropped partition (retention) are skipped: the chain resumes from the last hash their
+/// signed digest recorded.
+pub async fn chain_of(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+) -> Result<ChainReport, sqlx::Error> {
     let rows = sqlx::query!(
         "select chain_seq, event_id, envelope, prev_hash, hash from audit_events
          where tenant_id = $1 order by chain_seq",
         tenant.0
     )
-    .fetch_all(system.pool())
+    .fetch_all(&mut *conn)
     .await?;
     let retired = sqlx::query!(
         "select first_seq, last_seq, last_hash from audit_retired_links
          where tenant_id = $1 order by first_seq",
         tenant.0
     )
-    .fetch_all(system.pool())
+    .fetch_all(&mut *conn)
     .await?;
     let mut retired = retired.into_iter().peekable();
     let mut expected = 1;
@@ -91,7 +103,7 @@ pub async fn tenant(system: &SystemDb, tenant: TenantId) -> Result<ChainReport, 
             "select chain_seq, hash from audit_chain_heads where tenant_id = $1",
             tenant.0
         )
-        .fetch_optional(system.pool())
+        .fetch_optional(&mut *conn)
         .await?;
         let last = expected - 1;
         first_break = match head {

@@ -10,3 +10,4 @@
 mod maintenance;
 mod pipeline;
 mod store;
+mod trail;

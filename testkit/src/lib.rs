@@ -18,6 +18,7 @@
 mod broker;
 mod identity;
 mod proxy;
+mod scenario;
 
 use std::{collections::HashMap, path::PathBuf, sync::OnceLock};
 
@@ -37,6 +38,7 @@ use tokio::sync::OnceCell;
 pub use broker::TestBroker;
 pub use identity::{Merchant, PASSWORD, Staff, signup_body};
 pub use proxy::FaultProxy;
+pub use scenario::Scenario;
 
 /// The stack's settings: `WARUNG_*` for the app plus `STACK_*` facts for tests.
 pub fn stack_env() -> &'static HashMap<String, String> {

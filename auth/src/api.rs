@@ -551,20 +551,20 @@ struct AcceptInvitation {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-struct Accepted201 {
+struct AcceptedInvitation {
     user_id: UserId,
 }
 
 /// Accepts a staff invitation: sets the name and password, records consent; then sign in.
 #[utoipa::path(post, path = "/api/v1/invitations/accept", tag = "staff",
     request_body = AcceptInvitation,
-    responses((status = 201, body = Accepted201), (status = 400, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = AcceptedInvitation), (status = 400, body = Problem), (status = 422, body = Problem)))]
 async fn accept_invitation(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Json(body): Json<AcceptInvitation>,
-) -> Result<(StatusCode, Json<Accepted201>)> {
+) -> Result<(StatusCode, Json<AcceptedInvitation>)> {
     let auth = Service::from_state(&state)?;
     platform::error::validate(&body)?;
     consent::validate(&state.db, Audience::Merchant, &body.consents).await?;
@@ -597,7 +597,10 @@ async fn accept_invitation(
     )
     .await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(Accepted201 { user_id: user.id })))
+    Ok((
+        StatusCode::CREATED,
+        Json(AcceptedInvitation { user_id: user.id }),
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -110,13 +110,12 @@ pub async fn issue_token(
     let record = AuditRecord::new(actor, "auth_token.issued", Resource::new("staff", user))
         .details(serde_json::json!({ "purpose": purpose.as_str(), "expires_at": expires_at }));
     events::emit_audit(tx, &record).await?;
-    use base64::Engine;
     let event = DomainEvent {
         actor,
         event_type: purpose.event(),
         payload: serde_json::json!({
             "user_id": user,
-            "token_sealed": base64::engine::general_purpose::STANDARD.encode(&sealed.0),
+            "token_sealed": sealed.to_base64(),
             "expires_at": expires_at,
         }),
     };

@@ -152,12 +152,12 @@ impl Sessions for Service {
     fn revoke_user<'a>(
         &'a self,
         tx: &'a mut TenantTx,
+        actor: Actor,
         user: UserId,
         reason: &'static str,
     ) -> BoxFuture<'a, Result<u64, Error>> {
         Box::pin(async move {
-            let revoked =
-                sessions::revoke_user(tx, Actor::System { name: "auth" }, user, reason).await?;
+            let revoked = sessions::revoke_user(tx, actor, user, reason).await?;
             let count = u64::try_from(revoked.len()).unwrap_or(u64::MAX);
             self.forget_after_commit(tx, revoked);
             Ok(count)

@@ -173,10 +173,12 @@ pub trait Sessions: Send + Sync + std::fmt::Debug {
     /// Verifies a bearer token and its server-side session.
     fn authenticate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Authentication>;
 
-    /// Revokes every live session of `user`, in the caller's transaction. Returns how many.
+    /// Revokes every live session of `user`, in the caller's transaction, recorded as done by
+    /// `actor`. Returns how many.
     fn revoke_user<'a>(
         &'a self,
         tx: &'a mut TenantTx,
+        actor: Actor,
         user: UserId,
         reason: &'static str,
     ) -> BoxFuture<'a, Result<u64, Error>>;
@@ -197,6 +199,7 @@ impl Sessions for NoSessions {
     fn revoke_user<'a>(
         &'a self,
         _tx: &'a mut TenantTx,
+        _actor: Actor,
         _user: UserId,
         _reason: &'static str,
     ) -> BoxFuture<'a, Result<u64, Error>> {

@@ -6,7 +6,7 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use rand::RngExt;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
 use crate::id::TenantId;
@@ -50,20 +50,17 @@ fn hash(secret: &str) -> TokenHash {
     TokenHash(Sha256::digest(secret.as_bytes()).to_vec())
 }
 
-/// Convenience for tests and mail: the token text.
-pub fn expose(issued: &Issued) -> &str {
-    issued.text.expose_secret()
-}
-
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret;
+
     use super::*;
 
     #[test]
     fn a_token_parses_back_to_its_tenant_and_hash() {
         let tenant = TenantId::new();
         let issued = issue(tenant);
-        let (parsed_tenant, hash) = parse(expose(&issued)).unwrap();
+        let (parsed_tenant, hash) = parse(issued.text.expose_secret()).unwrap();
         assert_eq!(parsed_tenant, tenant);
         assert_eq!(hash, issued.hash);
         assert_ne!(issue(tenant).hash, issued.hash);
@@ -72,7 +69,7 @@ mod tests {
     #[test]
     fn malformed_tokens_are_refused() {
         let tenant = TenantId::new();
-        let text = expose(&issue(tenant)).to_owned();
+        let text = issue(tenant).text.expose_secret().to_owned();
         for bad in [
             "",
             "nodot",

@@ -3,7 +3,6 @@
 //! events that carry them (sealed under the person's key, opened here like the notifications
 //! worker will).
 
-use base64::Engine;
 use platform::{
     Role,
     id::{TenantId, UserId},
@@ -34,6 +33,10 @@ pub struct Staff {
 }
 
 impl Staff {
+    pub fn actor(&self) -> platform::events::Actor {
+        platform::events::Actor::User { id: self.id }
+    }
+
     pub fn bearer(&self) -> String {
         format!("Bearer {}", self.access)
     }
@@ -180,14 +183,12 @@ impl TestApp {
         .fetch_one(self.system.pool())
         .await
         .unwrap_or_else(|e| panic!("no {event_type} event for {user}: {e}"));
-        let sealed = base64::engine::general_purpose::STANDARD
-            .decode(payload["token_sealed"].as_str().unwrap())
-            .unwrap();
+        let sealed = Sealed::from_base64(payload["token_sealed"].as_str().unwrap()).unwrap();
         let mut tx = self.tenant_tx(tenant).await;
         let opened = self
             .state
             .pii
-            .open(&mut tx, user.into(), field, &Sealed(sealed))
+            .open(&mut tx, user.into(), field, &sealed)
             .await
             .unwrap();
         tx.rollback().await.unwrap();

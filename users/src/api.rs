@@ -277,7 +277,7 @@ async fn update_staff(
     if role_changed {
         state
             .sessions
-            .revoke_user(&mut tx, id, "role_changed")
+            .revoke_user(&mut tx, caller.actor(), id, "role_changed")
             .await?;
     }
     let profile =
@@ -321,7 +321,7 @@ async fn delete_staff(
     events::emit_audit(&mut tx, &record).await?;
     state
         .sessions
-        .revoke_user(&mut tx, id, "account_deleted")
+        .revoke_user(&mut tx, caller.actor(), id, "account_deleted")
         .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

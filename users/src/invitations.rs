@@ -88,7 +88,7 @@ pub async fn create(
         payload: serde_json::json!({
             "user_id": user.id,
             "invitation_id": id,
-            "token_sealed": base64_sealed(&sealed.0),
+            "token_sealed": sealed.to_base64(),
             "expires_at": expires_at,
         }),
     };
@@ -98,11 +98,6 @@ pub async fn create(
         user: user.id,
         expires_at,
     })
-}
-
-fn base64_sealed(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// Accepts the invitation whose token hashes to `hash`: the account becomes active with its

@@ -205,6 +205,15 @@ async fn deleting_an_account_ends_its_sessions_at_once_and_frees_its_email() {
             .status(),
         204
     );
+    // The ended session is recorded as the owner's doing.
+    let revoker: String = sqlx::query_scalar(
+        "select actor->>'id' from outbox where tenant_id = $1 and event_type = 'session.revoked'",
+    )
+    .bind(merchant.tenant)
+    .fetch_one(app.system.pool())
+    .await
+    .unwrap();
+    assert_eq!(revoker, merchant.owner.id.to_string());
     assert_eq!(
         app.get_as("/api/v1/me", &cashier.bearer()).await.status(),
         401

@@ -113,7 +113,7 @@ async fn a_token_of_a_revoked_session_is_401_at_once() {
     let revoked = app
         .state
         .sessions
-        .revoke_user(&mut tx, merchant.owner.id, "test")
+        .revoke_user(&mut tx, merchant.owner.actor(), merchant.owner.id, "test")
         .await
         .unwrap();
     assert_eq!(revoked, 1);

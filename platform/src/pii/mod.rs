@@ -89,6 +89,22 @@ pub struct Subject {
 #[sqlx(transparent)]
 pub struct Sealed(pub Vec<u8>);
 
+impl Sealed {
+    /// The text form carried in event payloads (standard base64).
+    pub fn to_base64(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(&self.0)
+    }
+
+    pub fn from_base64(text: &str) -> Option<Self> {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .ok()
+            .map(Self)
+    }
+}
+
 impl std::fmt::Debug for Sealed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Sealed({} bytes)", self.0.len())

@@ -61,16 +61,6 @@ fn password_rules(password: &str) -> std::result::Result<(), validator::Validati
     }
 }
 
-fn evidence(addr: SocketAddr, headers: &HeaderMap) -> Evidence {
-    Evidence {
-        client_address: Some(addr.ip().to_string()),
-        user_agent: headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-    }
-}
-
 fn public_writes_key(addr: SocketAddr) -> String {
     format!("warung:public-writes:{}", addr.ip())
 }
@@ -105,7 +95,7 @@ struct OwnerRequest {
         length(max = 254, message = "must be at most 254 characters")
     )]
     email: String,
-    #[validate(regex(path = *PHONE, message = "must be a phone number, e.g. +628123456789"))]
+    #[validate(regex(path = *users::PHONE, message = "must be a phone number, e.g. +628123456789"))]
     phone: Option<String>,
     #[validate(custom(function = "password_rules"))]
     password: String,
@@ -116,9 +106,6 @@ static SLUG: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
 });
 static COUNTRY: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     regex::Regex::new(r"^[A-Z]{2}$").unwrap_or_else(|_| unreachable!())
-});
-static PHONE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"^\+?[0-9][0-9 \-]{5,24}$").unwrap_or_else(|_| unreachable!())
 });
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -211,7 +198,7 @@ async fn onboard(
         owner.into(),
         &body.consents,
         Method::Signup,
-        &evidence(addr, &headers),
+        &Evidence::of(addr, &headers),
     )
     .await?;
     let ttl =
@@ -593,7 +580,7 @@ async fn accept_invitation(
         user.id.into(),
         &body.consents,
         Method::Invitation,
-        &evidence(addr, &headers),
+        &Evidence::of(addr, &headers),
     )
     .await?;
     tx.commit().await?;

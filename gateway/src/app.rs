@@ -1,7 +1,7 @@
 //! Composes a process's HTTP application: the selected modules' routes, the operational routes
 //! (health, metrics, OpenAPI) and the edge layers every request passes through.
 
-use std::{any::Any, time::Duration};
+use std::{any::Any, sync::Arc, time::Duration};
 
 use axum::{
     Extension, Router,
@@ -40,6 +40,10 @@ use crate::modules;
         (name = "staff", description = "Staff accounts, invitations and roles"),
         (name = "privacy", description = "Purposes and policies"),
         (name = "tenants", description = "The merchant's own tenant"),
+        (name = "catalog", description = "Products, categories, stock ledger, catalog settings"),
+        (name = "customers", description = "The merchant's customers (sealed; every opening audited)"),
+        (name = "orders", description = "Point-of-sale orders, payments, refunds"),
+        (name = "audit", description = "The tenant's audit trail and its verification"),
     ),
     modifiers(&BearerAuth),
 )]
@@ -171,6 +175,7 @@ pub fn build(state: AppState, modules: &[Module]) -> Router {
                 ([(header::CONTENT_TYPE, "application/json")], spec.clone())
             }),
         )
+        .merge(docs_page())
         .fallback(|| async { Error::NotFound })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         // Innermost: a panic becomes a problem+json that still carries the request id, and is
@@ -220,6 +225,42 @@ pub fn build(state: AppState, modules: &[Module]) -> Router {
 
 #[derive(Debug, Clone)]
 struct Required(Vec<Dependency>);
+
+/// The offline API docs page: Swagger UI, vendored into the binary at build time, reading
+/// `/api/openapi.json`. Its own CSP lets it load its own scripts and styles, nothing else.
+fn docs_page() -> Router<AppState> {
+    let config = Arc::new(utoipa_swagger_ui::Config::from("/api/openapi.json"));
+    Router::new()
+        .route(
+            "/api/docs",
+            axum::routing::get(|| async { axum::response::Redirect::permanent("/api/docs/") }),
+        )
+        .route("/api/docs/", axum::routing::get(docs_file))
+        .route("/api/docs/{*file}", axum::routing::get(docs_file))
+        .layer(Extension(config))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+            ),
+        ))
+}
+
+async fn docs_file(
+    file: Option<axum::extract::Path<String>>,
+    Extension(config): Extension<Arc<utoipa_swagger_ui::Config<'static>>>,
+) -> Response {
+    let file = file.map(|f| f.0).unwrap_or_default();
+    match utoipa_swagger_ui::serve(&file, config) {
+        Ok(Some(found)) => (
+            [(header::CONTENT_TYPE, found.content_type)],
+            found.bytes.into_owned(),
+        )
+            .into_response(),
+        Ok(None) => Error::NotFound.into_response(),
+        Err(err) => Error::Internal(anyhow::anyhow!("swagger ui: {err}")).into_response(),
+    }
+}
 
 /// One span per request: method, matched route (a template, never the raw path), request id,
 /// and the tenant once the caller is known. Failures are logged once, by the error type.

@@ -26,6 +26,15 @@ pub fn per_ip_limit(
         .burst_size(config.per_ip_burst)
         .finish()
         .unwrap_or_default();
+    let limiter = Arc::downgrade(governor.limiter());
+    every_minute_while(move || {
+        let Some(limiter) = limiter.upgrade() else {
+            return false;
+        };
+        limiter.retain_recent();
+        limiter.shrink_to_fit();
+        true
+    });
     GovernorLayer::new(Arc::new(governor)).error_handler(|err| match err {
         GovernorError::TooManyRequests { wait_time, .. } => Error::TooManyRequests {
             retry_after: Duration::from_secs(wait_time),
@@ -39,6 +48,25 @@ pub fn per_ip_limit(
             Error::Internal(anyhow::anyhow!("rate limiter failed")).into_response()
         }
     })
+}
+
+/// The per-address limiter keeps a state per client address it has seen. Once a minute, drop
+/// those whose limit has fully recovered (governor's `retain_recent`), so memory follows the
+/// active clients, not every address ever seen. Ends when the limiter goes with its router.
+fn every_minute_while(mut prune: impl FnMut() -> bool + Send + 'static) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if !prune() {
+                break;
+            }
+        }
+    });
 }
 
 /// Counts a signed-in request against its tenant's quota for the current minute.

@@ -1,24 +1,38 @@
 //! Point-of-sale orders: lines, payments, refunds, cancellations and idempotency keys.
 //!
+//! An order takes its stock through `products::stock` and names its customer through
+//! `users::customers`, inside its own transaction: the order, the stock movements, a guest
+//! customer and every audit record commit together or not at all. It never reads those
+//! modules' tables.
+//!
 //! Face (the same in every module crate): [`router`] for its HTTP routes under `/api/v1`,
 //! [`workers`] for its background work, [`jobs`] for its scheduled jobs, [`MODULE`] for
-//! `gateway` to compose.
+//! `gateway` to compose; [`domain`] holds the rules (totals, payments, refunds, statuses).
 
-use platform::{AppState, Module, Worker, health::Dependency, jobs::Job};
+mod api;
+pub mod domain;
+pub mod idempotency;
+pub mod repo;
+
+use platform::{AppState, Module, Worker, health::Dependency, jobs::Job, permission};
 use utoipa_axum::router::OpenApiRouter;
+
+permission!(pub ReadOrders = "orders.read", [Owner, Manager, Cashier], "See orders with their lines, payments and refunds");
+permission!(pub WriteOrders = "orders.write", [Owner, Manager, Cashier], "Ring up orders, take payments, cancel unpaid orders");
+permission!(pub RefundOrders = "orders.refund", [Owner, Manager], "Refund paid orders");
 
 pub const MODULE: Module = Module {
     name: "orders",
-    needs: &[Dependency::Postgres],
+    needs: &[Dependency::Postgres, Dependency::Vault],
     router,
     workers,
     jobs,
-    permissions: &[],
+    permissions: &[ReadOrders::INFO, WriteOrders::INFO, RefundOrders::INFO],
 };
 
 /// HTTP routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    api::router()
 }
 
 /// Long-running consumers and scheduled jobs of this module.

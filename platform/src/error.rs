@@ -43,6 +43,10 @@ pub enum Error {
     /// Well-formed but invalid; names every offending field.
     #[error("validation failed")]
     Validation(Vec<FieldError>),
+    /// Well-formed, but refused as a whole with a stable code (e.g. an idempotency key reused
+    /// with another request).
+    #[error("unprocessable: {detail}")]
+    Unprocessable { code: &'static str, detail: String },
     #[error("authentication required")]
     Unauthorized,
     #[error("not allowed")]
@@ -85,6 +89,13 @@ impl Error {
         }
     }
 
+    pub fn unprocessable(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Unprocessable {
+            code,
+            detail: detail.into(),
+        }
+    }
+
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Validation(vec![FieldError::new(field, message)])
     }
@@ -92,7 +103,7 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Validation(_) | Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -110,7 +121,9 @@ impl Error {
     /// Stable machine-readable code. Clients branch on this, never on `title` or `detail`.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::BadRequest { code, .. } | Self::Conflict { code, .. } => code,
+            Self::BadRequest { code, .. }
+            | Self::Conflict { code, .. }
+            | Self::Unprocessable { code, .. } => code,
             Self::Validation(_) => "validation_failed",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
@@ -129,6 +142,7 @@ impl Error {
         match self {
             Self::BadRequest { .. } => "The request could not be read",
             Self::Validation(_) => "The request has invalid fields",
+            Self::Unprocessable { .. } => "The request cannot be processed",
             Self::Unauthorized => "Authentication is required",
             Self::Forbidden => "You are not allowed to do this",
             Self::NotFound => "Not found",
@@ -145,9 +159,9 @@ impl Error {
 
     fn detail(&self) -> Option<Cow<'_, str>> {
         match self {
-            Self::BadRequest { detail, .. } | Self::Conflict { detail, .. } => {
-                Some(Cow::Borrowed(detail))
-            }
+            Self::BadRequest { detail, .. }
+            | Self::Conflict { detail, .. }
+            | Self::Unprocessable { detail, .. } => Some(Cow::Borrowed(detail)),
             Self::Unavailable(dep) => Some(Cow::Owned(format!(
                 "{} is unavailable; nothing was changed. Retry later.",
                 dep.label()

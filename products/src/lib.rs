@@ -2,10 +2,19 @@
 //!
 //! Face (the same in every module crate): [`router`] for its HTTP routes under `/api/v1`,
 //! [`workers`] for its background work, [`jobs`] for its scheduled jobs, [`MODULE`] for
-//! `gateway` to compose.
+//! `gateway` to compose, and its public API: [`catalog`] (products and categories) and
+//! [`stock`] (the ledger `orders` sells and restocks through, in the order's transaction).
 
-use platform::{AppState, Module, Worker, health::Dependency, jobs::Job};
+mod api;
+pub mod catalog;
+pub mod stock;
+
+use platform::{AppState, Module, Worker, health::Dependency, jobs::Job, permission};
 use utoipa_axum::router::OpenApiRouter;
+
+permission!(pub ReadCatalog = "products.read", [Owner, Manager, Cashier], "See products, categories, stock and catalog settings");
+permission!(pub WriteCatalog = "products.write", [Owner, Manager], "Add and change products and categories, adjust stock");
+permission!(pub ConfigureCatalog = "catalog.configure", [Owner], "Change catalog settings (allow backorders)");
 
 pub const MODULE: Module = Module {
     name: "products",
@@ -13,12 +22,16 @@ pub const MODULE: Module = Module {
     router,
     workers,
     jobs,
-    permissions: &[],
+    permissions: &[
+        ReadCatalog::INFO,
+        WriteCatalog::INFO,
+        ConfigureCatalog::INFO,
+    ],
 };
 
 /// HTTP routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    api::router()
 }
 
 /// Long-running consumers and scheduled jobs of this module.

@@ -16,6 +16,7 @@
 )]
 
 mod broker;
+mod commerce;
 mod identity;
 mod proxy;
 mod scenario;
@@ -36,6 +37,7 @@ use sqlx::PgPool;
 use tokio::sync::OnceCell;
 
 pub use broker::TestBroker;
+pub use commerce::customer_body;
 pub use identity::{Merchant, PASSWORD, Staff, signup_body};
 pub use proxy::FaultProxy;
 pub use scenario::Scenario;

@@ -29,7 +29,9 @@ impl Scenario {
             .client
             .request(method.parse().unwrap(), app.url(path))
             .header("authorization", bearer)
-            .header("x-request-id", &id);
+            .header("x-request-id", &id)
+            // Money-moving POSTs require one; every other route ignores it.
+            .header("idempotency-key", &id);
         if let Some(body) = body {
             request = request.json(&body);
         }

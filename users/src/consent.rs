@@ -133,7 +133,7 @@ pub async fn purposes(db: &Db, audience: Audience, lang: Lang) -> Result<Vec<Pur
 }
 
 /// One choice as sent by a client.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Choice {
     pub purpose: String,
@@ -167,6 +167,19 @@ impl Method {
 pub struct Evidence {
     pub client_address: Option<String>,
     pub user_agent: Option<String>,
+}
+
+impl Evidence {
+    /// The client of a request: its address and user agent.
+    pub fn of(addr: std::net::SocketAddr, headers: &axum::http::HeaderMap) -> Self {
+        Self {
+            client_address: Some(addr.ip().to_string()),
+            user_agent: headers
+                .get(axum::http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        }
+    }
 }
 
 /// Checks `choices` against the audience's purposes: every purpose known, none twice, every

@@ -3,12 +3,20 @@
 //!
 //! Face (the same in every module crate): [`router`] for its HTTP routes under `/api/v1`,
 //! [`workers`] for its background work, [`jobs`] for its scheduled jobs, [`MODULE`] for
-//! `gateway` to compose, and its public API: [`staff`], [`consent`], [`invitations`].
+//! `gateway` to compose, and its public API: [`staff`], [`customers`], [`consent`],
+//! [`invitations`].
 
 mod api;
 pub mod consent;
+pub mod customers;
 pub mod invitations;
 pub mod staff;
+
+/// What a phone number may look like on the way in (`+62 812-3456-789`); the blind index
+/// normalizes it to `+628123456789`.
+pub static PHONE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"^\+?[0-9][0-9 \-]{5,24}$").unwrap_or_else(|_| unreachable!())
+});
 
 use platform::{AppState, Module, Worker, health::Dependency, jobs::Job, permission};
 use utoipa_axum::router::OpenApiRouter;
@@ -16,6 +24,8 @@ use utoipa_axum::router::OpenApiRouter;
 permission!(pub ReadStaff = "users.read", [Owner, Manager], "See the tenant's staff accounts");
 permission!(pub InviteStaff = "users.invite", [Owner, Manager], "Invite staff (a manager cannot invite an owner)");
 permission!(pub ManageStaff = "users.manage", [Owner, Manager], "Change or delete staff accounts (a manager cannot touch an owner)");
+permission!(pub ReadCustomers = "customers.read", [Owner, Manager, Cashier], "Find and open customers (each opening is audited)");
+permission!(pub WriteCustomers = "customers.write", [Owner, Manager, Cashier], "Add customers with their consent, change their details");
 
 pub const MODULE: Module = Module {
     name: "users",
@@ -23,7 +33,13 @@ pub const MODULE: Module = Module {
     router,
     workers,
     jobs,
-    permissions: &[ReadStaff::INFO, InviteStaff::INFO, ManageStaff::INFO],
+    permissions: &[
+        ReadStaff::INFO,
+        InviteStaff::INFO,
+        ManageStaff::INFO,
+        ReadCustomers::INFO,
+        WriteCustomers::INFO,
+    ],
 };
 
 /// HTTP routes of this module.

@@ -21,3 +21,35 @@ async fn the_spec_is_served() {
     assert_eq!(spec["info"]["title"], "Warung API");
     assert!(spec["paths"]["/health/ready"]["get"].is_object());
 }
+
+/// The docs page works offline: Swagger UI is in the binary and reads our own spec.
+#[tokio::test]
+async fn the_docs_page_is_served_from_the_binary_and_reads_the_spec() {
+    let app = TestApp::spawn().await;
+    let redirect = app.get("/api/docs").await;
+    assert_eq!(redirect.status(), 308);
+    let page = app.get("/api/docs/").await;
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.starts_with("default-src 'self'"), "{csp}");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    assert!(
+        !html.contains("https://"),
+        "the page loads nothing from elsewhere"
+    );
+    let initializer = app
+        .get("/api/docs/swagger-initializer.js")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(initializer.contains("/api/openapi.json"), "{initializer}");
+    let bundle = app.get("/api/docs/swagger-ui-bundle.js").await;
+    assert_eq!(bundle.status(), 200);
+    assert!(bundle.bytes().await.unwrap().len() > 100_000);
+    assert_eq!(app.get("/api/docs/nothing-here.js").await.status(), 404);
+}

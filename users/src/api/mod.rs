@@ -24,8 +24,11 @@ use crate::{
     staff::{self, Locale, Profile},
 };
 
+mod customers;
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .merge(customers::router())
         .routes(routes!(purposes))
         .routes(routes!(policy))
         .routes(routes!(invite))

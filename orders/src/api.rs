@@ -1,0 +1,533 @@
+//! HTTP handlers of orders: create (with stock taken and an optional guest customer), pay,
+//! refund, cancel, list and open. Money-moving POSTs require an `Idempotency-Key`.
+
+use std::net::SocketAddr;
+
+use axum::{
+    extract::{ConnectInfo, Path, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, Utc};
+use platform::{
+    AppState, Authorized, Error, Result,
+    error::FieldError,
+    http::{Json, Page, PageParams, Query},
+    id::UserId,
+};
+use products::{
+    catalog::ProductId,
+    stock::{self, Reason, SaleError, Want},
+};
+use serde::{Deserialize, Serialize};
+use users::{
+    consent::{self, Audience, Evidence, Method as ConsentMethod},
+    customers::{self, CustomerDetails, CustomerId},
+};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use validator::Validate;
+
+use crate::{
+    ReadOrders, RefundOrders, WriteOrders,
+    domain::{self, Method, Priced, PricingError, RefundError, Status},
+    idempotency::{self, Claim, IdempotencyKey},
+    repo::{self, Filter, NewLine, Order, OrderId, Summary},
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_orders, create_order))
+        .routes(routes!(get_order))
+        .routes(routes!(pay))
+        .routes(routes!(refund))
+        .routes(routes!(cancel))
+}
+
+#[derive(Debug, Deserialize, Serialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct LineRequest {
+    product_id: ProductId,
+    #[validate(range(min = 1, max = 100_000, message = "must be 1 to 100000"))]
+    quantity: i64,
+}
+
+/// A new order. Prices are not sent: they are the catalog's at this moment.
+#[derive(Debug, Deserialize, Serialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CreateOrder {
+    #[validate(
+        length(min = 1, max = 200, message = "must have 1 to 200 lines"),
+        nested
+    )]
+    lines: Vec<LineRequest>,
+    /// An existing customer of this shop.
+    customer_id: Option<CustomerId>,
+    /// Or a guest customer made for this order, with their consent choices.
+    #[validate(nested)]
+    customer: Option<CustomerDetails>,
+}
+
+fn sale_error(err: SaleError) -> Error {
+    match err {
+        SaleError::Unknown(i) => {
+            Error::invalid(format!("lines[{i}].product_id"), "no such product")
+        }
+        SaleError::Archived(i) => Error::invalid(
+            format!("lines[{i}].product_id"),
+            "this product is archived and cannot be sold",
+        ),
+        SaleError::Insufficient { index, on_hand } => Error::conflict(
+            "insufficient_stock",
+            format!("Not enough stock for line {index}: {on_hand} on hand."),
+        ),
+        SaleError::Failed(err) => err,
+    }
+}
+
+/// Records a sale: takes the stock, prices every line from the catalog, and links the
+/// customer (an existing one, or a guest made now with their consent). The same
+/// `Idempotency-Key` with the same body answers with the first order; with another body, 422.
+#[utoipa::path(post, path = "/api/v1/orders", tag = "orders",
+    security(("bearer" = ["orders.write"])),
+    params(("Idempotency-Key" = String, Header, description = "Unique per order attempt; reuse it when retrying")),
+    request_body = CreateOrder,
+    responses(
+        (status = 201, body = Order),
+        (status = 400, description = "`idempotency_key_required`", body = platform::error::Problem),
+        (status = 401, body = platform::error::Problem),
+        (status = 403, body = platform::error::Problem),
+        (status = 409, description = "`insufficient_stock`", body = platform::error::Problem),
+        (status = 422, description = "Invalid lines or customer, or `idempotency_key_reused`", body = platform::error::Problem),
+    ))]
+async fn create_order(
+    caller: Authorized<WriteOrders>,
+    State(state): State<AppState>,
+    key: IdempotencyKey,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Json(body): Json<CreateOrder>,
+) -> Result<Response> {
+    platform::error::validate(&body)?;
+    if body.customer_id.is_some() && body.customer.is_some() {
+        return Err(Error::invalid(
+            "customer",
+            "give customer_id or customer, not both",
+        ));
+    }
+    if let Some(guest) = &body.customer {
+        consent::validate(&state.db, Audience::Customer, &guest.consents).await?;
+    }
+    let mut tx = state.db.tenant(caller.tenant).begin().await?;
+    if let Claim::Replay(replay) = idempotency::claim(&mut tx, &key, "POST /orders", &body).await? {
+        tx.rollback().await?;
+        return Ok(replay.into_response());
+    }
+    let actor = caller.actor();
+    let customer = match (&body.customer_id, &body.customer) {
+        (Some(id), _) => {
+            if !customers::exists(&mut tx, *id).await? {
+                return Err(Error::invalid("customer_id", "no such customer"));
+            }
+            Some(*id)
+        }
+        (None, Some(guest)) => Some(
+            customers::create(
+                &state.db,
+                &state.pii,
+                &mut tx,
+                actor,
+                &guest.as_new(true),
+                &guest.consents,
+                ConsentMethod::Checkout,
+                &Evidence::of(addr, &headers),
+            )
+            .await?,
+        ),
+        (None, None) => None,
+    };
+    let id = OrderId::new();
+    let wants: Vec<Want> = body
+        .lines
+        .iter()
+        .map(|l| Want {
+            product: l.product_id,
+            quantity: l.quantity,
+        })
+        .collect();
+    let sold = stock::sell(&mut tx, actor, id.0, &wants)
+        .await
+        .map_err(sale_error)?;
+    let priced: Vec<Priced> = sold
+        .iter()
+        .zip(&body.lines)
+        .map(|(s, l)| Priced {
+            unit_price_minor: s.unit_price_minor,
+            quantity: l.quantity,
+            currency: s.currency.clone(),
+        })
+        .collect();
+    let (total, currency) = domain::total(&priced).map_err(|err| match err {
+        PricingError::MixedCurrency(i) => Error::invalid(
+            format!("lines[{i}].product_id"),
+            "is priced in another currency than the first line",
+        ),
+        PricingError::TooLarge => Error::invalid("lines", "the total is too large"),
+    })?;
+    let lines: Vec<NewLine> = sold
+        .into_iter()
+        .zip(&body.lines)
+        .map(|(s, l)| NewLine {
+            product_id: s.product,
+            name: s.name,
+            sku: s.sku,
+            unit_price_minor: s.unit_price_minor,
+            quantity: l.quantity,
+        })
+        .collect();
+    repo::insert(
+        &mut tx,
+        actor,
+        id,
+        caller.user,
+        customer,
+        &currency,
+        total,
+        &lines,
+    )
+    .await?;
+    let order = repo::get(&mut tx, id).await?;
+    let body = idempotency::complete(&mut tx, &key, StatusCode::CREATED, &order).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListParams {
+    status: Option<Status>,
+    /// Created at or after (RFC 3339).
+    from: Option<DateTime<Utc>>,
+    /// Created before (RFC 3339).
+    to: Option<DateTime<Utc>>,
+    cashier_id: Option<UserId>,
+    customer_id: Option<CustomerId>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// Orders, newest first, filtered by status, time, cashier or customer.
+#[utoipa::path(get, path = "/api/v1/orders", tag = "orders",
+    security(("bearer" = ["orders.read"])),
+    params(ListParams),
+    responses(
+        (status = 200, body = Page<Summary>),
+        (status = 401, body = platform::error::Problem),
+        (status = 403, body = platform::error::Problem),
+        (status = 422, body = platform::error::Problem),
+    ))]
+async fn list_orders(
+    caller: Authorized<ReadOrders>,
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<Page<Summary>>> {
+    let page = PageParams {
+        limit: params.limit,
+        cursor: params.cursor,
+    };
+    let filter = Filter {
+        status: params.status,
+        from: params.from,
+        to: params.to,
+        cashier: params.cashier_id,
+        customer: params.customer_id,
+        before: page.cursor::<OrderId>()?,
+        limit: page.limit()?,
+    };
+    let mut tx = state.db.tenant(caller.tenant).begin().await?;
+    let items = repo::list(&mut tx, &filter).await?;
+    tx.commit().await?;
+    Ok(Json(Page::new(items, filter.limit, |o| o.id.to_string())))
+}
+
+/// One order with its lines, payments and refunds.
+#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders",
+    security(("bearer" = ["orders.read"])),
+    params(("id" = OrderId, Path)),
+    responses(
+        (status = 200, body = Order),
+        (status = 401, body = platform::error::Problem),
+        (status = 403, body = platform::error::Problem),
+        (status = 404, body = platform::error::Problem),
+    ))]
+async fn get_order(
+    caller: Authorized<ReadOrders>,
+    State(state): State<AppState>,
+    Path(id): Path<OrderId>,
+) -> Result<Json<Order>> {
+    let mut tx = state.db.tenant(caller.tenant).begin().await?;
+    let order = repo::get(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(Json(order))
+}
+
+#[derive(Debug, Deserialize, Serialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PaymentRequest {
+    method: Method,
+    /// What the customer hands over. Cash may exceed what is due (the rest is change); other
+    /// methods may not.
+    #[validate(range(min = 1, message = "must be positive"))]
+    amount_minor: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct PaymentResponse {
+    payment: repo::Payment,
+    order: Summary,
+}
+
+/// Takes a payment; several make a split payment. The order is `paid` once nothing is due.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/payments", tag = "orders",
+    security(("bearer" = ["orders.write"])),
+    params(("id" = OrderId, Path), ("Idempotency-Key" = String, Header)),
+    request_body = PaymentRequest,
+    responses(
+        (status = 201, body = PaymentResponse),
+        (status = 400, description = "`idempotency_key_required`", body = platform::error::Problem),
+        (status = 401, body = platform::error::Problem),
+        (status = 403, body = platform::error::Problem),
+        (status = 404, body = platform::error::Problem),
+        (status = 409, description = "`order_not_open`", body = platform::error::Problem),
+        (status = 422, description = "`overpayment`, `idempotency_key_reused`", body = platform::error::Problem),
+    ))]
+async fn pay(
+    caller: Authorized<WriteOrders>,
+    State(state): State<AppState>,
+    Path(id): Path<OrderId>,
+    key: IdempotencyKey,
+    Json(body): Json<PaymentRequest>,
+) -> Result<Response> {
+    platform::error::validate(&body)?;
+    let mut tx = state.db.tenant(caller.tenant).begin().await?;
+    let order = repo::summary_for_update(&mut tx, id).await?;
+    let scope = format!("POST /orders/{id}/payments");
+    if let Claim::Replay(replay) = idempotency::claim(&mut tx, &key, &scope, &body).await? {
+        tx.rollback().await?;
+        return Ok(replay.into_response());
+    }
+    if !order.status.may_pay() {
+        return Err(Error::conflict(
+            "order_not_open",
+            "Only an open order takes payments.",
+        ));
+    }
+    let applied = domain::apply_payment(
+        order.total_minor,
+        order.paid_minor,
+        body.method,
+        body.amount_minor,
+    )
+    .map_err(|domain::PaymentError::Overpayment { due_minor }| {
+        Error::unprocessable(
+            "overpayment",
+            format!("Only {due_minor} is due; only cash may be more (change is given)."),
+        )
+    })?;
+    let payment_id = repo::record_payment(
+        &mut tx,
+        caller.actor(),
+        &order,
+        caller.user,
+        body.method,
+        applied,
+    )
+    .await?;
+    let order = repo::get(&mut tx, id).await?;
+    let payment = order
+        .payments
+        .iter()
+        .find(|p| p.id == payment_id)
+        .cloned()
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("payment not found after insert")))?;
+    let response = PaymentResponse {
+        payment,
+        order: order.summary,
+    };
+    let body = idempotency::complete(&mut tx, &key, StatusCode::CREATED, &response).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum RefundReason {
+    CustomerReturn,
+    Damaged,
+    WrongItem,
+    Other,
+}
+
+impl RefundReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::CustomerReturn => "customer_return",
+            Self::Damaged => "damaged",
+            Self::WrongItem => "wrong_item",
+            Self::Other => "other",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RefundLineRequest {
+    line_no: i32,
+    #[validate(range(min = 1, message = "must be positive"))]
+    quantity: i64,
+}
+
+#[derive(Debug, Deserialize, Serialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RefundRequest {
+    /// Lines and quantities to refund; omitted: everything not refunded yet.
+    #[validate(
+        length(min = 1, max = 200, message = "must have 1 to 200 lines"),
+        nested
+    )]
+    lines: Option<Vec<RefundLineRequest>>,
+    reason: RefundReason,
+    /// Put the refunded units back in stock (default true; false for damaged goods).
+    restock: Option<bool>,
+}
+
+/// Refunds a paid order in full or in part; restocks by default. Owner or manager.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/refunds", tag = "orders",
+    security(("bearer" = ["orders.refund"])),
+    params(("id" = OrderId, Path), ("Idempotency-Key" = String, Header)),
+    request_body = RefundRequest,
+    responses(
+        (status = 201, body = Order),
+        (status = 400, description = "`idempotency_key_required`", body = platform::error::Problem),
+        (status = 401, body = platform::error::Problem),
+        (status = 403, body = platform::error::Problem),
+        (status = 404, body = platform::error::Problem),
+        (status = 409, description = "`order_not_paid`, `nothing_to_refund`", body = platform::error::Problem),
+        (status = 422, body = platform::error::Problem),
+    ))]
+async fn refund(
+    caller: Authorized<RefundOrders>,
+    State(state): State<AppState>,
+    Path(id): Path<OrderId>,
+    key: IdempotencyKey,
+    Json(body): Json<RefundRequest>,
+) -> Result<Response> {
+    platform::error::validate(&body)?;
+    let mut tx = state.db.tenant(caller.tenant).begin().await?;
+    let order = repo::summary_for_update(&mut tx, id).await?;
+    let scope = format!("POST /orders/{id}/refunds");
+    if let Claim::Replay(replay) = idempotency::claim(&mut tx, &key, &scope, &body).await? {
+        tx.rollback().await?;
+        return Ok(replay.into_response());
+    }
+    if !order.status.may_refund() {
+        return Err(Error::conflict(
+            "order_not_paid",
+            "Only a paid order can be refunded.",
+        ));
+    }
+    let lines = repo::refundable(&mut tx, id).await?;
+    let refundable: Vec<_> = lines.iter().map(|(l, _)| *l).collect();
+    let asked: Option<Vec<(i32, i64)>> = body
+        .lines
+        .as_ref()
+        .map(|ls| ls.iter().map(|l| (l.line_no, l.quantity)).collect());
+    let plan = domain::plan_refund(&refundable, asked.as_deref()).map_err(|err| match err {
+        RefundError::UnknownLine(i) => {
+            Error::invalid(format!("lines[{i}].line_no"), "no such line on this order")
+        }
+        RefundError::Duplicate(i) => {
+            Error::invalid(format!("lines[{i}].line_no"), "this line is named twice")
+        }
+        RefundError::TooMany { index, refundable } => Error::Validation(vec![FieldError::new(
+            format!("lines[{index}].quantity"),
+            format!("only {refundable} left to refund on this line"),
+        )]),
+        RefundError::Nothing => Error::conflict(
+            "nothing_to_refund",
+            "Everything on this order is refunded already.",
+        ),
+    })?;
+    let status = domain::status_after_refund(&refundable, &plan);
+    let restock = body.restock.unwrap_or(true);
+    repo::record_refund(
+        &mut tx,
+        caller.actor(),
+        caller.user,
+        &order,
+        body.reason.as_str(),
+        restock,
+        &plan,
+        status,
+    )
+    .await?;
+    if restock {
+        let wants: Vec<Want> = plan
+            .iter()
+            .filter_map(|p| {
+                let (_, product) = lines.iter().find(|(l, _)| l.line_no == p.line_no)?;
+                Some(Want {
+                    product: *product,
+                    quantity: p.quantity,
+                })
+            })
+            .collect();
+        stock::restock(&mut tx, caller.actor(), Reason::Refund, id.0, &wants).await?;
+    }
+    let order = repo::get(&mut tx, id).await?;
+    let body = idempotency::complete(&mut tx, &key, StatusCode::CREATED, &order).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Cancels an open order that has no payments; its stock goes back.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "orders",
+    security(("bearer" = ["orders.write"])),
+    params(("id" = OrderId, Path)),
+    responses(
+        (status = 200, body = Order),
+        (status = 401, body = platform::error::Problem),
+        (status = 403, body = platform::error::Problem),
+        (status = 404, body = platform::error::Problem),
+        (status = 409, description = "`order_not_open`, `order_has_payments`", body = platform::error::Problem),
+    ))]
+async fn cancel(
+    caller: Authorized<WriteOrders>,
+    State(state): State<AppState>,
+    Path(id): Path<OrderId>,
+) -> Result<Json<Order>> {
+    let mut tx = state.db.tenant(caller.tenant).begin().await?;
+    let order = repo::summary_for_update(&mut tx, id).await?;
+    if order.status != Status::Open {
+        return Err(Error::conflict(
+            "order_not_open",
+            "Only an open order can be cancelled.",
+        ));
+    }
+    if order.paid_minor > 0 {
+        return Err(Error::conflict(
+            "order_has_payments",
+            "This order has payments: finish paying and refund it instead.",
+        ));
+    }
+    repo::cancel(&mut tx, caller.actor(), &order).await?;
+    let wants: Vec<Want> = repo::quantities(&mut tx, id)
+        .await?
+        .into_iter()
+        .map(|(product, quantity)| Want { product, quantity })
+        .collect();
+    stock::restock(&mut tx, caller.actor(), Reason::Cancellation, id.0, &wants).await?;
+    let order = repo::get(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(Json(order))
+}

@@ -200,7 +200,8 @@ create table refunds (
     created_at timestamptz not null,
     constraint refunds_pkey primary key (tenant_id, id),
     constraint refunds_order_fkey foreign key (tenant_id, order_id) references orders (tenant_id, id),
-    constraint refunds_amount_check check (amount_minor > 0),
+    -- Zero for a line sold at price 0.
+    constraint refunds_amount_check check (amount_minor >= 0),
     constraint refunds_reason_check check (reason in ('customer_return', 'damaged', 'wrong_item', 'other'))
 );
 select warung_enable_tenant_rls('refunds');

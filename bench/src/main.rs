@@ -4,6 +4,7 @@
 //! Only medians and ratios are reported: the machine is shared and noisy, and the variants are
 //! interleaved round by round so drift hits them all alike.
 
+mod commerce;
 mod pii;
 mod pipeline;
 
@@ -24,6 +25,8 @@ enum Bench {
     Pii(pii::Args),
     /// The audit pipeline: outbox -> Kafka -> store throughput and lag; sink vs raw insert (#4).
     Pipeline(pipeline::Args),
+    /// `POST /orders` vs pgbench with the same SQL; customer create per cipher (#6).
+    Commerce(commerce::Args),
 }
 
 #[tokio::main]
@@ -31,6 +34,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().bench {
         Bench::Pii(args) => pii::run(args).await,
         Bench::Pipeline(args) => pipeline::run(args).await,
+        Bench::Commerce(args) => commerce::run(args).await,
     }
 }
 

@@ -97,7 +97,7 @@ fn sale_error(err: SaleError) -> Error {
         (status = 400, description = "`idempotency_key_required`", body = platform::error::Problem),
         (status = 401, body = platform::error::Problem),
         (status = 403, body = platform::error::Problem),
-        (status = 409, description = "`insufficient_stock`", body = platform::error::Problem),
+        (status = 409, description = "`insufficient_stock`; `email_taken`: a guest's email belongs to a customer (find them with `GET /api/v1/customers?email=` and send `customer_id`)", body = platform::error::Problem),
         (status = 422, description = "Invalid lines or customer, or `idempotency_key_reused`", body = platform::error::Problem),
     ))]
 async fn create_order(
@@ -119,7 +119,9 @@ async fn create_order(
         consent::validate(&state.db, Audience::Customer, &guest.consents).await?;
     }
     let mut tx = state.db.tenant(caller.tenant).begin().await?;
-    if let Claim::Replay(replay) = idempotency::claim(&mut tx, &key, "POST /orders", &body).await? {
+    if let Claim::Replay(replay) =
+        idempotency::claim(&state.pii, &mut tx, &key, "POST /orders", &body).await?
+    {
         tx.rollback().await?;
         return Ok(replay.into_response());
     }
@@ -312,7 +314,9 @@ async fn pay(
     let mut tx = state.db.tenant(caller.tenant).begin().await?;
     let order = repo::summary_for_update(&mut tx, id).await?;
     let scope = format!("POST /orders/{id}/payments");
-    if let Claim::Replay(replay) = idempotency::claim(&mut tx, &key, &scope, &body).await? {
+    if let Claim::Replay(replay) =
+        idempotency::claim(&state.pii, &mut tx, &key, &scope, &body).await?
+    {
         tx.rollback().await?;
         return Ok(replay.into_response());
     }
@@ -426,7 +430,9 @@ async fn refund(
     let mut tx = state.db.tenant(caller.tenant).begin().await?;
     let order = repo::summary_for_update(&mut tx, id).await?;
     let scope = format!("POST /orders/{id}/refunds");
-    if let Claim::Replay(replay) = idempotency::claim(&mut tx, &key, &scope, &body).await? {
+    if let Claim::Replay(replay) =
+        idempotency::claim(&state.pii, &mut tx, &key, &scope, &body).await?
+    {
         tx.rollback().await?;
         return Ok(replay.into_response());
     }

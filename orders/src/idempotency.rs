@@ -12,10 +12,14 @@ use axum::{
     http::{HeaderValue, StatusCode, request::Parts},
     response::{IntoResponse, Response},
 };
-use platform::{Error, Result, db::TenantTx, http::Json};
+use platform::{
+    Error, Result,
+    db::TenantTx,
+    http::Json,
+    pii::{IndexKind, PiiCipher},
+};
 use serde::Serialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 pub const HEADER: &str = "idempotency-key";
 
@@ -74,24 +78,24 @@ impl IntoResponse for Replay {
     }
 }
 
-fn fingerprint(scope: &str, request: &impl Serialize) -> Result<Vec<u8>> {
-    let body = serde_json::to_vec(request).map_err(|e| Error::Internal(e.into()))?;
-    let mut hasher = Sha256::new();
-    hasher.update(scope.as_bytes());
-    hasher.update([0]);
-    hasher.update(&body);
-    Ok(hasher.finalize().to_vec())
+/// What identifies a request: its scope and body. A body may hold a guest customer's details,
+/// so only an HMAC under the tenant's index key is stored (a plain hash would confirm a guess).
+fn canonical(scope: &str, request: &impl Serialize) -> Result<String> {
+    let body = serde_json::to_string(request).map_err(|e| Error::Internal(e.into()))?;
+    Ok(format!("{scope}\n{body}"))
 }
 
 /// Claims `key` for `scope` (the operation and its target, e.g. `POST /orders/{id}/payments`
 /// with the id filled in) and `request` (the parsed body).
 pub async fn claim(
+    pii: &PiiCipher,
     tx: &mut TenantTx,
     key: &IdempotencyKey,
     scope: &str,
     request: &impl Serialize,
 ) -> Result<Claim> {
-    let hash = fingerprint(scope, request)?;
+    let canonical = canonical(scope, request)?;
+    let hash = pii.blind_index(tx, IndexKind::Request, &canonical).await?.0;
     let tenant = tx.tenant();
     let inserted = sqlx::query_scalar!(
         "insert into idempotency_keys (tenant_id, key, scope, request_hash, created_at)
@@ -169,9 +173,9 @@ mod tests {
     fn the_fingerprint_covers_scope_and_body() {
         let body = serde_json::json!({"lines": [{"product_id": "a", "quantity": 1}]});
         let other = serde_json::json!({"lines": [{"product_id": "a", "quantity": 2}]});
-        let a = fingerprint("POST /orders", &body).unwrap();
-        assert_eq!(a, fingerprint("POST /orders", &body).unwrap());
-        assert_ne!(a, fingerprint("POST /orders", &other).unwrap());
-        assert_ne!(a, fingerprint("POST /orders/x/payments", &body).unwrap());
+        let a = canonical("POST /orders", &body).unwrap();
+        assert_eq!(a, canonical("POST /orders", &body).unwrap());
+        assert_ne!(a, canonical("POST /orders", &other).unwrap());
+        assert_ne!(a, canonical("POST /orders/x/payments", &body).unwrap());
     }
 }

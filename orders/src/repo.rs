@@ -140,8 +140,9 @@ pub struct NewLine {
     pub quantity: i64,
 }
 
-/// Writes a new open order and its lines (`order.created`, audit and event).
-#[allow(clippy::too_many_arguments, reason = "an order and everything on it")]
+/// Writes a new order and its lines (`order.created`, audit and event). An order with nothing
+/// to pay (every line free) is `paid` at once, with its `order.paid` event.
+#[expect(clippy::too_many_arguments, reason = "an order and everything on it")]
 #[tracing::instrument(skip_all, fields(order.id = %id))]
 pub async fn insert(
     tx: &mut TenantTx,
@@ -156,8 +157,9 @@ pub async fn insert(
     let tenant = tx.tenant();
     sqlx::query!(
         "insert into orders (tenant_id, id, status, cashier_id, customer_id, currency, total_minor,
-                             created_at, updated_at)
-         values ($1, $2, 'open', $3, $4, $5, $6, now(), now())",
+                             created_at, updated_at, paid_at)
+         values ($1, $2, case when $6::int8 = 0 then 'paid' else 'open' end, $3, $4, $5, $6, now(), now(),
+                 case when $6 = 0 then now() end)",
         tenant.0,
         id.0,
         cashier.0,
@@ -210,6 +212,32 @@ pub async fn insert(
                 "quantity": l.quantity,
                 "unit_price_minor": l.unit_price_minor,
             })).collect::<Vec<_>>(),
+        }),
+    };
+    events::emit_event(tx, &event).await?;
+    if total_minor == 0 {
+        emit_paid(tx, actor, id, customer, currency, total_minor).await?;
+    }
+    Ok(())
+}
+
+/// `order.paid` on `warung.events.v1` (receipts are sent from it).
+async fn emit_paid(
+    tx: &mut TenantTx,
+    actor: Actor,
+    id: OrderId,
+    customer: Option<CustomerId>,
+    currency: &str,
+    total_minor: i64,
+) -> Result<()> {
+    let event = DomainEvent {
+        actor,
+        event_type: "order.paid",
+        payload: serde_json::json!({
+            "order_id": id,
+            "customer_id": customer,
+            "currency": currency,
+            "total_minor": total_minor,
         }),
     };
     events::emit_event(tx, &event).await?;
@@ -415,17 +443,15 @@ pub async fn record_payment(
         }));
     events::emit_audit(tx, &record).await?;
     if applied.settled {
-        let event = DomainEvent {
+        emit_paid(
+            tx,
             actor,
-            event_type: "order.paid",
-            payload: serde_json::json!({
-                "order_id": order.id,
-                "customer_id": order.customer_id,
-                "currency": order.currency,
-                "total_minor": order.total_minor,
-            }),
-        };
-        events::emit_event(tx, &event).await?;
+            order.id,
+            order.customer_id,
+            &order.currency,
+            order.total_minor,
+        )
+        .await?;
     }
     Ok(id)
 }
@@ -455,7 +481,7 @@ pub async fn refundable(tx: &mut TenantTx, order: OrderId) -> Result<Vec<(Refund
 }
 
 /// Writes a refund of `plan` and the order's new state (`order.refunded`, audit and event).
-#[allow(
+#[expect(
     clippy::too_many_arguments,
     reason = "a refund and everything it changes"
 )]

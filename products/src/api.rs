@@ -9,7 +9,10 @@ use axum::{
 };
 use platform::{
     AppState, Authorized, Error, Result,
-    http::{Json, Page, PageParams, Query},
+    http::{
+        Json, Page, PageParams, Query,
+        json::{trimmed, trimmed_option},
+    },
 };
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -46,8 +49,10 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateProduct {
+    #[serde(deserialize_with = "trimmed")]
     #[validate(length(min = 1, max = 200, message = "must be 1 to 200 characters"))]
     name: String,
+    #[serde(deserialize_with = "trimmed")]
     #[validate(length(min = 1, max = 64, message = "must be 1 to 64 characters"))]
     sku: String,
     category_id: Option<CategoryId>,
@@ -79,8 +84,8 @@ async fn create_product(
     platform::error::validate(&body)?;
     let mut tx = state.db.tenant(caller.tenant).begin().await?;
     let new = NewProduct {
-        name: body.name.trim(),
-        sku: body.sku.trim(),
+        name: &body.name,
+        sku: &body.sku,
         category_id: body.category_id,
         price_minor: body.price_minor,
         currency: &body.currency,
@@ -173,8 +178,10 @@ async fn get_product(
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateProduct {
+    #[serde(default, deserialize_with = "trimmed_option")]
     #[validate(length(min = 1, max = 200, message = "must be 1 to 200 characters"))]
     name: Option<String>,
+    #[serde(default, deserialize_with = "trimmed_option")]
     #[validate(length(min = 1, max = 64, message = "must be 1 to 64 characters"))]
     sku: Option<String>,
     /// `null` takes the product out of its category.
@@ -210,8 +217,8 @@ async fn update_product(
 ) -> Result<Json<Product>> {
     platform::error::validate(&body)?;
     let change = Change {
-        name: body.name.as_deref().map(str::trim),
-        sku: body.sku.as_deref().map(str::trim),
+        name: body.name.as_deref(),
+        sku: body.sku.as_deref(),
         category_id: body.category_id,
         price_minor: body.price_minor,
         currency: body.currency.as_deref(),
@@ -324,6 +331,7 @@ async fn stock_movements(
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CategoryBody {
+    #[serde(deserialize_with = "trimmed")]
     #[validate(length(min = 1, max = 100, message = "must be 1 to 100 characters"))]
     name: String,
 }
@@ -369,7 +377,7 @@ async fn create_category(
 ) -> Result<(StatusCode, Json<Category>)> {
     platform::error::validate(&body)?;
     let mut tx = state.db.tenant(caller.tenant).begin().await?;
-    let category = catalog::create_category(&mut tx, caller.actor(), body.name.trim()).await?;
+    let category = catalog::create_category(&mut tx, caller.actor(), &body.name).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(category)))
 }
@@ -395,7 +403,7 @@ async fn rename_category(
 ) -> Result<Json<Category>> {
     platform::error::validate(&body)?;
     let mut tx = state.db.tenant(caller.tenant).begin().await?;
-    let category = catalog::rename_category(&mut tx, caller.actor(), id, body.name.trim()).await?;
+    let category = catalog::rename_category(&mut tx, caller.actor(), id, &body.name).await?;
     tx.commit().await?;
     Ok(Json(category))
 }

@@ -102,6 +102,8 @@ fn product_constraint(err: sqlx::Error) -> Error {
     match constraint {
         Some("products_sku_key") => Error::conflict("sku_taken", "A product with this SKU exists."),
         Some("products_category_fkey") => Error::invalid("category_id", "no such category"),
+        Some("products_name_check") => Error::invalid("name", "must be 1 to 200 characters"),
+        Some("products_sku_check") => Error::invalid("sku", "must be 1 to 64 characters"),
         _ => Error::from(err),
     }
 }

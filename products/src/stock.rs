@@ -73,7 +73,8 @@ pub struct Movement {
 }
 
 /// Writes one movement if the result may stand: `None` when it would take on-hand below zero
-/// and `allow_negative` is off. Emits `stock.moved`.
+/// and `allow_negative` is off. Adding stock always stands, even to a negative on-hand left by
+/// backorders. Emits `stock.moved`.
 async fn apply(
     tx: &mut TenantTx,
     actor: Actor,
@@ -85,7 +86,7 @@ async fn apply(
 ) -> Result<Option<Movement>> {
     let on_hand_after = sqlx::query_scalar!(
         "update products set on_hand = on_hand + $2, updated_at = now()
-         where id = $1 and (on_hand + $2 >= 0 or $3)
+         where id = $1 and ($2::int8 >= 0 or on_hand + $2 >= 0 or $3)
          returning on_hand",
         product.0,
         delta,

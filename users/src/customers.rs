@@ -39,7 +39,6 @@ fn subject(id: CustomerId) -> Subject {
 }
 
 /// A new customer's data, in plaintext only for the time it takes to seal it.
-#[derive(Debug)]
 pub struct NewCustomer<'a> {
     pub full_name: &'a str,
     pub email: Option<&'a str>,
@@ -50,10 +49,25 @@ pub struct NewCustomer<'a> {
     pub guest: bool,
 }
 
+/// Personal data never prints: `Debug` shows which fields are present, not their values.
+impl std::fmt::Debug for NewCustomer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewCustomer")
+            .field("full_name", &"[redacted]")
+            .field("email", &self.email.map(|_| "[redacted]"))
+            .field("phone", &self.phone.map(|_| "[redacted]"))
+            .field("address", &self.address.map(|_| "[redacted]"))
+            .field("locale", &self.locale)
+            .field("guest", &self.guest)
+            .finish()
+    }
+}
+
 /// A customer's details as a client sends them (also used for a guest at checkout).
-#[derive(Debug, Clone, Deserialize, Serialize, Validate, ToSchema)]
+#[derive(Clone, Deserialize, Serialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerDetails {
+    #[serde(deserialize_with = "platform::http::json::trimmed")]
     #[validate(length(min = 1, max = 200, message = "must be 1 to 200 characters"))]
     pub full_name: String,
     #[validate(
@@ -63,6 +77,7 @@ pub struct CustomerDetails {
     pub email: Option<String>,
     #[validate(regex(path = *crate::PHONE, message = "must be a phone number, e.g. +628123456789"))]
     pub phone: Option<String>,
+    #[serde(default, deserialize_with = "platform::http::json::trimmed_option")]
     #[validate(length(min = 1, max = 500, message = "must be 1 to 500 characters"))]
     pub address: Option<String>,
     /// Language of mail to this customer (default `id`).
@@ -72,10 +87,16 @@ pub struct CustomerDetails {
     pub consents: Vec<Choice>,
 }
 
+impl std::fmt::Debug for CustomerDetails {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_new(false).fmt(f)
+    }
+}
+
 impl CustomerDetails {
     pub fn as_new(&self, guest: bool) -> NewCustomer<'_> {
         NewCustomer {
-            full_name: self.full_name.trim(),
+            full_name: &self.full_name,
             email: self.email.as_deref(),
             phone: self.phone.as_deref(),
             address: self.address.as_deref(),
@@ -117,7 +138,7 @@ async fn index_optional(
 /// Creates a customer (`customer.created`) and records their consent choices, which the
 /// caller has checked with [`consent::validate`] for the customer audience. An email already
 /// used by a customer of this tenant is a 409 `email_taken`.
-#[allow(
+#[expect(
     clippy::too_many_arguments,
     reason = "a person, their consent and its evidence"
 )]

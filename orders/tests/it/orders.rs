@@ -392,6 +392,39 @@ async fn stock_cannot_go_negative_unless_the_owner_allows_backorders() {
         .await;
     assert_eq!(accepted.status(), 201);
     assert_eq!(on_hand(&app, owner, &product).await, -2);
+
+    // With backorders off again, a delivery still books: adding stock is never refused.
+    let deny = json!({"allow_backorders": false});
+    let off = app
+        .send("PUT", "/api/v1/catalog/settings", owner, None, Some(&deny))
+        .await;
+    assert_eq!(off.status(), 200);
+    let path = format!(
+        "/api/v1/products/{}/stock-adjustments",
+        product["id"].as_str().unwrap()
+    );
+    let delivery = app
+        .send("POST", &path, owner, None, Some(&json!({"delta": 5})))
+        .await;
+    assert_eq!(delivery.status(), 201);
+    assert_eq!(on_hand(&app, owner, &product).await, 3);
+}
+
+#[tokio::test]
+async fn a_free_order_is_paid_at_once_and_can_be_refunded() {
+    let app = TestApp::spawn().await;
+    let merchant = app.merchant().await;
+    let owner = &merchant.owner;
+    let sample = app.product(owner, 0, 10).await;
+    let order = app.order(owner, &lines(&sample, 2)).await;
+    assert_eq!(order["total_minor"], 0);
+    assert_eq!(order["status"], "paid");
+    assert!(order["paid_at"].is_string());
+    let refunded = refund(&app, owner, &order, json!({"reason": "other"})).await;
+    assert_eq!(refunded.status(), 201);
+    let refunded: Value = refunded.json().await.unwrap();
+    assert_eq!(refunded["status"], "refunded");
+    assert_eq!(on_hand(&app, owner, &sample).await, 10);
 }
 
 #[tokio::test]
@@ -439,7 +472,27 @@ async fn another_tenants_product_or_customer_is_refused_and_nothing_is_written()
     let problem: Value = response.json().await.unwrap();
     assert_eq!(problem["errors"][0]["field"], "customer_id");
 
-    assert_eq!(on_hand(&app, &a.owner, &product).await, 5);
+    assert_eq!(app.outbox_count(a.tenant).await, a_before);
+    // A's order cannot be paid, refunded or cancelled by B, whatever B sends.
+    let order = app.order(&a.owner, &lines(&product, 1)).await;
+    let a_before = app.outbox_count(a.tenant).await;
+    let paid = pay(
+        &app,
+        &b.owner,
+        &order,
+        json!({"method": "cash", "amount_minor": 18000}),
+    )
+    .await;
+    assert_eq!(paid.status(), 404);
+    let refunded = refund(&app, &b.owner, &order, json!({"reason": "other"})).await;
+    assert_eq!(refunded.status(), 404);
+    let path = format!("/api/v1/orders/{}/cancel", order["id"].as_str().unwrap());
+    assert_eq!(
+        app.send("POST", &path, &b.owner, None, None).await.status(),
+        404
+    );
+
+    assert_eq!(on_hand(&app, &a.owner, &product).await, 4);
     assert_eq!(on_hand(&app, &b.owner, &own).await, 5);
     assert_eq!(app.outbox_count(a.tenant).await, a_before);
     assert_eq!(app.outbox_count(b.tenant).await, b_before);

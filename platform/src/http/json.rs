@@ -7,12 +7,23 @@ use axum::{
     http::header,
     response::{IntoResponse, Response},
 };
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Deserializer, Serialize, de::DeserializeOwned};
 
 use crate::error::{Error, FieldError};
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
+
+/// `#[serde(deserialize_with = "platform::http::json::trimmed")]`: surrounding whitespace is
+/// removed before validation, so a length rule sees what will be stored (`"   "` is empty).
+pub fn trimmed<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    String::deserialize(d).map(|s| s.trim().to_owned())
+}
+
+/// [`trimmed`] for an optional field (use with `#[serde(default)]`).
+pub fn trimmed_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(d).map(|s| s.map(|s| s.trim().to_owned()))
+}
 
 impl<T, S> FromRequest<S> for Json<T>
 where

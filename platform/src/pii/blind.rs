@@ -19,6 +19,9 @@ pub enum IndexKind {
     /// Consent evidence: the client address and user agent, kept only as keyed hashes.
     ClientAddress,
     UserAgent,
+    /// The fingerprint of a request kept with its `Idempotency-Key`: the body may carry a
+    /// person's data, so it is kept only as a keyed hash, like the other indexes.
+    Request,
 }
 
 impl IndexKind {
@@ -28,6 +31,7 @@ impl IndexKind {
             Self::Phone => b"phone",
             Self::ClientAddress => b"client-address",
             Self::UserAgent => b"user-agent",
+            Self::Request => b"request",
         }
     }
 
@@ -41,6 +45,7 @@ impl IndexKind {
                 .filter(|c| c.is_ascii_digit() || *c == '+')
                 .collect(),
             Self::ClientAddress | Self::UserAgent => value.trim().to_owned(),
+            Self::Request => value.to_owned(),
         }
     }
 }

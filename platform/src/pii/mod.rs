@@ -231,6 +231,23 @@ const SHRED_CHANNEL: &str = "warung:pii:shred";
 /// Transit accepts large batches, but one bounded request keeps latency and memory predictable.
 const UNWRAP_BATCH: usize = 256;
 
+/// How [`PiiCipher`] seals. Warung always runs [`Mode::Envelope`]; the other two exist only as
+/// the baselines of `warung-bench` (DESIGN §3: why envelope encryption is the default) and are
+/// set by [`PiiCipher::set_mode_for_benchmark`], never by configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Envelope,
+    /// One Transit encrypt/decrypt call per field (what most implementations do).
+    TransitPerField,
+    /// No encryption at all: the floor a benchmark compares against.
+    Plaintext,
+}
+
+/// First byte of a baseline value, so it can never be mistaken for an envelope one (format 1).
+const BASELINE_TRANSIT: u8 = 0xF1;
+const BASELINE_PLAINTEXT: u8 = 0xF0;
+
 /// The PII service. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct PiiCipher {
@@ -246,6 +263,8 @@ struct Inner {
     /// be cached again after the invalidation.
     shredded: Cache<CacheKey, ()>,
     redis: Option<Redis>,
+    /// [`Mode`] as a number; benchmarks switch it on a running app.
+    mode: std::sync::atomic::AtomicU8,
 }
 
 impl PiiCipher {
@@ -257,7 +276,59 @@ impl PiiCipher {
                 index_keys: bounded(cache),
                 shredded: bounded(cache),
                 redis,
+                mode: std::sync::atomic::AtomicU8::new(0),
             }),
+        }
+    }
+
+    /// Switches every clone of this cipher to a benchmark baseline. Benchmarks only: a value
+    /// sealed in one mode opens only in that mode.
+    pub fn set_mode_for_benchmark(&self, mode: Mode) {
+        let value = match mode {
+            Mode::Envelope => 0,
+            Mode::TransitPerField => 1,
+            Mode::Plaintext => 2,
+        };
+        self.inner
+            .mode
+            .store(value, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn mode(&self) -> Mode {
+        match self.inner.mode.load(std::sync::atomic::Ordering::Relaxed) {
+            1 => Mode::TransitPerField,
+            2 => Mode::Plaintext,
+            _ => Mode::Envelope,
+        }
+    }
+
+    async fn seal_baseline(
+        &self,
+        tenant: TenantId,
+        mode: Mode,
+        value: &str,
+    ) -> Result<Sealed, PiiError> {
+        match (mode, &self.inner.keys) {
+            (Mode::TransitPerField, Keys::Vault(transit)) => {
+                let text = TransitPerField(transit).encrypt(tenant, value).await?;
+                Ok(Sealed([&[BASELINE_TRANSIT], text.as_bytes()].concat()))
+            }
+            (Mode::Plaintext, _) => Ok(Sealed([&[BASELINE_PLAINTEXT], value.as_bytes()].concat())),
+            _ => Err(PiiError::CryptoFailure),
+        }
+    }
+
+    async fn open_baseline(&self, tenant: TenantId, sealed: &Sealed) -> Result<Opened, PiiError> {
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        match (sealed.0.split_first(), &self.inner.keys) {
+            (Some((&BASELINE_TRANSIT, rest)), Keys::Vault(transit)) => {
+                let plain = TransitPerField(transit)
+                    .decrypt(tenant, &text(rest))
+                    .await?;
+                Ok(Opened::Value(Pii(plain)))
+            }
+            (Some((&BASELINE_PLAINTEXT, rest)), _) => Ok(Opened::Value(Pii(text(rest)))),
+            _ => Err(PiiError::CryptoFailure),
         }
     }
 
@@ -276,6 +347,10 @@ impl PiiCipher {
         value: &str,
     ) -> Result<Sealed, PiiError> {
         let tenant = tx.tenant();
+        let mode = self.mode();
+        if mode != Mode::Envelope {
+            return self.seal_baseline(tenant, mode, value).await;
+        }
         let dek = self.dek_for_seal(tx, subject).await?;
         metrics::counter!("encryption_operations_total", "op" => "seal").increment(1);
         let binding = cipher::Binding {
@@ -309,6 +384,13 @@ impl PiiCipher {
         items: &[(SubjectId, &'static str, &Sealed)],
     ) -> Result<Vec<Opened>, PiiError> {
         let tenant = tx.tenant();
+        if self.mode() != Mode::Envelope {
+            let mut opened = Vec::with_capacity(items.len());
+            for (_, _, sealed) in items {
+                opened.push(self.open_baseline(tenant, sealed).await?);
+            }
+            return Ok(opened);
+        }
         let mut subjects: Vec<SubjectId> = items.iter().map(|(s, _, _)| *s).collect();
         subjects.sort();
         subjects.dedup();

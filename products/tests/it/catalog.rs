@@ -87,7 +87,7 @@ async fn products_are_found_by_name_sku_and_category_and_skus_are_unique() {
         owner,
         "POST",
         "/api/v1/products",
-        json!({"name": "", "sku": "X", "price_minor": -1, "currency": "rupiah"}),
+        json!({"name": "   ", "sku": "X", "price_minor": -1, "currency": "rupiah"}),
     )
     .await;
     assert_eq!(status, 422);
@@ -273,6 +273,24 @@ async fn stock_moves_only_through_the_ledger_and_never_below_zero() {
             .0,
         404
     );
+    let (_, category) = call(
+        &app,
+        owner,
+        "POST",
+        "/api/v1/categories",
+        json!({"name": "Roti"}),
+    )
+    .await;
+    let category_path = format!("/api/v1/categories/{}", category["id"].as_str().unwrap());
+    let renamed = call(
+        &app,
+        &other.owner,
+        "PATCH",
+        &category_path,
+        json!({"name": "Kue"}),
+    )
+    .await;
+    assert_eq!(renamed.0, 404);
     let (_, after) = call(
         &app,
         owner,

@@ -138,6 +138,7 @@ async fn get_customer(
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateCustomer {
+    #[serde(default, deserialize_with = "platform::http::json::trimmed_option")]
     #[validate(length(min = 1, max = 200, message = "must be 1 to 200 characters"))]
     full_name: Option<String>,
     #[validate(
@@ -147,6 +148,7 @@ struct UpdateCustomer {
     email: Option<String>,
     #[validate(regex(path = *PHONE, message = "must be a phone number, e.g. +628123456789"))]
     phone: Option<String>,
+    #[serde(default, deserialize_with = "platform::http::json::trimmed_option")]
     #[validate(length(min = 1, max = 500, message = "must be 1 to 500 characters"))]
     address: Option<String>,
     locale: Option<Locale>,
@@ -174,7 +176,7 @@ async fn update_customer(
 ) -> Result<Json<Customer>> {
     platform::error::validate(&body)?;
     let change = Change {
-        full_name: body.full_name.as_deref().map(str::trim),
+        full_name: body.full_name.as_deref(),
         email: body.email.as_deref(),
         phone: body.phone.as_deref(),
         address: body.address.as_deref(),

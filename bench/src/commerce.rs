@@ -88,8 +88,8 @@ async fn post(
     Ok(())
 }
 
-fn literal(value: &Value) -> String {
-    format!("'{}'", value.as_str().unwrap_or_default())
+fn text(value: &Value) -> String {
+    value.as_str().unwrap_or_default().to_owned()
 }
 
 /// Runs `order.sql` with pgbench; returns the time `orders` transactions take at its tps.
@@ -104,7 +104,16 @@ fn pgbench(
         .ok_or_else(|| anyhow::anyhow!("WARUNG_DATABASE__APP_URL is not set"))?;
     let mut command = std::process::Command::new("pgbench");
     command
-        .args(["-n", "-j", "2", "-c", &concurrency.to_string()])
+        // Prepared statements, as sqlx runs them.
+        .args([
+            "-n",
+            "-M",
+            "prepared",
+            "-j",
+            "2",
+            "-c",
+            &concurrency.to_string(),
+        ])
         .args(["-t", &(orders / concurrency).to_string()])
         .arg("-f")
         .arg(script);
@@ -137,10 +146,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let script = std::env::temp_dir().join(format!("warung-order-{}.sql", std::process::id()));
     std::fs::write(&script, include_str!("order.sql"))?;
     let vars = [
-        ("tenant", format!("'{}'", merchant.tenant)),
-        ("cashier", format!("'{}'", owner.id)),
-        ("p1", literal(&p1["id"])),
-        ("p2", literal(&p2["id"])),
+        ("tenant", merchant.tenant.to_string()),
+        ("cashier", owner.id.to_string()),
+        ("p1", text(&p1["id"])),
+        ("p2", text(&p2["id"])),
     ];
     let order = json!({"lines": [
         {"product_id": p1["id"], "quantity": 1},

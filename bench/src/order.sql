@@ -1,15 +1,14 @@
 -- The SQL of one `POST /api/v1/orders` with two lines and no customer, statement for statement
--- as the app runs it (orders::api::create_order), for pgbench. Variables (-D): tenant, cashier,
--- p1, p2, each a quoted literal. Ids are random v4 UUIDs (the app uses v7).
+-- as the app runs it (orders::api::create_order), for pgbench -M prepared (variables become
+-- parameters). Variables (-D): tenant, cashier, p1, p2. Ids are random v4 UUIDs (the app uses v7).
 \set k random(1, 9000000000000000)
-SELECT quote_literal(gen_random_uuid()) AS oid, quote_literal(gen_random_uuid()) AS m1,
-       quote_literal(gen_random_uuid()) AS m2, quote_literal(gen_random_uuid()) AS e1,
-       quote_literal(gen_random_uuid()) AS e2, quote_literal(gen_random_uuid()) AS e3,
-       quote_literal(gen_random_uuid()) AS e4 \gset
+SELECT gen_random_uuid() AS oid, gen_random_uuid() AS m1, gen_random_uuid() AS m2,
+       gen_random_uuid() AS e1, gen_random_uuid() AS e2, gen_random_uuid() AS e3,
+       gen_random_uuid() AS e4 \gset
 BEGIN;
 SELECT set_config('app.tenant_id', :tenant, true);
 INSERT INTO idempotency_keys (tenant_id, key, scope, request_hash, created_at)
-  VALUES (:tenant, 'pgbench-' || :k, 'POST /orders', '\x00', now())
+  VALUES (:tenant, 'pgbench-' || :k::text, 'POST /orders', '\x00', now())
   ON CONFLICT (tenant_id, key) DO NOTHING RETURNING key;
 SELECT id, name, sku, price_minor, currency, status, on_hand FROM products
   WHERE id = ANY(ARRAY[:p1, :p2]::uuid[]) ORDER BY id FOR UPDATE;
@@ -31,7 +30,7 @@ INSERT INTO outbox (tenant_id, event_id, topic, event_type, schema_version, acto
 INSERT INTO orders (tenant_id, id, status, cashier_id, customer_id, currency, total_minor, created_at, updated_at)
   VALUES (:tenant, :oid, 'open', :cashier, NULL, 'IDR', 36000, now(), now());
 INSERT INTO order_lines (tenant_id, order_id, line_no, product_id, name, sku, unit_price_minor, quantity)
-  SELECT :tenant, :oid, * FROM unnest(ARRAY[1, 2]::int4[], ARRAY[:p1, :p2]::uuid[],
+  SELECT :tenant::uuid, :oid::uuid, * FROM unnest(ARRAY[1, 2]::int4[], ARRAY[:p1, :p2]::uuid[],
     ARRAY['Kopi Susu', 'Kopi Susu']::text[], ARRAY['A', 'B']::text[], ARRAY[18000, 18000]::int8[], ARRAY[1, 1]::int8[]);
 INSERT INTO outbox (tenant_id, event_id, topic, event_type, schema_version, actor, request_id, payload)
   VALUES (:tenant, :e3, 'warung.audit.v1', 'order.created', 1, '{"kind": "user"}', 'pgbench',
@@ -49,5 +48,5 @@ SELECT refund_id, line_no, quantity, amount_minor FROM refund_lines
   WHERE refund_id IN (SELECT id FROM refunds WHERE order_id = :oid) ORDER BY refund_id, line_no;
 SELECT id, amount_minor, reason, restocked, actor_id, created_at FROM refunds WHERE order_id = :oid ORDER BY id;
 UPDATE idempotency_keys SET response_status = 201, response_body = '{"id": "x", "status": "open"}'
-  WHERE key = 'pgbench-' || :k;
+  WHERE key = 'pgbench-' || :k::text;
 COMMIT;

@@ -176,6 +176,7 @@ pub fn build(state: AppState, modules: &[Module]) -> Router {
             }),
         )
         .merge(docs_page())
+        .merge(portal())
         .fallback(|| async { Error::NotFound })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         // Innermost: a panic becomes a problem+json that still carries the request id, and is
@@ -225,6 +226,50 @@ pub fn build(state: AppState, modules: &[Module]) -> Router {
 
 #[derive(Debug, Clone)]
 struct Required(Vec<Dependency>);
+
+/// The merchant onboarding portal (`portal/`): three static files compiled into the binary.
+/// The page builds its consent checkboxes from the public privacy routes and posts to the
+/// public onboarding route, so it needs no server-side logic of its own.
+fn portal() -> Router<AppState> {
+    fn file(
+        content_type: &'static str,
+        body: &'static str,
+    ) -> axum::routing::MethodRouter<AppState> {
+        axum::routing::get(move || async move { ([(header::CONTENT_TYPE, content_type)], body) })
+    }
+    Router::new()
+        .route(
+            "/portal",
+            axum::routing::get(|| async { axum::response::Redirect::permanent("/portal/") }),
+        )
+        .route(
+            "/portal/",
+            file(
+                "text/html; charset=utf-8",
+                include_str!("../../portal/index.html"),
+            ),
+        )
+        .route(
+            "/portal/app.js",
+            file(
+                "text/javascript; charset=utf-8",
+                include_str!("../../portal/app.js"),
+            ),
+        )
+        .route(
+            "/portal/style.css",
+            file(
+                "text/css; charset=utf-8",
+                include_str!("../../portal/style.css"),
+            ),
+        )
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+            ),
+        ))
+}
 
 /// The offline API docs page: Swagger UI, vendored into the binary at build time, reading
 /// `/api/openapi.json`. Its own CSP lets it load its own scripts and styles, nothing else.

@@ -10,5 +10,6 @@ mod edge;
 mod health;
 mod matrix;
 mod openapi;
+mod portal;
 mod tenancy;
 mod workers;

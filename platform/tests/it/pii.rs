@@ -669,3 +669,40 @@ async fn a_rolled_back_first_seal_leaves_no_usable_key_behind() {
         .unwrap();
     assert_eq!(opened.value(), Some("retry@example.id"));
 }
+
+/// The benchmark baselines: each opens what it sealed, a per-field value really went through
+/// Transit, and an envelope cipher refuses a baseline value instead of misreading it.
+#[tokio::test]
+async fn benchmark_baselines_round_trip_and_never_pass_for_envelope_values() {
+    use platform::pii::Mode;
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant().await.id;
+    let pii = &app.state.pii;
+    for (mode, marker) in [(Mode::TransitPerField, 0xF1_u8), (Mode::Plaintext, 0xF0)] {
+        pii.set_mode_for_benchmark(mode);
+        let mut tx = app.tenant_tx(tenant).await;
+        let subject = customer();
+        let sealed = pii
+            .seal(&mut tx, subject, "customers.email", "ani@example.id")
+            .await
+            .unwrap();
+        assert_eq!(sealed.0[0], marker);
+        if mode == Mode::TransitPerField {
+            assert!(sealed.0[1..].starts_with(b"vault:v"), "{sealed:?}");
+        }
+        let opened = pii
+            .open(&mut tx, subject.id, "customers.email", &sealed)
+            .await
+            .unwrap();
+        assert_eq!(opened.value(), Some("ani@example.id"));
+        pii.set_mode_for_benchmark(Mode::Envelope);
+        let refused = pii
+            .open(&mut tx, subject.id, "customers.email", &sealed)
+            .await;
+        assert!(
+            !matches!(refused, Ok(Opened::Value(_))),
+            "{mode:?} value opened as an envelope one"
+        );
+        tx.rollback().await.unwrap();
+    }
+}

@@ -1,0 +1,85 @@
+//! The onboarding portal: served from the binary, and a merchant signs up through it in a real
+//! headless Chromium (`portal/tests/onboarding.mjs`, playwright-core), consent included.
+
+use serde_json::Value;
+use testkit::{PASSWORD, TestApp, workspace_root};
+
+#[tokio::test]
+async fn the_portal_is_served_with_a_strict_policy() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.get("/portal").await.status(), 308);
+    let page = app.get("/portal/").await;
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.starts_with("default-src 'self'"), "{csp}");
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"<script src="app.js" defer>"#), "{html}");
+    assert!(
+        !html.contains("<script>"),
+        "no inline script: the policy forbids it"
+    );
+    let script = app.get("/portal/app.js").await;
+    assert!(
+        script.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(
+        script
+            .text()
+            .await
+            .unwrap()
+            .contains("/api/v1/privacy/purposes")
+    );
+}
+
+#[tokio::test]
+async fn a_merchant_signs_up_through_the_portal_in_a_browser() {
+    let app = TestApp::spawn().await;
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let slug = format!("portal-{}", &id[20..]);
+    let email = format!("budi.{id}@example.id");
+    let portal = workspace_root().join("portal");
+    let output = tokio::process::Command::new("node")
+        .arg("tests/onboarding.mjs")
+        .args([&app.base, &slug, &email, PASSWORD])
+        .current_dir(&portal)
+        .output()
+        .await
+        .expect("node is required (scripts/test installs the portal's test tools)");
+    assert!(
+        output.status.success(),
+        "browser test failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // The shop exists, its owner signs in, and the consent given in the page is on record.
+    let tokens = app.login(&slug, &email, PASSWORD).await;
+    let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap());
+    let me: Value = app
+        .get_as("/api/v1/me", &bearer)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let granted: Vec<(&str, bool)> = me["consents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["purpose"].as_str().unwrap(),
+                c["granted"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert!(granted.contains(&("account", true)), "{granted:?}");
+    assert!(granted.contains(&("marketing", true)), "{granted:?}");
+    assert!(granted.contains(&("analytics", false)), "{granted:?}");
+    assert_eq!(me["user"]["locale"], "en");
+}

@@ -1,0 +1,155 @@
+// The merchant onboarding portal: consent checkboxes and the policy come from the API (data,
+// not code), the form posts to POST /api/v1/onboarding/merchants, and problem+json errors are
+// shown next to the fields they name. Text is set with textContent only, never as HTML.
+"use strict";
+
+const TEXT = {
+  id: {
+    title: "Daftarkan toko Anda", intro: "Buka toko di Warung dalam satu menit.",
+    shop: "Toko", business_name: "Nama usaha", slug: "Alamat toko",
+    slug_hint: "Huruf kecil, angka dan tanda hubung, mis. toko-budi.", locale: "Bahasa",
+    country: "Negara (kode dua huruf)", owner: "Pemilik", full_name: "Nama lengkap",
+    email: "Email", phone: "Telepon (opsional)", password: "Kata sandi",
+    password_hint: "12 sampai 128 karakter.", consents: "Persetujuan",
+    required: "wajib", policy: "Kebijakan privasi, versi", submit: "Daftar",
+    created: "Toko {slug} sudah dibuat. Periksa email Anda untuk memverifikasi alamatnya, lalu masuk.",
+    failed: "Pendaftaran gagal:", unavailable: "Layanan sedang tidak tersedia. Coba lagi nanti.",
+  },
+  en: {
+    title: "Register your shop", intro: "Open your shop on Warung in a minute.",
+    shop: "Shop", business_name: "Business name", slug: "Shop address",
+    slug_hint: "Lowercase letters, digits and dashes, e.g. toko-budi.", locale: "Language",
+    country: "Country (two-letter code)", owner: "Owner", full_name: "Full name",
+    email: "Email", phone: "Phone (optional)", password: "Password",
+    password_hint: "12 to 128 characters.", consents: "Consent",
+    required: "required", policy: "Privacy policy, version", submit: "Sign up",
+    created: "Shop {slug} is ready. Check your email to verify your address, then sign in.",
+    failed: "Sign-up failed:", unavailable: "The service is unavailable. Try again later.",
+  },
+};
+
+let lang = navigator.language && navigator.language.startsWith("en") ? "en" : "id";
+const form = document.getElementById("signup");
+const result = document.getElementById("result");
+
+async function getJson(path) {
+  const response = await fetch(path, { headers: { accept: "application/json" } });
+  if (!response.ok) throw new Error(`${path}: ${response.status}`);
+  return response.json();
+}
+
+function el(tag, props = {}, children = []) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+async function render() {
+  const t = TEXT[lang];
+  document.documentElement.lang = lang;
+  document.title = `Warung · ${t.title}`;
+  for (const node of document.querySelectorAll("[data-t]")) node.textContent = t[node.dataset.t];
+  for (const button of document.querySelectorAll("nav button")) {
+    button.setAttribute("aria-pressed", String(button.dataset.lang === lang));
+  }
+  // Choices already made survive a language switch.
+  const chosen = new Set([...form.querySelectorAll("input[name=consent]:checked")].map((c) => c.value));
+  const purposes = document.getElementById("purposes");
+  try {
+    const [list, policy] = await Promise.all([
+      getJson(`/api/v1/privacy/purposes?audience=merchant&lang=${lang}`),
+      getJson(`/api/v1/privacy/policy?audience=merchant&lang=${lang}`),
+    ]);
+    purposes.replaceChildren(...list.items.map((p) => {
+      const box = el("input", { type: "checkbox", name: "consent", value: p.code, id: `purpose-${p.code}` });
+      box.checked = chosen.has(p.code);
+      const title = el("strong", { text: p.title });
+      const label = el("label", { for: box.id }, [title]);
+      if (p.required) label.append(" ", el("span", { class: "required", text: `(${t.required})` }));
+      return el("div", { class: "purpose", "data-purpose": p.code }, [
+        box, el("div", {}, [label, el("p", { text: p.description })]),
+      ]);
+    }));
+    document.querySelector("#policy summary").textContent = `${t.policy} ${policy.version}: ${policy.title}`;
+    document.getElementById("policy-body").textContent = policy.body;
+  } catch {
+    showError(t.unavailable, []);
+  }
+}
+
+function clearErrors() {
+  for (const node of form.querySelectorAll(".field-error")) node.remove();
+  for (const node of form.querySelectorAll("[aria-invalid]")) node.removeAttribute("aria-invalid");
+  result.className = "";
+  result.replaceChildren();
+}
+
+function showError(message, errors) {
+  result.className = "error";
+  result.replaceChildren(el("p", { text: message }));
+  for (const error of errors) {
+    const input = form.querySelector(`[name="${CSS.escape(error.field)}"]`);
+    const anchor = input ? input.closest("label") : document.getElementById("purposes");
+    const note = el("p", { class: "field-error", "data-field": error.field, text: `${error.field}: ${error.message}` });
+    if (input) input.setAttribute("aria-invalid", "true");
+    anchor.after(note);
+  }
+}
+
+function body() {
+  const value = (name) => form.elements[name].value.trim();
+  const phone = value("owner.phone");
+  return {
+    business_name: value("business_name"),
+    slug: value("slug"),
+    locale: value("locale"),
+    country: value("country").toUpperCase(),
+    owner: {
+      full_name: value("owner.full_name"),
+      email: value("owner.email"),
+      ...(phone ? { phone } : {}),
+      password: form.elements["owner.password"].value,
+    },
+    consents: [...form.querySelectorAll("input[name=consent]")].map((c) => ({ purpose: c.value, granted: c.checked })),
+  };
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  clearErrors();
+  const t = TEXT[lang];
+  const sent = body();
+  let response;
+  try {
+    response = await fetch("/api/v1/onboarding/merchants", {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json" },
+      body: JSON.stringify(sent),
+    });
+  } catch {
+    showError(t.unavailable, []);
+    return;
+  }
+  if (response.status === 201) {
+    const created = await response.json();
+    form.hidden = true;
+    result.className = "ok";
+    result.replaceChildren(el("p", { text: t.created.replace("{slug}", created.tenant.slug) }));
+    return;
+  }
+  const problem = await response.json().catch(() => ({}));
+  showError(`${t.failed} ${problem.detail || problem.title || response.status}`, problem.errors || []);
+});
+
+for (const button of document.querySelectorAll("nav button")) {
+  button.addEventListener("click", () => {
+    lang = button.dataset.lang;
+    render();
+  });
+}
+form.elements.locale.value = lang;
+render();

@@ -181,6 +181,9 @@ pub struct PiiConfig {
     /// long a peer that missed a shred broadcast can still open the subject's data).
     pub cache_ttl_secs: u64,
     pub cache_capacity: u64,
+    /// Data keys made ahead per active tenant, so a new customer or staff member does not wait
+    /// for a Transit round trip (0 turns it off).
+    pub ready_keys: usize,
     /// Consecutive key-service failures that open the circuit breaker.
     pub breaker_threshold: u32,
     /// How long the open breaker fails calls at once before one trial call, in milliseconds.
@@ -307,6 +310,7 @@ fn defaults() -> serde_json::Value {
             "provider": "vault",
             "cache_ttl_secs": 60,
             "cache_capacity": 100_000,
+            "ready_keys": 16,
             "breaker_threshold": 5,
             "breaker_cooldown_ms": 5_000,
         },

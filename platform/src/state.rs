@@ -123,6 +123,7 @@ fn pii_cipher(config: &Config, vault: &Vault, redis: &Redis) -> anyhow::Result<P
     let cache = CacheSettings {
         capacity: pii.cache_capacity,
         ttl: Duration::from_secs(pii.cache_ttl_secs),
+        ready_keys: pii.ready_keys,
     };
     Ok(PiiCipher::new(keys, cache, Some(redis.clone())))
 }

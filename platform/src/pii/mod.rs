@@ -222,7 +222,14 @@ where
 pub struct CacheSettings {
     pub capacity: u64,
     pub ttl: Duration,
+    /// Data keys kept ready per tenant for new subjects (0: none, every new subject waits for
+    /// Transit).
+    pub ready_keys: usize,
 }
+
+/// Fresh data keys of one tenant, made ahead so creating a subject does not wait for Transit.
+/// Plaintext keys are zeroed on drop; an idle tenant's pool expires with the cache TTL.
+type ReadyKeys = Arc<std::sync::Mutex<Vec<(Dek, WrappedKey)>>>;
 
 type CacheKey = (TenantId, SubjectId);
 
@@ -265,6 +272,10 @@ struct Inner {
     redis: Option<Redis>,
     /// [`Mode`] as a number; benchmarks switch it on a running app.
     mode: std::sync::atomic::AtomicU8,
+    ready: Cache<TenantId, ReadyKeys>,
+    ready_target: usize,
+    /// Tenants whose pool is being refilled (one refill per tenant at a time).
+    refilling: std::sync::Mutex<std::collections::HashSet<TenantId>>,
 }
 
 impl PiiCipher {
@@ -277,8 +288,82 @@ impl PiiCipher {
                 shredded: bounded(cache),
                 redis,
                 mode: std::sync::atomic::AtomicU8::new(0),
+                ready: bounded(cache),
+                ready_target: cache.ready_keys,
+                refilling: std::sync::Mutex::default(),
             }),
         }
+    }
+
+    /// How many fresh keys are ready for `tenant`'s next new subjects.
+    pub fn ready_keys(&self, tenant: TenantId) -> usize {
+        self.inner
+            .ready
+            .get(&tenant)
+            .map_or(0, |pool| pool.lock().map_or(0, |keys| keys.len()))
+    }
+
+    /// A fresh data key for a new subject: a ready one if there is one, else straight from
+    /// Transit. Taking the pool below half its size refills it in the background.
+    async fn fresh_key(&self, tenant: TenantId) -> Result<(Dek, WrappedKey), PiiError> {
+        if self.inner.ready_target == 0 {
+            return Ok(self.inner.keys.generate(tenant).await?);
+        }
+        let pool = self.inner.ready.get_with(tenant, ReadyKeys::default);
+        let (taken, left) = match pool.lock() {
+            Ok(mut keys) => (keys.pop(), keys.len()),
+            Err(_) => (None, 0),
+        };
+        if left < self.inner.ready_target / 2 + 1 {
+            self.refill(tenant, pool);
+        }
+        match taken {
+            Some(key) => {
+                metrics::counter!("pii_ready_keys_used_total").increment(1);
+                Ok(key)
+            }
+            None => Ok(self.inner.keys.generate(tenant).await?),
+        }
+    }
+
+    fn refill(&self, tenant: TenantId, pool: ReadyKeys) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let started = self
+            .inner
+            .refilling
+            .lock()
+            .is_ok_and(|mut busy| busy.insert(tenant));
+        if !started {
+            return;
+        }
+        let this = self.clone();
+        runtime.spawn(async move {
+            let missing = |pool: &ReadyKeys| {
+                this.inner
+                    .ready_target
+                    .saturating_sub(pool.lock().map_or(0, |keys| keys.len()))
+            };
+            while missing(&pool) > 0 {
+                match this.inner.keys.generate(tenant).await {
+                    Ok(key) => {
+                        if let Ok(mut keys) = pool.lock() {
+                            keys.push(key);
+                        }
+                    }
+                    // Transit is down or refusing: requests fall back to asking it themselves
+                    // (and get its error); the next taker tries to refill again.
+                    Err(err) => {
+                        tracing::warn!(error = %err, "could not refill ready data keys");
+                        break;
+                    }
+                }
+            }
+            if let Ok(mut busy) = this.inner.refilling.lock() {
+                busy.remove(&tenant);
+            }
+        });
     }
 
     /// Switches every clone of this cipher to a benchmark baseline. Benchmarks only: a value
@@ -643,7 +728,10 @@ impl PiiCipher {
         if let Some(wrapped) = load_wrapped(tx, row).await? {
             return Ok(Obtained::Committed(self.unwrap_one(tenant, wrapped).await?));
         }
-        let (dek, wrapped) = self.inner.keys.generate(tenant).await?;
+        let (dek, wrapped) = match row {
+            KeyRow::Subject(_) => self.fresh_key(tenant).await?,
+            KeyRow::Index => self.inner.keys.generate(tenant).await?,
+        };
         if insert_wrapped(tx, row, &wrapped).await? {
             return Ok(Obtained::Created(dek));
         }

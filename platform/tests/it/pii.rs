@@ -706,3 +706,51 @@ async fn benchmark_baselines_round_trip_and_never_pass_for_envelope_values() {
         tx.rollback().await.unwrap();
     }
 }
+
+/// New subjects take data keys made ahead: once the pool is warm, creating subjects makes no
+/// Transit `datakey` call on the request path, and the keys they took work like any other.
+#[tokio::test]
+async fn new_subjects_take_ready_keys_without_waiting_for_transit() {
+    let app = TestApp::spawn().await;
+    let tenant = app.tenant().await.id;
+    let pii = &app.state.pii;
+    let seal_new = async || {
+        let subject = customer();
+        let mut tx = app.tenant_tx(tenant).await;
+        let sealed = pii
+            .seal(&mut tx, subject, "customers.email", "ani@example.id")
+            .await
+            .unwrap();
+        testkit::audited(&mut tx, "test.change").await;
+        tx.commit().await.unwrap();
+        (subject, sealed)
+    };
+    // The first one asks Transit itself and starts the refill.
+    seal_new().await;
+    for _ in 0..100 {
+        if pii.ready_keys(tenant) >= 16 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(pii.ready_keys(tenant), 16);
+    let before = transit_calls(&app, "datakey").await;
+    let mut made = Vec::new();
+    for _ in 0..5 {
+        made.push(seal_new().await);
+    }
+    assert_eq!(
+        transit_calls(&app, "datakey").await,
+        before,
+        "a request waited for Transit"
+    );
+    assert_eq!(pii.ready_keys(tenant), 11);
+    // A pooled key is stored wrapped like any other: another transaction (which never saw the
+    // private key) loads and unwraps it from the database.
+    let mut tx = app.tenant_tx(tenant).await;
+    let opened = pii
+        .open(&mut tx, made[0].0.id, "customers.email", &made[0].1)
+        .await
+        .unwrap();
+    assert_eq!(opened.value(), Some("ani@example.id"));
+}

@@ -5,15 +5,16 @@ use std::net::SocketAddr;
 
 use axum::{
     extract::{ConnectInfo, Path, State},
-    http::{HeaderMap, StatusCode},
+    http::HeaderMap,
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
 use platform::{
     AppState, Authorized, Error, Result,
+    db::TenantTx,
     error::FieldError,
     http::{Json, Page, PageParams, Query},
-    id::UserId,
+    id::{TenantId, UserId},
 };
 use products::{
     catalog::ProductId,
@@ -199,9 +200,7 @@ async fn create_order(
     )
     .await?;
     let order = repo::get(&mut tx, id).await?;
-    let body = idempotency::complete(&mut tx, &key, StatusCode::CREATED, &order).await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    idempotency::commit_created(tx, &key, &order).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -273,6 +272,34 @@ async fn get_order(
     Ok(Json(order))
 }
 
+/// A money-moving request on one order, begun: the order locked first (so a concurrent retry
+/// of the same key waits here), then the key claimed.
+enum Attempt {
+    Fresh(TenantTx, Summary),
+    /// The first attempt's answer, to send again.
+    Replayed(Response),
+}
+
+async fn attempt(
+    state: &AppState,
+    tenant: TenantId,
+    id: OrderId,
+    key: &IdempotencyKey,
+    action: &str,
+    body: &impl Serialize,
+) -> Result<Attempt> {
+    let mut tx = state.db.tenant(tenant).begin().await?;
+    let order = repo::summary_for_update(&mut tx, id).await?;
+    let scope = format!("POST /orders/{id}/{action}");
+    match idempotency::claim(&state.pii, &mut tx, key, &scope, body).await? {
+        Claim::New => Ok(Attempt::Fresh(tx, order)),
+        Claim::Replay(replay) => {
+            tx.rollback().await?;
+            Ok(Attempt::Replayed(replay.into_response()))
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, Serialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PaymentRequest {
@@ -311,15 +338,10 @@ async fn pay(
     Json(body): Json<PaymentRequest>,
 ) -> Result<Response> {
     platform::error::validate(&body)?;
-    let mut tx = state.db.tenant(caller.tenant).begin().await?;
-    let order = repo::summary_for_update(&mut tx, id).await?;
-    let scope = format!("POST /orders/{id}/payments");
-    if let Claim::Replay(replay) =
-        idempotency::claim(&state.pii, &mut tx, &key, &scope, &body).await?
-    {
-        tx.rollback().await?;
-        return Ok(replay.into_response());
-    }
+    let (mut tx, order) = match attempt(&state, caller.tenant, id, &key, "payments", &body).await? {
+        Attempt::Fresh(tx, order) => (tx, order),
+        Attempt::Replayed(response) => return Ok(response),
+    };
     if !order.status.may_pay() {
         return Err(Error::conflict(
             "order_not_open",
@@ -358,9 +380,7 @@ async fn pay(
         payment,
         order: order.summary,
     };
-    let body = idempotency::complete(&mut tx, &key, StatusCode::CREATED, &response).await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    idempotency::commit_created(tx, &key, &response).await
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
@@ -427,15 +447,10 @@ async fn refund(
     Json(body): Json<RefundRequest>,
 ) -> Result<Response> {
     platform::error::validate(&body)?;
-    let mut tx = state.db.tenant(caller.tenant).begin().await?;
-    let order = repo::summary_for_update(&mut tx, id).await?;
-    let scope = format!("POST /orders/{id}/refunds");
-    if let Claim::Replay(replay) =
-        idempotency::claim(&state.pii, &mut tx, &key, &scope, &body).await?
-    {
-        tx.rollback().await?;
-        return Ok(replay.into_response());
-    }
+    let (mut tx, order) = match attempt(&state, caller.tenant, id, &key, "refunds", &body).await? {
+        Attempt::Fresh(tx, order) => (tx, order),
+        Attempt::Replayed(response) => return Ok(response),
+    };
     if !order.status.may_refund() {
         return Err(Error::conflict(
             "order_not_paid",
@@ -491,9 +506,7 @@ async fn refund(
         stock::restock(&mut tx, caller.actor(), Reason::Refund, id.0, &wants).await?;
     }
     let order = repo::get(&mut tx, id).await?;
-    let body = idempotency::complete(&mut tx, &key, StatusCode::CREATED, &order).await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    idempotency::commit_created(tx, &key, &order).await
 }
 
 /// Cancels an open order that has no payments; its stock goes back.

@@ -138,13 +138,14 @@ pub async fn claim(
     }
 }
 
-/// Stores the response of a [`Claim::New`] key, in the same transaction as the work.
-pub async fn complete(
-    tx: &mut TenantTx,
+/// Finishes a [`Claim::New`] request: stores `body` as the key's answer in the same
+/// transaction as the work, commits both, and answers 201 with it.
+pub async fn commit_created(
+    mut tx: TenantTx,
     key: &IdempotencyKey,
-    status: StatusCode,
     body: &impl Serialize,
-) -> Result<Value> {
+) -> Result<Response> {
+    let status = StatusCode::CREATED;
     let body = serde_json::to_value(body).map_err(|e| Error::Internal(e.into()))?;
     sqlx::query!(
         "update idempotency_keys set response_status = $2, response_body = $3 where key = $1",
@@ -152,9 +153,10 @@ pub async fn complete(
         i16::try_from(status.as_u16()).unwrap_or(200),
         body,
     )
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
-    Ok(body)
+    tx.commit().await?;
+    Ok((status, Json(body)).into_response())
 }
 
 #[cfg(test)]

@@ -28,7 +28,9 @@ INSERT INTO outbox (tenant_id, event_id, topic, event_type, schema_version, acto
   VALUES (:tenant, :e2, 'warung.audit.v1', 'stock.moved', 1, '{"kind": "user"}', 'pgbench',
           '{"action": "stock.moved", "resource": {"kind": "product"}, "changed_fields": ["on_hand"], "details": {"delta": -1, "reason": "sale"}}');
 INSERT INTO orders (tenant_id, id, status, cashier_id, customer_id, currency, total_minor, created_at, updated_at)
-  VALUES (:tenant, :oid, 'open', :cashier, NULL, 'IDR', 36000, now(), now());
+  VALUES (:tenant, :oid, 'open', :cashier, NULL, 'IDR', 36000, now(), now())
+  RETURNING id, status, cashier_id, customer_id, currency, total_minor, paid_minor, refunded_minor,
+            created_at, paid_at, cancelled_at;
 INSERT INTO order_lines (tenant_id, order_id, line_no, product_id, name, sku, unit_price_minor, quantity)
   SELECT :tenant::uuid, :oid::uuid, * FROM unnest(ARRAY[1, 2]::int4[], ARRAY[:p1, :p2]::uuid[],
     ARRAY['Kopi Susu', 'Kopi Susu']::text[], ARRAY['A', 'B']::text[], ARRAY[18000, 18000]::int8[], ARRAY[1, 1]::int8[]);
@@ -38,15 +40,6 @@ INSERT INTO outbox (tenant_id, event_id, topic, event_type, schema_version, acto
 INSERT INTO outbox (tenant_id, event_id, topic, event_type, schema_version, actor, request_id, payload)
   VALUES (:tenant, :e4, 'warung.events.v1', 'order.created', 1, '{"kind": "user"}', 'pgbench',
           '{"order_id": "x", "currency": "IDR", "total_minor": 36000, "lines": [{"quantity": 1, "unit_price_minor": 18000}, {"quantity": 1, "unit_price_minor": 18000}]}');
-SELECT id, status, cashier_id, customer_id, currency, total_minor, paid_minor, refunded_minor, created_at, paid_at, cancelled_at
-  FROM orders WHERE id = :oid;
-SELECT line_no, product_id, name, sku, unit_price_minor, quantity, refunded_quantity
-  FROM order_lines WHERE order_id = :oid ORDER BY line_no;
-SELECT id, method, amount_minor, tendered_minor, change_minor, cashier_id, created_at
-  FROM payments WHERE order_id = :oid ORDER BY id;
-SELECT refund_id, line_no, quantity, amount_minor FROM refund_lines
-  WHERE refund_id IN (SELECT id FROM refunds WHERE order_id = :oid) ORDER BY refund_id, line_no;
-SELECT id, amount_minor, reason, restocked, actor_id, created_at FROM refunds WHERE order_id = :oid ORDER BY id;
 UPDATE idempotency_keys SET response_status = 201, response_body = '{"id": "x", "status": "open"}'
   WHERE key = 'pgbench-' || :k::text;
 COMMIT;

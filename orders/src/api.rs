@@ -188,7 +188,7 @@ async fn create_order(
             quantity: l.quantity,
         })
         .collect();
-    repo::insert(
+    let order = repo::insert(
         &mut tx,
         actor,
         id,
@@ -199,7 +199,6 @@ async fn create_order(
         &lines,
     )
     .await?;
-    let order = repo::get(&mut tx, id).await?;
     idempotency::commit_created(tx, &key, &order).await
 }
 

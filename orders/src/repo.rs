@@ -153,13 +153,17 @@ pub async fn insert(
     currency: &str,
     total_minor: i64,
     lines: &[NewLine],
-) -> Result<()> {
+) -> Result<Order> {
     let tenant = tx.tenant();
-    sqlx::query!(
+    // The response is built from what was written, not read back.
+    let summary: Summary = sqlx::query_as!(
+        SummaryRow,
         "insert into orders (tenant_id, id, status, cashier_id, customer_id, currency, total_minor,
                              created_at, updated_at, paid_at)
          values ($1, $2, case when $6::int8 = 0 then 'paid' else 'open' end, $3, $4, $5, $6, now(), now(),
-                 case when $6 = 0 then now() end)",
+                 case when $6 = 0 then now() end)
+         returning id, status, cashier_id, customer_id, currency, total_minor, paid_minor, refunded_minor,
+                   created_at, paid_at, cancelled_at",
         tenant.0,
         id.0,
         cashier.0,
@@ -167,8 +171,9 @@ pub async fn insert(
         currency,
         total_minor,
     )
-    .execute(&mut **tx)
-    .await?;
+    .fetch_one(&mut **tx)
+    .await?
+    .try_into()?;
     let line_nos: Vec<i32> = (1..).take(lines.len()).collect();
     let products: Vec<uuid::Uuid> = lines.iter().map(|l| l.product_id.0).collect();
     let names: Vec<String> = lines.iter().map(|l| l.name.clone()).collect();
@@ -218,7 +223,25 @@ pub async fn insert(
     if total_minor == 0 {
         emit_paid(tx, actor, id, customer, currency, total_minor).await?;
     }
-    Ok(())
+    Ok(Order {
+        summary,
+        lines: lines
+            .iter()
+            .zip(line_nos)
+            .map(|(l, line_no)| Line {
+                line_no,
+                product_id: l.product_id,
+                name: l.name.clone(),
+                sku: l.sku.clone(),
+                unit_price_minor: l.unit_price_minor,
+                quantity: l.quantity,
+                line_total_minor: l.unit_price_minor * l.quantity,
+                refunded_quantity: 0,
+            })
+            .collect(),
+        payments: Vec::new(),
+        refunds: Vec::new(),
+    })
 }
 
 /// `order.paid` on `warung.events.v1` (receipts are sent from it).

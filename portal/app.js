@@ -28,6 +28,31 @@ const TEXT = {
   },
 };
 
+// The pages mailed links open. The token travels in the URL fragment
+// (`#/verify-email?token=...`), which a browser never sends to a server, so it cannot land in
+// an access log or a Referer header.
+const LINK_TEXT = {
+  id: {
+    "verify-email": "Verifikasi email", "reset-password": "Atur ulang kata sandi",
+    "accept-invitation": "Terima undangan", new_password: "Kata sandi baru",
+    verifying: "Memverifikasi…", verified: "Email Anda sudah terverifikasi. Silakan masuk.",
+    reset: "Kata sandi diganti. Semua sesi lama telah diakhiri; silakan masuk lagi.",
+    accepted: "Akun Anda sudah siap. Silakan masuk.", save: "Simpan",
+  },
+  en: {
+    "verify-email": "Verify email", "reset-password": "Reset password",
+    "accept-invitation": "Accept invitation", new_password: "New password",
+    verifying: "Verifying…", verified: "Your email is verified. You can sign in.",
+    reset: "Password changed. Every earlier session has ended; sign in again.",
+    accepted: "Your account is ready. You can sign in.", save: "Save",
+  },
+};
+
+function linkRoute() {
+  const match = /^#\/(verify-email|reset-password|accept-invitation)\?token=([^&]+)$/.exec(location.hash);
+  return match && { page: match[1], token: decodeURIComponent(match[2]) };
+}
+
 let lang = navigator.language && navigator.language.startsWith("en") ? "en" : "id";
 const form = document.getElementById("signup");
 const result = document.getElementById("result");
@@ -48,7 +73,92 @@ function el(tag, props = {}, children = []) {
   return node;
 }
 
+async function post(path, payload) {
+  return fetch(path, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json" },
+    body: JSON.stringify(payload),
+  });
+}
+
+async function linkOutcome(response, okText) {
+  const box = document.getElementById("link-result");
+  if (response.ok) {
+    document.getElementById("link-form").hidden = true;
+    box.className = "ok";
+    box.replaceChildren(el("p", { text: okText }));
+    return;
+  }
+  const problem = await response.json().catch(() => ({}));
+  box.className = "error";
+  box.replaceChildren(el("p", { text: `${TEXT[lang].failed} ${problem.detail || problem.title || response.status}` }),
+    ...(problem.errors || []).map((e) => el("p", { class: "field-error", text: `${e.field}: ${e.message}` })));
+}
+
+async function renderLink(route) {
+  const t = { ...TEXT[lang], ...LINK_TEXT[lang] };
+  document.documentElement.lang = lang;
+  document.title = `Warung · ${t[route.page]}`;
+  for (const node of document.querySelectorAll("[data-t]")) node.textContent = t[node.dataset.t];
+  form.hidden = true;
+  document.querySelector("[data-t=intro]").hidden = true;
+  document.getElementById("link").hidden = false;
+  document.getElementById("link-title").textContent = t[route.page];
+  const linkForm = document.getElementById("link-form");
+  if (route.page === "verify-email") {
+    linkForm.hidden = true;
+    document.getElementById("link-result").replaceChildren(el("p", { text: t.verifying }));
+    try {
+      await linkOutcome(await post("/api/v1/auth/verify-email", { token: route.token }), t.verified);
+    } catch {
+      document.getElementById("link-result").replaceChildren(el("p", { text: t.unavailable }));
+    }
+    return;
+  }
+  const fields = [];
+  if (route.page === "accept-invitation") {
+    fields.push(el("label", {}, [el("span", { text: t.full_name }),
+      el("input", { name: "full_name", required: "", maxlength: "200", autocomplete: "name" })]));
+  }
+  fields.push(el("label", {}, [el("span", { text: t.new_password }),
+    el("input", { name: "password", type: "password", required: "", minlength: "12", maxlength: "128", autocomplete: "new-password" })]),
+  el("small", { text: t.password_hint }));
+  if (route.page === "accept-invitation") {
+    try {
+      const list = await getJson(`/api/v1/privacy/purposes?audience=merchant&lang=${lang}`);
+      fields.push(el("fieldset", {}, [el("legend", { text: t.consents }), ...list.items.map((p) => {
+        const box = el("input", { type: "checkbox", name: "consent", value: p.code, id: `link-purpose-${p.code}` });
+        const label = el("label", { for: box.id }, [el("strong", { text: p.title })]);
+        if (p.required) label.append(" ", el("span", { class: "required", text: `(${t.required})` }));
+        return el("div", { class: "purpose" }, [box, el("div", {}, [label, el("p", { text: p.description })])]);
+      })]));
+    } catch {
+      document.getElementById("link-result").replaceChildren(el("p", { text: t.unavailable }));
+    }
+  }
+  fields.push(el("button", { type: "submit", text: t.save }));
+  linkForm.replaceChildren(...fields);
+  linkForm.onsubmit = async (event) => {
+    event.preventDefault();
+    const password = linkForm.elements.password.value;
+    try {
+      if (route.page === "reset-password") {
+        await linkOutcome(await post("/api/v1/auth/password-reset/confirm", { token: route.token, password }), t.reset);
+      } else {
+        const consents = [...linkForm.querySelectorAll("input[name=consent]")].map((c) => ({ purpose: c.value, granted: c.checked }));
+        await linkOutcome(await post("/api/v1/invitations/accept", {
+          token: route.token, full_name: linkForm.elements.full_name.value.trim(), password, consents,
+        }), t.accepted);
+      }
+    } catch {
+      document.getElementById("link-result").replaceChildren(el("p", { text: t.unavailable }));
+    }
+  };
+}
+
 async function render() {
+  const route = linkRoute();
+  if (route) return renderLink(route);
   const t = TEXT[lang];
   document.documentElement.lang = lang;
   document.title = `Warung · ${t.title}`;

@@ -63,8 +63,8 @@ impl Purpose {
     /// The field the token is sealed under in its event, under the user's own key.
     pub fn sealed_field(self) -> &'static str {
         match self {
-            Self::EmailVerification => "events.email_verification_token",
-            Self::PasswordReset => "events.password_reset_token",
+            Self::EmailVerification => events::sealed::EMAIL_VERIFICATION_TOKEN,
+            Self::PasswordReset => events::sealed::PASSWORD_RESET_TOKEN,
         }
     }
 }

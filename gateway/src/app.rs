@@ -43,6 +43,7 @@ use crate::modules;
         (name = "catalog", description = "Products, categories, stock ledger, catalog settings"),
         (name = "customers", description = "The merchant's customers (sealed; every opening audited)"),
         (name = "orders", description = "Point-of-sale orders, payments, refunds"),
+        (name = "notifications", description = "The mail log (no addresses, no bodies) and retries"),
         (name = "audit", description = "The tenant's audit trail and its verification"),
     ),
     modifiers(&BearerAuth),

@@ -1,11 +1,43 @@
-//! Notifications: consumes domain events, renders bilingual templates and delivers mail over SMTP with a durable delivery log.
+//! Notifications: consumes domain events, renders bilingual templates and delivers mail over
+//! SMTP with a durable delivery log.
+//!
+//! [`intake`] turns events into rows of `notification_deliveries` (idempotent per event and
+//! template); [`sender`] sends them with retries, opening each recipient's address through
+//! `users`' contact API at send time. Mail content reads `tenants` (branding) and `orders`
+//! (receipts) through their public APIs; this module never reads their tables.
 //!
 //! Face (the same in every module crate): [`router`] for its HTTP routes under `/api/v1`,
 //! [`workers`] for its background work, [`jobs`] for its scheduled jobs, [`MODULE`] for
-//! `gateway` to compose.
+//! `gateway` to compose; and its public API for the privacy flow: [`deliver_now`] and
+//! [`cancel_for_subject`].
 
-use platform::{AppState, Module, Worker, health::Dependency, jobs::Job};
+mod api;
+pub mod domain;
+pub mod intake;
+pub mod render;
+pub mod repo;
+pub mod sender;
+
+use std::sync::Arc;
+
+use platform::{
+    AppState, Module, Result, Worker,
+    db::{SystemDb, TenantTx},
+    events::{self, Actor, AuditRecord, Resource},
+    health::Dependency,
+    id::TenantId,
+    jobs::Job,
+    permission,
+    pii::SubjectId,
+};
+use serde_json::Value;
+use tokio::sync::Notify;
 use utoipa_axum::router::OpenApiRouter;
+
+pub use domain::{Recipient, Template};
+
+permission!(pub ReadDeliveries = "notifications.read", [Owner, Manager], "See the mail log (who, which template, status; never an address or a body)");
+permission!(pub RetryDeliveries = "notifications.retry", [Owner, Manager], "Retry a dead or cancelled mail");
 
 pub const MODULE: Module = Module {
     name: "notifications",
@@ -18,20 +50,91 @@ pub const MODULE: Module = Module {
     router,
     workers,
     jobs,
-    permissions: &[],
+    permissions: &[ReadDeliveries::INFO, RetryDeliveries::INFO],
 };
 
 /// HTTP routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    api::router()
 }
 
-/// Long-running consumers and scheduled jobs of this module.
-pub fn workers(_state: &AppState) -> Vec<Worker> {
-    Vec::new()
+/// The intake (one consumer per process in the `warung-notifications` group) and the sender
+/// (senders in several processes share the queue through leases). The intake wakes the
+/// sender of its own process when it queues mail.
+pub fn workers(state: &AppState) -> Vec<Worker> {
+    let wake = Arc::new(Notify::new());
+    let intake = {
+        let (state, wake) = (state.clone(), wake.clone());
+        Worker::new("notifications-intake", move |ctx| {
+            intake::run(ctx, state.clone(), wake.clone())
+        })
+    };
+    let state = state.clone();
+    let sender = Worker::new("notifications-sender", move |ctx| {
+        let (state, wake) = (state.clone(), wake.clone());
+        async move {
+            sender::Sender::new(state, ctx.system.clone())?
+                .run(ctx, wake)
+                .await
+        }
+    });
+    vec![intake, sender]
 }
 
-/// Scheduled jobs of this module.
+/// Scheduled jobs of this module (retention of the log comes with the privacy issue's jobs).
 pub fn jobs(_state: &AppState) -> Vec<Job> {
     Vec::new()
+}
+
+/// Queues `template` for `recipient` and sends it at once, without waiting for an event: for
+/// the mail that must leave before something irreversible happens (the erasure-completed mail
+/// goes out while the subject's key still exists). Returns whether the SMTP server accepted
+/// it; if not, the mail stays queued with its retries like any other.
+pub async fn deliver_now(
+    state: &AppState,
+    system: &SystemDb,
+    tenant: TenantId,
+    recipient: Recipient,
+    template: Template,
+    context: Value,
+) -> anyhow::Result<bool> {
+    let plan = domain::Plan {
+        template,
+        recipient,
+    };
+    let event_id = uuid::Uuid::now_v7();
+    let Some(id) = repo::queue(system, tenant, event_id, "direct", &plan, &context).await? else {
+        return Ok(false);
+    };
+    sender::Sender::new(state.clone(), system.clone())?
+        .send_now(tenant, id)
+        .await
+}
+
+/// Cancels every mail still waiting for `subject` (at erasure: nothing more may be read for
+/// them), except the erasure-completed mail. Audited as `notification.cancelled` with the
+/// count. Returns how many were cancelled.
+pub async fn cancel_for_subject(
+    tx: &mut TenantTx,
+    actor: Actor,
+    subject: SubjectId,
+) -> Result<usize> {
+    let cancelled = repo::cancel_waiting(
+        tx,
+        subject,
+        &[Template::ErasureCompleted.name()],
+        "subject_erased",
+    )
+    .await?;
+    if !cancelled.is_empty() {
+        let record = AuditRecord::new(
+            actor,
+            "notification.cancelled",
+            Resource::new("subject", subject),
+        )
+        .fields(&["status"])
+        .details(serde_json::json!({ "count": cancelled.len(), "reason": "subject_erased" }));
+        events::emit_audit(tx, &record).await?;
+    }
+    Ok(cancelled.len())
 }

@@ -45,6 +45,7 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub audit: AuditConfig,
     pub auth: AuthConfig,
+    pub notifications: NotificationsConfig,
     pub rate_limit: RateLimitConfig,
 }
 
@@ -203,6 +204,23 @@ pub struct OutboxConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct NotificationsConfig {
+    /// Attempts per mail before it is marked dead (a permanent SMTP refusal ends it at once).
+    pub max_attempts: i32,
+    /// First retry delay; each further retry doubles it (full jitter), up to `backoff_max_ms`.
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    /// Mails claimed per sending round.
+    pub batch_size: i64,
+    /// How long a claimed mail stays with its sender before another may take it over (a
+    /// sender that died mid-send).
+    pub lease_secs: u64,
+    /// How often the sender looks for due mail when nothing woke it.
+    pub poll_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct JobsConfig {
     /// Run the cron schedules of this process's modules (jobs can always be run by hand with
     /// `warung jobs run`).
@@ -335,6 +353,14 @@ fn defaults() -> serde_json::Value {
             "email_verification_ttl_hours": 48,
             "password_reset_ttl_minutes": 30,
             "invitation_ttl_hours": 72,
+        },
+        "notifications": {
+            "max_attempts": 10,
+            "backoff_base_ms": 2_000,
+            "backoff_max_ms": 600_000,
+            "batch_size": 20,
+            "lease_secs": 120,
+            "poll_ms": 1_000,
         },
         "rate_limit": {
             "per_ip_per_second": 20,
@@ -497,6 +523,16 @@ impl Config {
         check(
             self.auth.max_failures_per_account > 0 && self.auth.max_failures_per_ip > 0,
             "auth.max_failures_per_account and auth.max_failures_per_ip must be > 0",
+        );
+        let mail = &self.notifications;
+        check(
+            mail.max_attempts > 0
+                && mail.batch_size > 0
+                && mail.lease_secs > 0
+                && mail.poll_ms > 0
+                && mail.backoff_base_ms > 0
+                && mail.backoff_base_ms <= mail.backoff_max_ms,
+            "notifications: max_attempts, batch_size, lease_secs, poll_ms must be > 0 and 0 < backoff_base_ms <= backoff_max_ms",
         );
         check(
             self.rate_limit.per_ip_per_second > 0

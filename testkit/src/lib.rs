@@ -18,6 +18,7 @@
 mod broker;
 mod commerce;
 mod identity;
+pub mod mail;
 mod proxy;
 mod scenario;
 

@@ -313,3 +313,17 @@ pub async fn current(tx: &mut TenantTx, subject: SubjectId) -> Result<Vec<Consen
         })
         .collect())
 }
+
+/// Whether `subject`'s latest choice for `purpose` is a grant (no record: not granted). Checked
+/// at the moment of processing, so a withdrawal takes effect at once.
+pub async fn granted(tx: &mut TenantTx, subject: SubjectId, purpose: &str) -> Result<bool> {
+    let granted = sqlx::query_scalar!(
+        "select granted from consent_records where subject_id = $1 and purpose = $2
+         order by recorded_at desc, id desc limit 1",
+        subject.0,
+        purpose
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(granted.unwrap_or(false))
+}

@@ -16,7 +16,7 @@ use secrecy::ExposeSecret;
 use crate::staff::{self, Locale, NewStaff, StaffUser, Status};
 
 /// The field name a mailed token is sealed under in its event (for the notifications worker).
-pub const TOKEN_FIELD: &str = "events.invitation_token";
+pub const TOKEN_FIELD: &str = events::sealed::INVITATION_TOKEN;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Invitation {

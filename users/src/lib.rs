@@ -4,10 +4,11 @@
 //! Face (the same in every module crate): [`router`] for its HTTP routes under `/api/v1`,
 //! [`workers`] for its background work, [`jobs`] for its scheduled jobs, [`MODULE`] for
 //! `gateway` to compose, and its public API: [`staff`], [`customers`], [`consent`],
-//! [`invitations`].
+//! [`invitations`], [`contact`] (addresses for mail).
 
 mod api;
 pub mod consent;
+pub mod contact;
 pub mod customers;
 pub mod invitations;
 pub mod staff;

@@ -83,3 +83,58 @@ async fn a_merchant_signs_up_through_the_portal_in_a_browser() {
     assert!(granted.contains(&("analytics", false)), "{granted:?}");
     assert_eq!(me["user"]["locale"], "en");
 }
+
+#[tokio::test]
+async fn mailed_links_open_portal_pages_that_verify_and_reset() {
+    let app = TestApp::spawn().await;
+    let merchant = app.merchant().await;
+    let verify = app
+        .mailed_token(
+            merchant.tenant,
+            merchant.owner.id,
+            "staff.email_verification_requested",
+            platform::events::sealed::EMAIL_VERIFICATION_TOKEN,
+        )
+        .await;
+    let response = app
+        .post_json(
+            "/api/v1/auth/password-reset/request",
+            None,
+            &serde_json::json!({"tenant": merchant.slug, "email": merchant.owner.email}),
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    let reset = app
+        .mailed_token(
+            merchant.tenant,
+            merchant.owner.id,
+            "staff.password_reset_requested",
+            platform::events::sealed::PASSWORD_RESET_TOKEN,
+        )
+        .await;
+    let new_password = "teh manis es batu 7";
+    let output = tokio::process::Command::new("node")
+        .arg("tests/links.mjs")
+        .args([&app.base, &verify, &reset, new_password])
+        .current_dir(workspace_root().join("portal"))
+        .output()
+        .await
+        .expect("node is required (scripts/test installs the portal's test tools)");
+    assert!(
+        output.status.success(),
+        "browser test failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let tokens = app
+        .login(&merchant.slug, &merchant.owner.email, new_password)
+        .await;
+    let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap());
+    let me: Value = app
+        .get_as("/api/v1/me", &bearer)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["user"]["email_verified"], true, "{me}");
+}

@@ -12,6 +12,17 @@
 
 pub mod relay;
 
+/// The fields a mailed single-use token is sealed under in its domain event, under the
+/// recipient's own key: producers seal with these names and the notifications worker opens
+/// with them. A token in the outbox or in Kafka is never plaintext.
+pub mod sealed {
+    pub const EMAIL_VERIFICATION_TOKEN: &str = "events.email_verification_token";
+    pub const PASSWORD_RESET_TOKEN: &str = "events.password_reset_token";
+    pub const INVITATION_TOKEN: &str = "events.invitation_token";
+    /// Identity checks and export downloads of data-subject requests.
+    pub const PRIVACY_TOKEN: &str = "events.privacy_token";
+}
+
 use serde::Serialize;
 use serde_json::Value;
 

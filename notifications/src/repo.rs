@@ -1,0 +1,272 @@
+//! SQL of the delivery log. The intake and the sender work across tenants through the system
+//! role; the owner's view, retry and the erasure cancellation go through tenant transactions.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use platform::{
+    Result,
+    db::{SystemDb, TenantTx},
+    id::TenantId,
+    pii::SubjectId,
+};
+use serde_json::Value;
+
+use crate::domain::Plan;
+
+platform::id_type!(
+    /// One mail in the delivery log.
+    DeliveryId
+);
+
+/// A delivery as stored.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub tenant_id: uuid::Uuid,
+    pub id: uuid::Uuid,
+    pub event_id: uuid::Uuid,
+    pub event_type: String,
+    pub template: String,
+    pub recipient_kind: String,
+    pub recipient_id: uuid::Uuid,
+    pub context: Value,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// Queues one mail for an event. A second call for the same event and template (a redelivered
+/// event) changes nothing and returns `None`.
+pub async fn queue(
+    system: &SystemDb,
+    tenant: TenantId,
+    event_id: uuid::Uuid,
+    event_type: &str,
+    plan: &Plan,
+    context: &Value,
+) -> Result<Option<DeliveryId>, sqlx::Error> {
+    let id = DeliveryId::new();
+    let inserted = sqlx::query!(
+        "insert into notification_deliveries
+             (tenant_id, id, event_id, event_type, template, recipient_kind, recipient_id, context)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)
+         on conflict (tenant_id, event_id, template) do nothing",
+        tenant.0,
+        id.0,
+        event_id,
+        event_type,
+        plan.template.name(),
+        plan.recipient.kind_str(),
+        plan.recipient.id.0,
+        context,
+    )
+    .execute(system.pool())
+    .await?
+    .rows_affected();
+    Ok((inserted == 1).then_some(id))
+}
+
+/// Claims up to `batch` due mails (and mails whose sender's lease ran out) for this sender:
+/// each becomes `sending` with one more attempt counted and a lease of `lease`. The attempt
+/// count is the claim's token: a sender whose lease was taken over cannot record an outcome.
+pub async fn claim(
+    system: &SystemDb,
+    batch: i64,
+    lease: Duration,
+    only: Option<(TenantId, DeliveryId)>,
+) -> Result<Vec<Row>, sqlx::Error> {
+    sqlx::query_as!(
+        Row,
+        "update notification_deliveries d
+         set status = 'sending', attempts = d.attempts + 1, lease_until = now() + make_interval(secs => $2),
+             updated_at = now()
+         from (
+             select tenant_id, id from notification_deliveries
+             where ((status = 'pending' and next_attempt_at <= now()) or (status = 'sending' and lease_until < now()))
+               and ($3::uuid is null or (tenant_id = $3 and id = $4))
+             order by next_attempt_at
+             limit $1
+             for update skip locked
+         ) due
+         where d.tenant_id = due.tenant_id and d.id = due.id
+         returning d.tenant_id, d.id, d.event_id, d.event_type, d.template, d.recipient_kind, d.recipient_id,
+                   d.context, d.status, d.attempts, d.next_attempt_at, d.last_error, d.created_at, d.sent_at",
+        batch,
+        lease.as_secs_f64(),
+        only.map(|(t, _)| t.0),
+        only.map(|(_, d)| d.0),
+    )
+    .fetch_all(system.pool())
+    .await
+}
+
+/// What became of a claimed mail.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Sent,
+    Retry { after: Duration, reason: String },
+    Dead { reason: String },
+    Cancelled { reason: String },
+}
+
+/// Records the outcome of the claim `attempts` of a mail. Returns `false` when the claim was
+/// no longer this sender's (its lease ran out and another sender took the mail).
+pub async fn settle(system: &SystemDb, row: &Row, outcome: &Outcome) -> Result<bool, sqlx::Error> {
+    let (status, delay, reason) = match outcome {
+        Outcome::Sent => ("sent", Duration::ZERO, None),
+        Outcome::Retry { after, reason } => ("pending", *after, Some(reason.as_str())),
+        Outcome::Dead { reason } => ("dead", Duration::ZERO, Some(reason.as_str())),
+        Outcome::Cancelled { reason } => ("cancelled", Duration::ZERO, Some(reason.as_str())),
+    };
+    let updated = sqlx::query!(
+        "update notification_deliveries
+         set status = $4, next_attempt_at = now() + make_interval(secs => $5), last_error = $6,
+             lease_until = null, updated_at = now(),
+             sent_at = case when $4 = 'sent' then now() else sent_at end
+         where tenant_id = $1 and id = $2 and attempts = $3 and status = 'sending'",
+        row.tenant_id,
+        row.id,
+        row.attempts,
+        status,
+        delay.as_secs_f64(),
+        reason,
+    )
+    .execute(system.pool())
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+/// How many mails wait, and how long the oldest of them has waited.
+pub async fn backlog(system: &SystemDb) -> Result<(i64, f64), sqlx::Error> {
+    let row = sqlx::query!(
+        r#"select count(*) as "waiting!",
+                  coalesce(extract(epoch from now() - min(created_at)), 0)::float8 as "oldest!"
+           from notification_deliveries where status in ('pending', 'sending')"#
+    )
+    .fetch_one(system.pool())
+    .await?;
+    Ok((row.waiting, row.oldest))
+}
+
+/// Filters of the owner's view.
+#[derive(Debug, Default)]
+pub struct Filter {
+    pub status: Option<String>,
+    pub template: Option<String>,
+    pub recipient: Option<uuid::Uuid>,
+    pub event: Option<uuid::Uuid>,
+    pub before: Option<uuid::Uuid>,
+}
+
+/// The tenant's deliveries, newest first.
+pub async fn list(tx: &mut TenantTx, filter: &Filter, limit: i64) -> Result<Vec<Row>> {
+    Ok(sqlx::query_as!(
+        Row,
+        "select tenant_id, id, event_id, event_type, template, recipient_kind, recipient_id, context, status,
+                attempts, next_attempt_at, last_error, created_at, sent_at
+         from notification_deliveries
+         where ($1::text is null or status = $1) and ($2::text is null or template = $2)
+           and ($3::uuid is null or recipient_id = $3) and ($4::uuid is null or event_id = $4)
+           and ($5::uuid is null or id < $5)
+         order by id desc limit $6",
+        filter.status,
+        filter.template,
+        filter.recipient,
+        filter.event,
+        filter.before,
+        limit,
+    )
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+pub async fn get(tx: &mut TenantTx, id: DeliveryId, lock: bool) -> Result<Option<Row>> {
+    let row = if lock {
+        sqlx::query_as!(
+            Row,
+            "select tenant_id, id, event_id, event_type, template, recipient_kind, recipient_id, context, status,
+                    attempts, next_attempt_at, last_error, created_at, sent_at
+             from notification_deliveries where id = $1 for update",
+            id.0
+        )
+        .fetch_optional(&mut **tx)
+        .await?
+    } else {
+        sqlx::query_as!(
+            Row,
+            "select tenant_id, id, event_id, event_type, template, recipient_kind, recipient_id, context, status,
+                    attempts, next_attempt_at, last_error, created_at, sent_at
+             from notification_deliveries where id = $1",
+            id.0
+        )
+        .fetch_optional(&mut **tx)
+        .await?
+    };
+    Ok(row)
+}
+
+/// Puts a dead or cancelled mail back in the queue with a fresh set of attempts.
+pub async fn requeue(tx: &mut TenantTx, id: DeliveryId) -> Result<()> {
+    sqlx::query!(
+        "update notification_deliveries
+         set status = 'pending', attempts = 0, next_attempt_at = now(), last_error = null, lease_until = null,
+             updated_at = now()
+         where id = $1",
+        id.0
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Cancels every mail still waiting for `subject`, except those of `keep` (templates). Returns
+/// the cancelled ids.
+pub async fn cancel_waiting(
+    tx: &mut TenantTx,
+    subject: SubjectId,
+    keep: &[&str],
+    reason: &str,
+) -> Result<Vec<uuid::Uuid>> {
+    let keep: Vec<String> = keep.iter().map(|k| (*k).to_owned()).collect();
+    Ok(sqlx::query_scalar!(
+        "update notification_deliveries
+         set status = 'cancelled', last_error = $3, lease_until = null, updated_at = now()
+         where recipient_id = $1 and status in ('pending', 'sending') and not (template = any($2))
+         returning id",
+        subject.0,
+        &keep,
+        reason,
+    )
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+/// Stores an event the intake could not use, with the reason.
+pub async fn dead_letter(
+    system: &SystemDb,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    key: Option<&[u8]>,
+    reason: &str,
+    payload: Option<&[u8]>,
+) -> Result<(), sqlx::Error> {
+    metrics::counter!("notification_dead_letters_total").increment(1);
+    sqlx::query!(
+        "insert into notification_dead_letters (topic, kafka_partition, kafka_offset, message_key, reason, payload)
+         values ($1, $2, $3, $4, $5, $6)",
+        topic,
+        partition,
+        offset,
+        key.map(|k| String::from_utf8_lossy(k).into_owned()),
+        reason,
+        payload,
+    )
+    .execute(system.pool())
+    .await?;
+    Ok(())
+}

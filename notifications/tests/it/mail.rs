@@ -1,0 +1,598 @@
+use std::time::Duration;
+
+use notifications::{Recipient, Template};
+use platform::{
+    events::Actor,
+    id::TenantId,
+    pii::{SubjectId, SubjectKind},
+};
+use serde_json::{Value, json};
+use testkit::{
+    FaultProxy, Merchant, TestApp, customer_body,
+    mail::{Mail, mails_to, wait_for_mail},
+    signup_body,
+};
+
+const WITHIN: Duration = Duration::from_secs(60);
+
+/// An app that publishes its outbox and runs the notification workers; its mail goes through
+/// `proxy` when given (so a test can cut SMTP), with fast retries.
+async fn mail_app(proxy: Option<&FaultProxy>, extra: &[(&'static str, &str)]) -> TestApp {
+    let mut builder = TestApp::builder()
+        .set("WARUNG_OUTBOX__RELAY", "true")
+        .set("WARUNG_NOTIFICATIONS__BACKOFF_BASE_MS", "200")
+        .set("WARUNG_NOTIFICATIONS__BACKOFF_MAX_MS", "1000")
+        .set("WARUNG_NOTIFICATIONS__POLL_MS", "200")
+        .with_module_workers();
+    if let Some(proxy) = proxy {
+        builder = builder.set("WARUNG_SMTP__PORT", proxy.addr.port().to_string());
+    }
+    for (key, value) in extra {
+        builder = builder.set(key, *value);
+    }
+    builder.start().await
+}
+
+async fn smtp_proxy() -> FaultProxy {
+    let port = std::env::var("WARUNG_SMTP__PORT").unwrap_or_else(|_| "1025".into());
+    FaultProxy::start(format!("127.0.0.1:{port}").parse().unwrap()).await
+}
+
+async fn sign_up(app: &TestApp, body: &Value) -> (TenantId, String) {
+    let response = app
+        .post_json("/api/v1/onboarding/merchants", None, body)
+        .await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    let created: Value = response.json().await.unwrap();
+    (
+        created["tenant"]["id"].as_str().unwrap().parse().unwrap(),
+        body["owner"]["email"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn deliveries(app: &TestApp, merchant: &Merchant, query: &str) -> Vec<Value> {
+    let response = app
+        .get_as(
+            &format!("/api/v1/notifications/deliveries?{query}"),
+            &merchant.owner.bearer(),
+        )
+        .await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let page: Value = response.json().await.unwrap();
+    page["items"].as_array().unwrap().clone()
+}
+
+/// Polls the delivery log until `done` holds for the rows `query` selects.
+async fn wait_deliveries(
+    app: &TestApp,
+    merchant: &Merchant,
+    query: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    loop {
+        let rows = deliveries(app, merchant, query).await;
+        if done(&rows) {
+            return rows;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "deliveries never got there: {rows:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn invite(app: &TestApp, merchant: &Merchant, email: &str) -> SubjectId {
+    let response = app
+        .post_json(
+            "/api/v1/users/invitations",
+            Some(&merchant.owner.bearer()),
+            &json!({"email": email, "role": "cashier", "locale": "id"}),
+        )
+        .await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    let invited: Value = response.json().await.unwrap();
+    SubjectId(invited["user_id"].as_str().unwrap().parse().unwrap())
+}
+
+fn unique_email(prefix: &str) -> String {
+    format!("{prefix}.{}@example.id", uuid::Uuid::now_v7().simple())
+}
+
+#[tokio::test]
+async fn mail_verification_arrives_in_the_owners_language_with_a_link_that_works() {
+    let app = mail_app(None, &[]).await;
+    let mut english = signup_body();
+    english["locale"] = json!("en");
+    let (_, en_email) = sign_up(&app, &english).await;
+    let indonesian = signup_body();
+    let (_, id_email) = sign_up(&app, &indonesian).await;
+
+    let en = wait_for_mail(&en_email, 1, WITHIN).await;
+    let id = wait_for_mail(&id_email, 1, WITHIN).await;
+    let business = english["business_name"].as_str().unwrap();
+    assert_eq!(en[0].subject, format!("Verify your email for {business}"));
+    assert!(
+        en[0].text.starts_with("Hello Budi Santoso,"),
+        "{}",
+        en[0].text
+    );
+    assert!(
+        id[0].subject.starts_with("Verifikasi email Anda untuk"),
+        "{}",
+        id[0].subject
+    );
+    assert!(id[0].html.contains("<html lang=\"id\">"));
+    assert!(en[0].from.starts_with(&format!("{business} via Warung <")));
+    assert!(en[0].to.ends_with(&format!("<{en_email}>")));
+
+    // The link points at the portal with the token in the fragment; the token verifies.
+    let link = en[0].link();
+    assert!(
+        link.starts_with(&format!(
+            "{}portal/#/verify-email?token=",
+            app.state.config.http.public_base_url
+        )),
+        "{link}"
+    );
+    let response = app
+        .post_json(
+            "/api/v1/auth/verify-email",
+            None,
+            &json!({"token": en[0].token()}),
+        )
+        .await;
+    assert_eq!(response.status(), 204, "{}", response.text().await.unwrap());
+    let owner = app
+        .login(
+            english["slug"].as_str().unwrap(),
+            &en_email,
+            testkit::PASSWORD,
+        )
+        .await;
+    let me: Value = app
+        .get_as(
+            "/api/v1/me",
+            &format!("Bearer {}", owner["access_token"].as_str().unwrap()),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["user"]["email_verified"], true, "{me}");
+
+    // The log shows it sent, once, without the address; opening the address was audited.
+    let merchant = app.merchant().await;
+    wait_for_mail(&merchant.owner.email, 1, WITHIN).await;
+    let rows = wait_deliveries(&app, &merchant, "template=email_verification", |rows| {
+        rows.iter().any(|r| r["status"] == "sent")
+    })
+    .await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["attempts"], 1);
+    assert_eq!(rows[0]["recipient"]["id"], merchant.owner.id.to_string());
+    assert!(
+        !serde_json::to_string(&rows)
+            .unwrap()
+            .contains(&merchant.owner.email)
+    );
+    let stored: Vec<String> = sqlx::query_scalar(
+        "select context::text || coalesce(last_error, '') from notification_deliveries where tenant_id = $1",
+    )
+    .bind(merchant.tenant)
+    .fetch_all(app.system.pool())
+    .await
+    .unwrap();
+    assert!(
+        stored
+            .iter()
+            .all(|s| !s.contains(&merchant.owner.email) && !s.contains("budi"))
+    );
+    let audited: i64 = sqlx::query_scalar(
+        "select count(*) from outbox where tenant_id = $1 and event_type = 'pii.accessed'
+           and payload->'resource'->>'id' = $2 and payload->'details'->>'purpose' = 'notification'",
+    )
+    .bind(merchant.tenant)
+    .bind(merchant.owner.id.to_string())
+    .fetch_one(app.system.pool())
+    .await
+    .unwrap();
+    assert_eq!(audited, 1);
+    let metrics = app.state.metrics.render();
+    assert!(
+        metrics.contains("notification_email_sent_total{template=\"email_verification\"}"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn mail_receipt_goes_only_to_a_customer_who_consented() {
+    let app = mail_app(None, &[]).await;
+    let merchant = app.merchant().await;
+    let product = app.product(&merchant.owner, 18_000, 10).await;
+    let line = json!([{"product_id": product["id"], "quantity": 2}]);
+
+    let declined_email = unique_email("no-receipt");
+    let mut declined = customer_body(&declined_email);
+    declined["consents"][1]["granted"] = json!(false);
+    let consenting_email = unique_email("receipt");
+    let mut ids = Vec::new();
+    for body in [declined, customer_body(&consenting_email)] {
+        let response = app
+            .send(
+                "POST",
+                "/api/v1/customers",
+                &merchant.owner,
+                None,
+                Some(&body),
+            )
+            .await;
+        assert_eq!(response.status(), 201);
+        let customer: Value = response.json().await.unwrap();
+        ids.push(customer["id"].clone());
+    }
+    // The declining customer's order is paid first: events of one tenant keep their order, so
+    // once the second receipt is queued the first event has been taken too.
+    for customer in &ids {
+        let order = app
+            .order(
+                &merchant.owner,
+                &json!({"lines": line, "customer_id": customer}),
+            )
+            .await;
+        let key = uuid::Uuid::now_v7().to_string();
+        let response = app
+            .send(
+                "POST",
+                &format!("/api/v1/orders/{}/payments", order["id"].as_str().unwrap()),
+                &merchant.owner,
+                Some(&key),
+                Some(&json!({"method": "cash", "amount_minor": 50_000})),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    }
+    let mail = wait_for_mail(&consenting_email, 1, WITHIN).await;
+    assert!(mail[0].subject.contains("receipt #"), "{}", mail[0].subject);
+    assert!(
+        mail[0]
+            .text
+            .contains("2 x Kopi Susu @ IDR 18,000 = IDR 36,000"),
+        "{}",
+        mail[0].text
+    );
+    assert!(mail[0].text.contains("Change: IDR 14,000"));
+    let rows = wait_deliveries(&app, &merchant, "template=order_receipt", |rows| {
+        rows.iter().all(|r| r["status"] == "sent") && !rows.is_empty()
+    })
+    .await;
+    assert_eq!(
+        rows.len(),
+        1,
+        "one receipt, for the consenting customer: {rows:#?}"
+    );
+    assert_eq!(rows[0]["recipient"]["id"], ids[1]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(mails_to(&declined_email).is_empty());
+    assert_eq!(mails_to(&consenting_email).len(), 1);
+}
+
+#[tokio::test]
+async fn mail_for_an_event_delivered_twice_is_sent_once() {
+    let app = mail_app(None, &[]).await;
+    let merchant = app.merchant().await;
+    let email = unique_email("twice");
+    invite(&app, &merchant, &email).await;
+    let first = wait_for_mail(&email, 1, WITHIN).await;
+    // Publish the same event again through the real relay, as a crash before the offset
+    // commit (or a relay retry) would.
+    let republished = sqlx::query(
+        "update outbox set published_at = null where tenant_id = $1 and event_type = 'staff.invited'",
+    )
+    .bind(merchant.tenant)
+    .execute(app.system.pool())
+    .await
+    .unwrap()
+    .rows_affected();
+    assert_eq!(republished, 1);
+    // Then a later event of the same tenant: once its mail is out, the repeat was consumed.
+    let later = unique_email("later");
+    invite(&app, &merchant, &later).await;
+    wait_for_mail(&later, 1, WITHIN).await;
+    let published: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
+        "select published_at from outbox where tenant_id = $1 and event_type = 'staff.invited' order by seq limit 1",
+    )
+    .bind(merchant.tenant)
+    .fetch_one(app.system.pool())
+    .await
+    .unwrap();
+    assert!(published.is_some(), "the repeat went out again");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mails = mails_to(&email);
+    assert_eq!(mails.len(), 1, "{mails:#?}");
+    assert_eq!(mails[0].message_id, first[0].message_id);
+    let rows = deliveries(&app, &merchant, "template=staff_invitation").await;
+    assert_eq!(rows.len(), 2);
+}
+
+#[tokio::test]
+async fn mail_queued_while_smtp_is_down_all_arrives_once_when_it_returns() {
+    let proxy = smtp_proxy().await;
+    let app = mail_app(
+        Some(&proxy),
+        &[("WARUNG_NOTIFICATIONS__MAX_ATTEMPTS", "100")],
+    )
+    .await;
+    let merchant = app.merchant().await;
+    wait_for_mail(&merchant.owner.email, 1, WITHIN).await;
+    proxy.cut();
+    let emails: Vec<String> = (0..8).map(|i| unique_email(&format!("burst{i}"))).collect();
+    for email in &emails {
+        invite(&app, &merchant, email).await;
+    }
+    // Every one of them fails, more than once, while SMTP is down; none arrives.
+    let rows = wait_deliveries(&app, &merchant, "template=staff_invitation", |rows| {
+        rows.len() == 8
+            && rows.iter().all(|r| {
+                r["status"] == "pending"
+                    && r["attempts"].as_i64().unwrap() >= 2
+                    && r["last_error"] == "smtp_connection"
+            })
+    })
+    .await;
+    assert!(rows.iter().all(|r| r["next_attempt_at"].is_string()));
+    assert!(emails.iter().all(|e| mails_to(e).is_empty()));
+    assert!(
+        app.state
+            .metrics
+            .render()
+            .contains("notification_email_retries_total{template=\"staff_invitation\"}")
+    );
+
+    proxy.restore();
+    for email in &emails {
+        wait_for_mail(email, 1, WITHIN).await;
+    }
+    wait_deliveries(&app, &merchant, "template=staff_invitation", |rows| {
+        rows.iter().all(|r| r["status"] == "sent")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for email in &emails {
+        assert_eq!(
+            mails_to(email).len(),
+            1,
+            "{email} got its mail more than once"
+        );
+    }
+}
+
+#[tokio::test]
+async fn mail_that_gave_up_is_dead_with_its_reason_and_can_be_retried() {
+    let proxy = smtp_proxy().await;
+    let app = mail_app(Some(&proxy), &[("WARUNG_NOTIFICATIONS__MAX_ATTEMPTS", "2")]).await;
+    let merchant = app.merchant().await;
+    let other = app.merchant().await;
+    wait_for_mail(&merchant.owner.email, 1, WITHIN).await;
+    proxy.cut();
+    let email = unique_email("dead");
+    invite(&app, &merchant, &email).await;
+    let rows = wait_deliveries(&app, &merchant, "status=dead", |rows| rows.len() == 1).await;
+    let dead = &rows[0];
+    assert_eq!(dead["attempts"], 2);
+    assert_eq!(dead["last_error"], "smtp_connection");
+    assert_eq!(dead["template"], "staff_invitation");
+    proxy.restore();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        mails_to(&email).is_empty(),
+        "dead mail is not retried by itself"
+    );
+
+    let id = dead["id"].as_str().unwrap();
+    let path = format!("/api/v1/notifications/deliveries/{id}/retry");
+    let cashier = app.staff(&merchant, platform::Role::Cashier).await;
+    let response = app.send("POST", &path, &cashier, None, None).await;
+    assert_eq!(response.status(), 403);
+    let response = app.send("POST", &path, &other.owner, None, None).await;
+    assert_eq!(response.status(), 404, "another tenant's mail");
+    let response = app.send("POST", &path, &merchant.owner, None, None).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let retried: Value = response.json().await.unwrap();
+    assert_eq!(retried["attempts"], 0);
+    assert_eq!(retried["last_error"], Value::Null);
+    wait_for_mail(&email, 1, WITHIN).await;
+    wait_deliveries(
+        &app,
+        &merchant,
+        &format!("event_id={}", dead["event_id"].as_str().unwrap()),
+        |rows| rows[0]["status"] == "sent",
+    )
+    .await;
+    let response = app.send("POST", &path, &merchant.owner, None, None).await;
+    assert_eq!(response.status(), 409, "a sent mail is not retried");
+    let audited: i64 = sqlx::query_scalar(
+        "select count(*) from outbox where tenant_id = $1 and event_type = 'notification.retried'",
+    )
+    .bind(merchant.tenant)
+    .fetch_one(app.system.pool())
+    .await
+    .unwrap();
+    assert_eq!(audited, 1);
+    let response = app
+        .get_as(
+            "/api/v1/notifications/deliveries?template=nope",
+            &merchant.owner.bearer(),
+        )
+        .await;
+    assert_eq!(response.status(), 422);
+    let response = app
+        .get_as("/api/v1/notifications/deliveries", &cashier.bearer())
+        .await;
+    assert_eq!(response.status(), 403);
+}
+
+#[tokio::test]
+async fn mail_hostile_business_name_is_escaped_in_html() {
+    let app = mail_app(None, &[]).await;
+    let mut body = signup_body();
+    body["business_name"] = json!("<script>alert('x')</script> & <b>Co</b>");
+    let (_, email) = sign_up(&app, &body).await;
+    let mail: Mail = wait_for_mail(&email, 1, WITHIN).await.remove(0);
+    assert!(!mail.html.contains("<script>"), "{}", mail.html);
+    assert!(!mail.html.contains("<b>Co"));
+    assert!(mail.html.contains("&lt;script&gt;alert(&#x27;x&#x27;)&lt;&#x2f;script&gt; &amp; &lt;b&gt;Co&lt;&#x2f;b&gt;"), "{}", mail.html);
+    assert!(
+        mail.subject
+            .ends_with("<script>alert('x')</script> & <b>Co</b>"),
+        "a subject is text"
+    );
+}
+
+#[tokio::test]
+async fn mail_to_an_erased_person_is_cancelled_except_the_erasure_completed_mail() {
+    let proxy = smtp_proxy().await;
+    // Slow retries: a failed mail waits for the test, not for the sender.
+    let app = mail_app(
+        Some(&proxy),
+        &[
+            ("WARUNG_NOTIFICATIONS__BACKOFF_BASE_MS", "120000"),
+            ("WARUNG_NOTIFICATIONS__BACKOFF_MAX_MS", "120000"),
+        ],
+    )
+    .await;
+    let merchant = app.merchant().await;
+    wait_for_mail(&merchant.owner.email, 1, WITHIN).await;
+    proxy.cut();
+    let staff_email = unique_email("erased-staff");
+    let staff = invite(&app, &merchant, &staff_email).await;
+    let pending = |rows: &[Value]| rows.len() == 1 && rows[0]["last_error"] == "smtp_connection";
+    wait_deliveries(
+        &app,
+        &merchant,
+        &format!("recipient_id={}", staff.0),
+        pending,
+    )
+    .await;
+    proxy.restore();
+
+    // The privacy flow: the completion mail leaves at once, the rest is cancelled, then the
+    // key is shredded.
+    let sent = notifications::deliver_now(
+        &app.state,
+        &app.system,
+        merchant.tenant,
+        Recipient {
+            kind: SubjectKind::Staff,
+            id: staff,
+        },
+        Template::ErasureCompleted,
+        json!({}),
+    )
+    .await
+    .unwrap();
+    assert!(sent);
+    let mut tx = app.tenant_tx(merchant.tenant).await;
+    let cancelled =
+        notifications::cancel_for_subject(&mut tx, Actor::System { name: "test" }, staff)
+            .await
+            .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(cancelled, 1);
+    app.state
+        .pii
+        .shred(
+            &app.state.db,
+            merchant.tenant,
+            staff,
+            Actor::System { name: "test" },
+        )
+        .await
+        .unwrap();
+    let mails = mails_to(&staff_email);
+    assert_eq!(mails.len(), 1, "{mails:#?}");
+    assert!(
+        mails[0].subject.starts_with("Data Anda telah dihapus"),
+        "{}",
+        mails[0].subject
+    );
+    let rows = deliveries(&app, &merchant, &format!("recipient_id={}", staff.0)).await;
+    let status = |template: &str| {
+        rows.iter()
+            .find(|r| r["template"] == template)
+            .map(|r| (r["status"].clone(), r["last_error"].clone()))
+            .unwrap()
+    };
+    assert_eq!(status("erasure_completed"), (json!("sent"), Value::Null));
+    assert_eq!(
+        status("staff_invitation"),
+        (json!("cancelled"), json!("subject_erased"))
+    );
+
+    // A mail the privacy flow did not cancel finds the key gone when it is sent.
+    let customer_email = unique_email("erased-customer");
+    let response = app
+        .send(
+            "POST",
+            "/api/v1/customers",
+            &merchant.owner,
+            None,
+            Some(&customer_body(&customer_email)),
+        )
+        .await;
+    let customer: Value = response.json().await.unwrap();
+    let customer_id = SubjectId(customer["id"].as_str().unwrap().parse().unwrap());
+    proxy.cut();
+    let product = app.product(&merchant.owner, 5_000, 5).await;
+    let order = app
+        .order(
+            &merchant.owner,
+            &json!({"lines": [{"product_id": product["id"], "quantity": 1}], "customer_id": customer["id"]}),
+        )
+        .await;
+    let key = uuid::Uuid::now_v7().to_string();
+    let response = app
+        .send(
+            "POST",
+            &format!("/api/v1/orders/{}/payments", order["id"].as_str().unwrap()),
+            &merchant.owner,
+            Some(&key),
+            Some(&json!({"method": "card", "amount_minor": 5_000})),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    wait_deliveries(
+        &app,
+        &merchant,
+        &format!("recipient_id={}", customer_id.0),
+        pending,
+    )
+    .await;
+    app.state
+        .pii
+        .shred(
+            &app.state.db,
+            merchant.tenant,
+            customer_id,
+            Actor::System { name: "test" },
+        )
+        .await
+        .unwrap();
+    proxy.restore();
+    sqlx::query("update notification_deliveries set next_attempt_at = now() where tenant_id = $1 and recipient_id = $2")
+        .bind(merchant.tenant)
+        .bind(customer_id.0)
+        .execute(app.system.pool())
+        .await
+        .unwrap();
+    let rows = wait_deliveries(
+        &app,
+        &merchant,
+        &format!("recipient_id={}", customer_id.0),
+        |rows| rows[0]["status"] == "cancelled",
+    )
+    .await;
+    assert_eq!(rows[0]["last_error"], "subject_erased");
+    assert!(mails_to(&customer_email).is_empty());
+}

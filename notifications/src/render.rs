@@ -183,7 +183,7 @@ mod tests {
                             .contains("https://warung.example/portal/#/verify-email?token=abc&x=1")
                     );
                     assert!(mail.html.contains(
-                        "href=\"https://warung.example/portal/#/verify-email?token=abc&amp;x=1\""
+                        "href=\"https:&#x2f;&#x2f;warung.example&#x2f;portal&#x2f;#&#x2f;verify-email?token=abc&amp;x=1\""
                     ));
                 }
                 subjects.push(mail.subject);

@@ -165,6 +165,7 @@ struct Fixtures {
     category: String,
     customer: String,
     order: String,
+    delivery: String,
 }
 
 async fn fixtures(app: &TestApp, a: &Merchant, a_staff: &Staff) -> Fixtures {
@@ -195,7 +196,35 @@ async fn fixtures(app: &TestApp, a: &Merchant, a_staff: &Staff) -> Fixtures {
             &json!({"lines": [{"product_id": product["id"], "quantity": 1}]}),
         )
         .await;
+    // A dead mail of A's (no worker runs here, so it is queued directly): retryable by A.
+    let plan = notifications::domain::Plan {
+        template: notifications::Template::PasswordReset,
+        recipient: notifications::Recipient {
+            kind: platform::pii::SubjectKind::Staff,
+            id: a_staff.id.into(),
+        },
+    };
+    let delivery = notifications::repo::queue(
+        &app.system,
+        a.tenant,
+        uuid::Uuid::now_v7(),
+        "direct",
+        &plan,
+        &json!({}),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    sqlx::query(
+        "update notification_deliveries set status = 'dead' where tenant_id = $1 and id = $2",
+    )
+    .bind(a.tenant)
+    .bind(delivery.0)
+    .execute(app.system.pool())
+    .await
+    .unwrap();
     Fixtures {
+        delivery: delivery.to_string(),
         staff: a_staff.id.to_string(),
         product: id(&product),
         category: id(&category.json().await.unwrap()),
@@ -215,6 +244,7 @@ fn ids_of(f: &Fixtures) -> impl Fn(&str, &str) -> Option<String> + '_ {
             ("categories", "id") => Some(f.category.clone()),
             ("customers", "id") => Some(f.customer.clone()),
             ("orders", "id") => Some(f.order.clone()),
+            ("notifications", "id") => Some(f.delivery.clone()),
             _ => None,
         }
     }

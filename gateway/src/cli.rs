@@ -38,6 +38,10 @@ pub enum Command {
         /// `all`, or a comma-separated list (tenants, users, auth, products, orders, notifications, audit).
         #[arg(long, default_value = "all")]
         modules: String,
+        /// Also serve these modules' HTTP routes, without their workers and jobs (e.g. the
+        /// request path serving `audit,notifications` whose consumers run elsewhere).
+        #[arg(long, default_value = "")]
+        routes_only: String,
     },
     /// Apply pending database migrations (as the schema owner, `database.migrate_url`).
     Migrate,
@@ -118,8 +122,11 @@ pub enum ConfigCommand {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { modules } => {
-            let modules = modules::select(&modules)?;
+        Command::Serve {
+            modules,
+            routes_only,
+        } => {
+            let modules = modules::with_routes_only(modules::select(&modules)?, &routes_only)?;
             let config = load(cli.config.as_deref())?;
             platform::telemetry::init(&config.telemetry);
             let system = SystemDb::connect(&config.database)?;

@@ -17,6 +17,26 @@ pub const ALL: [Module; 7] = [
 /// (sessions and rate limits, once auth lands).
 pub const EDGE_NEEDS: &[Dependency] = &[Dependency::Postgres, Dependency::Redis];
 
+/// Adds the modules of `spec` (a comma-separated list, may be empty) whose HTTP routes this
+/// process serves without running their workers or jobs: the request path can then answer
+/// `/api/v1/audit/...` and `/api/v1/notifications/...` while those modules' consumers run in
+/// their own processes. Their routes only need PostgreSQL.
+pub fn with_routes_only(mut modules: Vec<Module>, spec: &str) -> anyhow::Result<Vec<Module>> {
+    if spec.trim().is_empty() {
+        return Ok(modules);
+    }
+    for mut module in select(spec)? {
+        if modules.iter().any(|m| m.name == module.name) {
+            continue;
+        }
+        module.workers = |_| Vec::new();
+        module.jobs = |_| Vec::new();
+        module.needs = &[Dependency::Postgres];
+        modules.push(module);
+    }
+    Ok(modules)
+}
+
 /// `all` or a comma-separated list of module names.
 pub fn select(spec: &str) -> anyhow::Result<Vec<Module>> {
     let spec = spec.trim();
@@ -69,6 +89,21 @@ mod tests {
             err.contains("billing") && err.contains("notifications"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn routes_only_modules_serve_routes_without_workers_or_jobs() {
+        let edge = with_routes_only(select("orders").unwrap(), "notifications, orders").unwrap();
+        let names: Vec<_> = edge.iter().map(|m| m.name).collect();
+        assert_eq!(names, ["orders", "notifications"]);
+        let notifications = edge[1];
+        assert_eq!(notifications.needs, &[Dependency::Postgres]);
+        assert!(
+            !(notifications.router)().into_openapi().paths.paths.is_empty(),
+            "its routes are kept"
+        );
+        assert_eq!(with_routes_only(ALL.to_vec(), "").unwrap().len(), ALL.len());
+        assert!(with_routes_only(Vec::new(), "billing").is_err());
     }
 
     #[test]

@@ -99,7 +99,11 @@ mod tests {
         let notifications = edge[1];
         assert_eq!(notifications.needs, &[Dependency::Postgres]);
         assert!(
-            !(notifications.router)().into_openapi().paths.paths.is_empty(),
+            !(notifications.router)()
+                .into_openapi()
+                .paths
+                .paths
+                .is_empty(),
             "its routes are kept"
         );
         assert_eq!(with_routes_only(ALL.to_vec(), "").unwrap().len(), ALL.len());

@@ -203,9 +203,9 @@ impl TestApp {
             "select count(*) from outbox where tenant_id = $1
                and not (event_type = 'pii.accessed' and actor->>'name' = 'notifications')",
         )
-            .bind(tenant)
-            .fetch_one(self.system.pool())
-            .await
-            .unwrap()
+        .bind(tenant)
+        .fetch_one(self.system.pool())
+        .await
+        .unwrap()
     }
 }

@@ -596,3 +596,147 @@ async fn mail_to_an_erased_person_is_cancelled_except_the_erasure_completed_mail
     assert_eq!(rows[0]["last_error"], "subject_erased");
     assert!(mails_to(&customer_email).is_empty());
 }
+
+/// The contract the privacy flow (#8) emits against: events naming a `subject`, with the facts
+/// their mails show. Emitted here the way a module emits them, in a tenant transaction.
+#[tokio::test]
+async fn mail_for_privacy_events_follows_their_contract() {
+    use platform::events::{self, AuditRecord, DomainEvent, Resource};
+
+    let app = mail_app(None, &[]).await;
+    let merchant = app.merchant().await;
+    let email = unique_email("subject");
+    let response = app
+        .send(
+            "POST",
+            "/api/v1/customers",
+            &merchant.owner,
+            None,
+            Some(&customer_body(&email)),
+        )
+        .await;
+    let customer: Value = response.json().await.unwrap();
+    let id: SubjectId = SubjectId(customer["id"].as_str().unwrap().parse().unwrap());
+    let subject = json!({"kind": "customer", "id": id});
+    let actor = Actor::System { name: "test" };
+    let mut tx = app.tenant_tx(merchant.tenant).await;
+    let sealed = app
+        .state
+        .pii
+        .seal(
+            &mut tx,
+            platform::pii::Subject {
+                id,
+                kind: SubjectKind::Customer,
+            },
+            platform::events::sealed::PRIVACY_TOKEN,
+            "privacy-token-123",
+        )
+        .await
+        .unwrap();
+    for (event_type, payload) in [
+        (
+            "privacy.request_received",
+            json!({"subject": subject, "request_type": "export", "due_at": "2026-12-22T10:00:00Z"}),
+        ),
+        (
+            "privacy.identity_check_requested",
+            json!({"subject": subject, "request_type": "export", "token_sealed": sealed.to_base64(), "expires_at": "2026-11-23T10:00:00Z"}),
+        ),
+        (
+            "consent.changed",
+            json!({"subject": subject, "changes": [{"purpose": "marketing", "granted": false}]}),
+        ),
+        (
+            "retention.deletion_scheduled",
+            json!({"subject": {"kind": "staff", "id": merchant.owner.id}, "scheduled_for": "2027-01-31T00:00:00Z"}),
+        ),
+    ] {
+        events::emit_event(
+            &mut tx,
+            &DomainEvent {
+                actor,
+                event_type,
+                payload,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    events::emit_audit(
+        &mut tx,
+        &AuditRecord::new(actor, "test.emitted", Resource::new("customer", id)),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let mails = wait_for_mail(&email, 3, WITHIN).await;
+    let by_subject = |start: &str| {
+        mails
+            .iter()
+            .find(|m| m.subject.starts_with(start))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no mail `{start}…` in {:?}",
+                    mails.iter().map(|m| &m.subject).collect::<Vec<_>>()
+                )
+            })
+    };
+    // The customer's language is English (customer_body).
+    assert!(
+        by_subject("Your personal data request was received")
+            .text
+            .contains("(export). We will answer by 2026-12-22 10:00 UTC")
+    );
+    let check = by_subject("Confirm your personal data request");
+    assert_eq!(check.token(), "privacy-token-123");
+    assert!(check.text.contains("2026-11-23 10:00 UTC"));
+    assert!(check.link().contains("/portal/#/privacy/confirm?token="));
+    assert!(
+        by_subject("Your consent choices were updated")
+            .text
+            .contains("- marketing: withdrawn")
+    );
+    let owner_mails = wait_for_mail(&merchant.owner.email, 2, WITHIN).await;
+    let notice = owner_mails
+        .iter()
+        .find(|m| m.subject == "Akun Anda dijadwalkan untuk dihapus")
+        .expect("the owner's deletion notice, in the shop's language");
+    assert!(notice.text.contains("2027-01-31 00:00 UTC"));
+
+    // An event that should mail but names nobody is dead-lettered with the reason.
+    let mut tx = app.tenant_tx(merchant.tenant).await;
+    let broken = DomainEvent {
+        actor,
+        event_type: "privacy.export_ready",
+        payload: json!({"subject": {"kind": "customer"}}),
+    };
+    events::emit_event(&mut tx, &broken).await.unwrap();
+    events::emit_audit(
+        &mut tx,
+        &AuditRecord::new(actor, "test.emitted", Resource::new("customer", id)),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    loop {
+        let reasons: Vec<String> = sqlx::query_scalar(
+            "select reason from notification_dead_letters where convert_from(payload, 'UTF8')::jsonb->>'tenant_id' = $1",
+        )
+        .bind(merchant.tenant.to_string())
+        .fetch_all(app.system.pool())
+        .await
+        .unwrap();
+        if !reasons.is_empty() {
+            assert_eq!(
+                reasons,
+                ["`privacy.export_ready` without a valid `subject`"]
+            );
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no dead letter");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

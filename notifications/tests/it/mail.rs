@@ -161,6 +161,34 @@ async fn mail_verification_arrives_in_the_owners_language_with_a_link_that_works
         .await
         .unwrap();
     assert_eq!(me["user"]["email_verified"], true, "{me}");
+    // ... and the rest of the life of a session (issue #5's flow, end to end).
+    let refreshed = app
+        .post_json(
+            "/api/v1/auth/refresh",
+            None,
+            &json!({"refresh_token": owner["refresh_token"]}),
+        )
+        .await;
+    assert_eq!(refreshed.status(), 200);
+    let refreshed: Value = refreshed.json().await.unwrap();
+    let bearer = format!("Bearer {}", refreshed["access_token"].as_str().unwrap());
+    let response = app
+        .client
+        .post(app.url("/api/v1/auth/logout"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(app.get_as("/api/v1/me", &bearer).await.status(), 401);
+    let reused = app
+        .post_json(
+            "/api/v1/auth/refresh",
+            None,
+            &json!({"refresh_token": refreshed["refresh_token"]}),
+        )
+        .await;
+    assert_eq!(reused.status(), 401);
 
     // The log shows it sent, once, without the address; opening the address was audited.
     let merchant = app.merchant().await;

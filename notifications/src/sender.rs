@@ -224,6 +224,16 @@ impl Sender {
         });
         let context = &row.context;
         if let Some(link) = template.token_link() {
+            // A link that no longer works is not worth a mail (e.g. an event read long after it
+            // was published, by a consumer group new to the topic).
+            if context
+                .get("expires_at")
+                .and_then(Value::as_str)
+                .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
+                .is_some_and(|at| at.with_timezone(&Utc) <= self.state.clock.now())
+            {
+                return Err(Stop::Cancel("link_expired"));
+            }
             let sealed = context
                 .get("token_sealed")
                 .and_then(Value::as_str)
@@ -317,6 +327,7 @@ impl Sender {
         let order = orders::repo::get(tx, orders::repo::OrderId(id)).await?;
         let summary = &order.summary;
         let money = |minor| domain::money(minor, &summary.currency, locale);
+        let tendered: i64 = order.payments.iter().map(|p| p.tendered_minor).sum();
         let change: i64 = order.payments.iter().map(|p| p.change_minor).sum();
         let simple = summary.id.0.simple().to_string();
         Ok(json!({
@@ -329,7 +340,7 @@ impl Sender {
                 "total": money(line.line_total_minor),
             })).collect::<Vec<_>>(),
             "total": money(summary.total_minor),
-            "paid": money(summary.paid_minor + change),
+            "paid": money(tendered),
             "change": (change > 0).then(|| money(change)),
         }))
     }

@@ -662,6 +662,9 @@ async fn mail_for_privacy_events_follows_their_contract() {
         )
         .await
         .unwrap();
+    let expires =
+        chrono::DateTime::from_timestamp((chrono::Utc::now().timestamp() / 60 + 24 * 60) * 60, 0)
+            .unwrap();
     for (event_type, payload) in [
         (
             "privacy.request_received",
@@ -669,7 +672,11 @@ async fn mail_for_privacy_events_follows_their_contract() {
         ),
         (
             "privacy.identity_check_requested",
-            json!({"subject": subject, "request_type": "export", "token_sealed": sealed.to_base64(), "expires_at": "2026-11-23T10:00:00Z"}),
+            json!({"subject": subject, "request_type": "export", "token_sealed": sealed.to_base64(), "expires_at": expires.to_rfc3339()}),
+        ),
+        (
+            "privacy.identity_check_requested",
+            json!({"subject": subject, "request_type": "erasure", "token_sealed": sealed.to_base64(), "expires_at": "2020-01-01T00:00:00Z"}),
         ),
         (
             "consent.changed",
@@ -719,7 +726,11 @@ async fn mail_for_privacy_events_follows_their_contract() {
     );
     let check = by_subject("Confirm your personal data request");
     assert_eq!(check.token(), "privacy-token-123");
-    assert!(check.text.contains("2026-11-23 10:00 UTC"));
+    assert!(
+        check
+            .text
+            .contains(&expires.format("%Y-%m-%d %H:%M UTC").to_string())
+    );
     assert!(check.link().contains("/portal/#/privacy/confirm?token="));
     assert!(
         by_subject("Your consent choices were updated")

@@ -599,6 +599,9 @@ struct Me {
     tenant: tenants::Tenant,
     session_id: SessionId,
     consents: Vec<ConsentState>,
+    /// The privacy policy changed in a major version since these choices were made: ask the
+    /// user to confirm or change them (`PUT /api/v1/me/consents`).
+    reconsent_required: bool,
 }
 
 /// The signed-in user, their tenant and their consents (opening their data is audited).
@@ -616,13 +619,15 @@ async fn me(caller: Principal, State(state): State<AppState>) -> Result<Json<Me>
     )
     .await?;
     let tenant = tenants::current(&mut tx).await?;
-    let consents = consent::current(&mut tx, caller.user.into()).await?;
+    let consents =
+        consent::overview(&state.db, &mut tx, Audience::Merchant, caller.user.into()).await?;
     tx.commit().await?;
     Ok(Json(Me {
         user,
         tenant,
         session_id: caller.session,
-        consents,
+        consents: consents.consents,
+        reconsent_required: consents.reconsent_required,
     }))
 }
 

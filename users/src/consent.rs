@@ -327,3 +327,152 @@ pub async fn granted(tx: &mut TenantTx, subject: SubjectId, purpose: &str) -> Re
     .await?;
     Ok(granted.unwrap_or(false))
 }
+
+/// A subject's consent as they see it: each purpose's latest choice, the policy in force, and
+/// whether a new major version of it asks them to choose again.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Overview {
+    /// The policy version in force for the subject's audience.
+    pub policy_version: String,
+    /// `true` when their choices were made under an older major version of the policy: they
+    /// are asked to confirm or change them (any `PUT` of their consents records them anew).
+    pub reconsent_required: bool,
+    pub consents: Vec<ConsentState>,
+}
+
+fn major(version: &str) -> Option<u32> {
+    version.split('.').next()?.parse().ok()
+}
+
+/// Whether choices made under `recorded` versions need confirming under `current`: some
+/// choice predates the current major version (minor versions never ask again).
+pub fn reconsent_required<'a>(current: &str, recorded: impl IntoIterator<Item = &'a str>) -> bool {
+    let Some(current) = major(current) else {
+        return false;
+    };
+    recorded
+        .into_iter()
+        .any(|version| major(version).is_some_and(|m| m < current))
+}
+
+pub async fn overview(
+    db: &Db,
+    tx: &mut TenantTx,
+    audience: Audience,
+    subject: SubjectId,
+) -> Result<Overview> {
+    let policy_version = current_version(db, audience).await?;
+    let consents = current(tx, subject).await?;
+    Ok(Overview {
+        reconsent_required: reconsent_required(
+            &policy_version,
+            consents.iter().map(|c| c.policy_version.as_str()),
+        ),
+        policy_version,
+        consents,
+    })
+}
+
+/// Changes a subject's choices. A purpose is recorded (with its audit record) only when its
+/// choice differs from the latest one or was made under another policy version, so sending the
+/// same choices twice records nothing new. A required purpose cannot be withdrawn here (422
+/// naming it): that ends the relationship, which is an erasure request. When anything was
+/// recorded, `consent.changed` is emitted (the confirmation mail), with purposes and choices
+/// only. Returns what was recorded.
+#[allow(clippy::too_many_arguments, reason = "evidence has many parts")]
+pub async fn change(
+    db: &Db,
+    pii: &PiiCipher,
+    tx: &mut TenantTx,
+    actor: Actor,
+    audience: Audience,
+    subject: SubjectId,
+    choices: &[Choice],
+    method: Method,
+    evidence: &Evidence,
+) -> Result<Vec<Choice>> {
+    let purposes = purposes(db, audience, Lang::En).await?;
+    let mut errors = Vec::new();
+    let mut seen = BTreeSet::new();
+    for choice in choices {
+        match purposes.iter().find(|p| p.code == choice.purpose) {
+            None => errors.push(FieldError::new(
+                "consents",
+                format!("unknown purpose `{}`", choice.purpose),
+            )),
+            Some(_) if !seen.insert(choice.purpose.as_str()) => errors.push(FieldError::new(
+                "consents",
+                format!("purpose `{}` is given twice", choice.purpose),
+            )),
+            Some(p) if p.required && !choice.granted => errors.push(FieldError::new(
+                "consents",
+                format!(
+                    "`{}` is required: withdrawing it means asking for erasure",
+                    choice.purpose
+                ),
+            )),
+            Some(_) => {}
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Error::Validation(errors));
+    }
+    let version = current_version(db, audience).await?;
+    let now = current(tx, subject).await?;
+    let changed: Vec<Choice> = choices
+        .iter()
+        .filter(|choice| {
+            !now.iter().any(|state| {
+                state.purpose == choice.purpose
+                    && state.granted == choice.granted
+                    && state.policy_version == version
+            })
+        })
+        .cloned()
+        .collect();
+    if changed.is_empty() {
+        return Ok(changed);
+    }
+    record(
+        db, pii, tx, actor, audience, subject, &changed, method, evidence,
+    )
+    .await?;
+    let kind = match audience {
+        Audience::Merchant => "staff",
+        Audience::Customer => "customer",
+    };
+    let event = events::DomainEvent {
+        actor,
+        event_type: "consent.changed",
+        payload: serde_json::json!({
+            "subject": { "kind": kind, "id": subject },
+            "changes": changed,
+            "policy_version": version,
+        }),
+    };
+    events::emit_event(tx, &event).await?;
+    Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_new_major_version_asks_again() {
+        assert!(!reconsent_required("1.0", ["1.0", "1.0"]));
+        assert!(
+            !reconsent_required("1.3", ["1.0", "1.2"]),
+            "minor versions never ask"
+        );
+        assert!(
+            reconsent_required("2.0", ["2.0", "1.4"]),
+            "one old choice is enough"
+        );
+        assert!(
+            !reconsent_required("2.0", []),
+            "nothing chosen, nothing to confirm"
+        );
+        assert!(!reconsent_required("garbage", ["1.0"]));
+    }
+}

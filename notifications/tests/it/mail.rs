@@ -779,3 +779,82 @@ async fn mail_for_privacy_events_follows_their_contract() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn mail_receipts_stop_once_the_customer_withdraws_and_each_change_is_confirmed() {
+    let app = mail_app(None, &[]).await;
+    let merchant = app.merchant().await;
+    let email = unique_email("withdraws");
+    let response = app
+        .send(
+            "POST",
+            "/api/v1/customers",
+            &merchant.owner,
+            None,
+            Some(&customer_body(&email)),
+        )
+        .await;
+    let customer: Value = response.json().await.unwrap();
+    let consents = format!(
+        "/api/v1/customers/{}/consents",
+        customer["id"].as_str().unwrap()
+    );
+    let change = |purpose: &'static str, granted: bool| json!({"consents": [{"purpose": purpose, "granted": granted}]});
+    let response = app
+        .send(
+            "PUT",
+            &consents,
+            &merchant.owner,
+            None,
+            Some(&change("receipt_email", false)),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let confirmation = wait_for_mail(&email, 1, WITHIN).await.remove(0);
+    assert_eq!(confirmation.subject, "Your consent choices were updated");
+    assert!(
+        confirmation.text.contains("- receipt_email: withdrawn"),
+        "{}",
+        confirmation.text
+    );
+
+    let product = app.product(&merchant.owner, 7_000, 3).await;
+    let order = app
+        .order(
+            &merchant.owner,
+            &json!({"lines": [{"product_id": product["id"], "quantity": 1}], "customer_id": customer["id"]}),
+        )
+        .await;
+    let key = uuid::Uuid::now_v7().to_string();
+    let response = app
+        .send(
+            "POST",
+            &format!("/api/v1/orders/{}/payments", order["id"].as_str().unwrap()),
+            &merchant.owner,
+            Some(&key),
+            Some(&json!({"method": "qr", "amount_minor": 7_000})),
+        )
+        .await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    // A later change of the same tenant: once its confirmation is out, the payment's event has
+    // been taken too (one tenant's events keep their order).
+    let response = app
+        .send(
+            "PUT",
+            &consents,
+            &merchant.owner,
+            None,
+            Some(&change("marketing", true)),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let mails = wait_for_mail(&email, 2, WITHIN).await;
+    assert!(mails[1].text.contains("- marketing: granted"));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(mails_to(&email).len(), 2, "no receipt after the withdrawal");
+    assert!(
+        deliveries(&app, &merchant, "template=order_receipt")
+            .await
+            .is_empty()
+    );
+}

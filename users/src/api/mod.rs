@@ -24,11 +24,13 @@ use crate::{
     staff::{self, Locale, Profile},
 };
 
+mod consents;
 mod customers;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(customers::router())
+        .merge(consents::router())
         .routes(routes!(purposes))
         .routes(routes!(policy))
         .routes(routes!(invite))

@@ -1,5 +1,5 @@
 //! Customers against the real stack: sealed at rest, found through blind indexes, every opening
-//! audited, consent required.
+//! audited, consent required and changed.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -7,4 +7,5 @@
     reason = "tests"
 )]
 
+mod consents;
 mod customers;

@@ -15,6 +15,9 @@ create table notification_deliveries (
     status text not null default 'pending',
     attempts integer not null default 0,
     next_attempt_at timestamptz not null default now(),
+    -- A claim: its sender's token and how long it holds. Only the holder of the token records
+    -- the outcome; a retry by staff or a takeover after expiry makes a new token.
+    lease_token uuid,
     lease_until timestamptz,
     -- A category and an SMTP code at most ("smtp_transient 451"), never a server's message:
     -- those quote addresses.
@@ -41,11 +44,11 @@ create index notification_deliveries_recipient_idx on notification_deliveries (t
 select warung_enable_tenant_rls('notification_deliveries');
 -- The owner's view and retry (tenant transactions), and the cancellation at erasure.
 grant select on notification_deliveries to warung_app;
-grant update (status, attempts, next_attempt_at, lease_until, last_error, updated_at)
+grant update (status, attempts, next_attempt_at, lease_token, lease_until, last_error, updated_at)
     on notification_deliveries to warung_app;
 -- The intake and the sender work across tenants (system role).
 grant select, insert on notification_deliveries to warung_system;
-grant update (status, attempts, next_attempt_at, lease_until, last_error, updated_at, sent_at)
+grant update (status, attempts, next_attempt_at, lease_token, lease_until, last_error, updated_at, sent_at)
     on notification_deliveries to warung_system;
 
 -- Events the intake could not turn into mail (a producer bug), with the reason. Nothing is
@@ -59,6 +62,8 @@ create table notification_dead_letters (
     reason text not null,
     payload bytea,
     recorded_at timestamptz not null default now(),
-    constraint notification_dead_letters_pkey primary key (id)
+    constraint notification_dead_letters_pkey primary key (id),
+    -- A message read again (no offset commit before a crash) is recorded once.
+    constraint notification_dead_letters_message_key unique (topic, kafka_partition, kafka_offset)
 );
 grant select, insert on notification_dead_letters to warung_system;

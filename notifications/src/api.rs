@@ -101,7 +101,9 @@ impl From<Row> for Delivery {
                 kind: row.recipient_kind,
                 id: row.recipient_id,
             },
-            next_attempt_at: (status == DeliveryStatus::Pending).then_some(row.next_attempt_at),
+            next_attempt_at: (status == DeliveryStatus::Pending
+                && row.next_attempt_at != repo::held())
+            .then_some(row.next_attempt_at),
             status,
             attempts: row.attempts,
             last_error: row.last_error,

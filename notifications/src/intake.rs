@@ -91,6 +91,7 @@ async fn take(
         &envelope.event_type,
         &plan,
         &envelope.payload,
+        false,
     )
     .await
     {

@@ -86,14 +86,20 @@ pub fn jobs(_state: &AppState) -> Vec<Job> {
     Vec::new()
 }
 
-/// Queues `template` for `recipient` and sends it at once, without waiting for an event: for
-/// the mail that must leave before something irreversible happens (the erasure-completed mail
-/// goes out while the subject's key still exists). Returns whether the SMTP server accepted
-/// it; if not, the mail stays queued with its retries like any other.
+/// Sends `template` to `recipient` now, without waiting for an event: for the mail that must
+/// leave before something irreversible happens. The erasure flow is: [`cancel_for_subject`],
+/// then `deliver_now(ErasureCompleted)` while the subject's key still exists, and shred the
+/// key only once this returned `true`; on `false` (SMTP refused or down) try again later with
+/// the same `key`.
+///
+/// `key` identifies the occasion (e.g. the erasure request's id): calling again with the same
+/// key sends the same mail, never a second one, and answers `true` once it was accepted. The
+/// mail is held out of the background queue, so no other sender races this call for it.
 pub async fn deliver_now(
     state: &AppState,
     system: &SystemDb,
     tenant: TenantId,
+    key: uuid::Uuid,
     recipient: Recipient,
     template: Template,
     context: Value,
@@ -102,9 +108,13 @@ pub async fn deliver_now(
         template,
         recipient,
     };
-    let event_id = uuid::Uuid::now_v7();
-    let Some(id) = repo::queue(system, tenant, event_id, "direct", &plan, &context).await? else {
-        return Ok(false);
+    let id = match repo::queue(system, tenant, key, "direct", &plan, &context, true).await? {
+        Some(id) => id,
+        None => match repo::find(system, tenant, key, template.name()).await? {
+            Some((_, status)) if status == "sent" => return Ok(true),
+            Some((id, _)) => id,
+            None => return Ok(false),
+        },
     };
     sender::Sender::new(state.clone(), system.clone())?
         .send_now(tenant, id)
@@ -112,7 +122,7 @@ pub async fn deliver_now(
 }
 
 /// Cancels every mail still waiting for `subject` (at erasure: nothing more may be read for
-/// them), except the erasure-completed mail. Audited as `notification.cancelled` with the
+/// them, and no mail may follow the erasure-completed one), except the erasure-completed mail. Audited as `notification.cancelled` with the
 /// count. Returns how many were cancelled.
 pub async fn cancel_for_subject(
     tx: &mut TenantTx,

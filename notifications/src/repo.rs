@@ -32,14 +32,22 @@ pub struct Row {
     pub context: Value,
     pub status: String,
     pub attempts: i32,
+    pub lease_token: Option<uuid::Uuid>,
     pub next_attempt_at: DateTime<Utc>,
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
 }
 
+/// `next_attempt_at` of a mail held for a direct send: never due for the background senders
+/// (9999-12-31; a date, not `infinity`, so it reads back as one).
+pub fn held() -> DateTime<Utc> {
+    DateTime::from_timestamp(253_402_214_400, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 /// Queues one mail for an event. A second call for the same event and template (a redelivered
-/// event) changes nothing and returns `None`.
+/// event) changes nothing and returns `None`. A `held` mail is not due until sent directly
+/// ([`claim`] with `only`), so no background sender races the caller for it.
 pub async fn queue(
     system: &SystemDb,
     tenant: TenantId,
@@ -47,12 +55,13 @@ pub async fn queue(
     event_type: &str,
     plan: &Plan,
     context: &Value,
+    held: bool,
 ) -> Result<Option<DeliveryId>, sqlx::Error> {
     let id = DeliveryId::new();
     let inserted = sqlx::query!(
         "insert into notification_deliveries
-             (tenant_id, id, event_id, event_type, template, recipient_kind, recipient_id, context)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)
+             (tenant_id, id, event_id, event_type, template, recipient_kind, recipient_id, context, next_attempt_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, case when $9 then $10::timestamptz else now() end)
          on conflict (tenant_id, event_id, template) do nothing",
         tenant.0,
         id.0,
@@ -62,6 +71,8 @@ pub async fn queue(
         plan.recipient.kind_str(),
         plan.recipient.id.0,
         context,
+        held,
+        self::held(),
     )
     .execute(system.pool())
     .await?
@@ -70,8 +81,9 @@ pub async fn queue(
 }
 
 /// Claims up to `batch` due mails (and mails whose sender's lease ran out) for this sender:
-/// each becomes `sending` with one more attempt counted and a lease of `lease`. The attempt
-/// count is the claim's token: a sender whose lease was taken over cannot record an outcome.
+/// each becomes `sending` with one more attempt counted, a new lease token and a lease of
+/// `lease`. Only the token's holder records the outcome ([`settle`]). With `only`, claims that
+/// one mail if it is waiting, due or not (a direct send).
 pub async fn claim(
     system: &SystemDb,
     batch: i64,
@@ -81,11 +93,12 @@ pub async fn claim(
     sqlx::query_as!(
         Row,
         "update notification_deliveries d
-         set status = 'sending', attempts = d.attempts + 1, lease_until = now() + make_interval(secs => $2),
-             updated_at = now()
+         set status = 'sending', attempts = d.attempts + 1, lease_token = gen_random_uuid(),
+             lease_until = now() + make_interval(secs => $2), updated_at = now()
          from (
              select tenant_id, id from notification_deliveries
-             where ((status = 'pending' and next_attempt_at <= now()) or (status = 'sending' and lease_until < now()))
+             where ((status = 'sending' and lease_until < now())
+                    or (status = 'pending' and ($3::uuid is not null or next_attempt_at <= now())))
                and ($3::uuid is null or (tenant_id = $3 and id = $4))
              order by next_attempt_at
              limit $1
@@ -93,7 +106,8 @@ pub async fn claim(
          ) due
          where d.tenant_id = due.tenant_id and d.id = due.id
          returning d.tenant_id, d.id, d.event_id, d.event_type, d.template, d.recipient_kind, d.recipient_id,
-                   d.context, d.status, d.attempts, d.next_attempt_at, d.last_error, d.created_at, d.sent_at",
+                   d.context, d.status, d.attempts, d.lease_token, d.next_attempt_at, d.last_error, d.created_at,
+                   d.sent_at",
         batch,
         lease.as_secs_f64(),
         only.map(|(t, _)| t.0),
@@ -101,6 +115,42 @@ pub async fn claim(
     )
     .fetch_all(system.pool())
     .await
+}
+
+/// The mail queued for `event_id` and `template`, with its status.
+pub async fn find(
+    system: &SystemDb,
+    tenant: TenantId,
+    event_id: uuid::Uuid,
+    template: &str,
+) -> Result<Option<(DeliveryId, String)>, sqlx::Error> {
+    let row = sqlx::query!(
+        "select id, status from notification_deliveries where tenant_id = $1 and event_id = $2 and template = $3",
+        tenant.0,
+        event_id,
+        template
+    )
+    .fetch_optional(system.pool())
+    .await?;
+    Ok(row.map(|r| (DeliveryId(r.id), r.status)))
+}
+
+/// Extends this sender's lease on `row` just before it sends, so a mail is sent only by the
+/// holder of a live claim. `false`: the claim is gone (taken over, cancelled, retried by
+/// staff): do not send.
+pub async fn renew(system: &SystemDb, row: &Row, lease: Duration) -> Result<bool, sqlx::Error> {
+    let renewed = sqlx::query!(
+        "update notification_deliveries set lease_until = now() + make_interval(secs => $4), updated_at = now()
+         where tenant_id = $1 and id = $2 and lease_token = $3 and status = 'sending' and lease_until > now()",
+        row.tenant_id,
+        row.id,
+        row.lease_token,
+        lease.as_secs_f64(),
+    )
+    .execute(system.pool())
+    .await?
+    .rows_affected();
+    Ok(renewed == 1)
 }
 
 /// What became of a claimed mail.
@@ -112,8 +162,8 @@ pub enum Outcome {
     Cancelled { reason: String },
 }
 
-/// Records the outcome of the claim `attempts` of a mail. Returns `false` when the claim was
-/// no longer this sender's (its lease ran out and another sender took the mail).
+/// Records the outcome of this sender's claim on a mail. Returns `false` when the claim was no
+/// longer this sender's (taken over after its lease ran out, cancelled, retried by staff).
 pub async fn settle(system: &SystemDb, row: &Row, outcome: &Outcome) -> Result<bool, sqlx::Error> {
     let (status, delay, reason) = match outcome {
         Outcome::Sent => ("sent", Duration::ZERO, None),
@@ -124,12 +174,12 @@ pub async fn settle(system: &SystemDb, row: &Row, outcome: &Outcome) -> Result<b
     let updated = sqlx::query!(
         "update notification_deliveries
          set status = $4, next_attempt_at = now() + make_interval(secs => $5), last_error = $6,
-             lease_until = null, updated_at = now(),
+             lease_token = null, lease_until = null, updated_at = now(),
              sent_at = case when $4 = 'sent' then now() else sent_at end
-         where tenant_id = $1 and id = $2 and attempts = $3 and status = 'sending'",
+         where tenant_id = $1 and id = $2 and lease_token = $3 and status = 'sending'",
         row.tenant_id,
         row.id,
-        row.attempts,
+        row.lease_token,
         status,
         delay.as_secs_f64(),
         reason,
@@ -167,7 +217,7 @@ pub async fn list(tx: &mut TenantTx, filter: &Filter, limit: i64) -> Result<Vec<
     Ok(sqlx::query_as!(
         Row,
         "select tenant_id, id, event_id, event_type, template, recipient_kind, recipient_id, context, status,
-                attempts, next_attempt_at, last_error, created_at, sent_at
+                attempts, lease_token, next_attempt_at, last_error, created_at, sent_at
          from notification_deliveries
          where ($1::text is null or status = $1) and ($2::text is null or template = $2)
            and ($3::uuid is null or recipient_id = $3) and ($4::uuid is null or event_id = $4)
@@ -189,7 +239,7 @@ pub async fn get(tx: &mut TenantTx, id: DeliveryId, lock: bool) -> Result<Option
         sqlx::query_as!(
             Row,
             "select tenant_id, id, event_id, event_type, template, recipient_kind, recipient_id, context, status,
-                    attempts, next_attempt_at, last_error, created_at, sent_at
+                    attempts, lease_token, next_attempt_at, last_error, created_at, sent_at
              from notification_deliveries where id = $1 for update",
             id.0
         )
@@ -199,7 +249,7 @@ pub async fn get(tx: &mut TenantTx, id: DeliveryId, lock: bool) -> Result<Option
         sqlx::query_as!(
             Row,
             "select tenant_id, id, event_id, event_type, template, recipient_kind, recipient_id, context, status,
-                    attempts, next_attempt_at, last_error, created_at, sent_at
+                    attempts, lease_token, next_attempt_at, last_error, created_at, sent_at
              from notification_deliveries where id = $1",
             id.0
         )
@@ -213,8 +263,8 @@ pub async fn get(tx: &mut TenantTx, id: DeliveryId, lock: bool) -> Result<Option
 pub async fn requeue(tx: &mut TenantTx, id: DeliveryId) -> Result<()> {
     sqlx::query!(
         "update notification_deliveries
-         set status = 'pending', attempts = 0, next_attempt_at = now(), last_error = null, lease_until = null,
-             updated_at = now()
+         set status = 'pending', attempts = 0, next_attempt_at = now(), last_error = null, lease_token = null,
+             lease_until = null, updated_at = now()
          where id = $1",
         id.0
     )
@@ -223,7 +273,8 @@ pub async fn requeue(tx: &mut TenantTx, id: DeliveryId) -> Result<()> {
     Ok(())
 }
 
-/// Cancels every mail still waiting for `subject`, except those of `keep` (templates). Returns
+/// Cancels every mail still waiting for `subject`, except those of `keep` (templates). A mail
+/// being sent right now is left to finish (its sender holds the key's data already). Returns
 /// the cancelled ids.
 pub async fn cancel_waiting(
     tx: &mut TenantTx,
@@ -234,8 +285,8 @@ pub async fn cancel_waiting(
     let keep: Vec<String> = keep.iter().map(|k| (*k).to_owned()).collect();
     Ok(sqlx::query_scalar!(
         "update notification_deliveries
-         set status = 'cancelled', last_error = $3, lease_until = null, updated_at = now()
-         where recipient_id = $1 and status in ('pending', 'sending') and not (template = any($2))
+         set status = 'cancelled', last_error = $3, updated_at = now()
+         where recipient_id = $1 and status = 'pending' and not (template = any($2))
          returning id",
         subject.0,
         &keep,
@@ -258,7 +309,8 @@ pub async fn dead_letter(
     metrics::counter!("notification_dead_letters_total").increment(1);
     sqlx::query!(
         "insert into notification_dead_letters (topic, kafka_partition, kafka_offset, message_key, reason, payload)
-         values ($1, $2, $3, $4, $5, $6)",
+         values ($1, $2, $3, $4, $5, $6)
+         on conflict (topic, kafka_partition, kafka_offset) do nothing",
         topic,
         partition,
         offset,

@@ -6,9 +6,10 @@
 //!   mail to be taken over when the lease runs out, so nothing is lost.
 //! - Each attempt counts; the attempt number is the claim's token, so a sender whose lease was
 //!   taken over cannot record an outcome over the new owner's.
-//! - Every mail has a stable `Message-ID` (the delivery id): should a crash fall between the
-//!   server's "accepted" and the `sent` mark, the one resend carries the same id, which mail
-//!   systems use to drop duplicates.
+//! - The lease is renewed just before each send, so only the holder of a live claim sends.
+//!   What remains is at-least-once's own window: a crash or a database failure between the
+//!   server's "accepted" and the `sent` mark sends that mail once more after the lease. Every
+//!   mail has a stable `Message-ID` (the delivery id), so such a repeat is recognisable.
 //! - Transient failures (connection, timeout, 4xx, a dependency down) retry with exponential
 //!   backoff and jitter up to `notifications.max_attempts`, then the mail is dead with its
 //!   reason; a 5xx is dead at once. Reasons are categories and codes, never a server's text
@@ -122,18 +123,20 @@ impl Sender {
         }
     }
 
-    /// Sends one queued mail now if it is due (used by [`crate::deliver_now`]).
+    /// Sends one waiting mail now, due or not (used by [`crate::deliver_now`]). Returns whether
+    /// the SMTP server accepted it.
     pub async fn send_now(&self, tenant: TenantId, id: DeliveryId) -> anyhow::Result<bool> {
         let lease = Duration::from_secs(self.settings.lease_secs);
         let mut sent = false;
         for row in repo::claim(&self.system, 1, lease, Some((tenant, id))).await? {
-            sent = matches!(self.process(&row).await?, Outcome::Sent);
+            sent = matches!(self.process(&row).await?, Some(Outcome::Sent));
         }
         Ok(sent)
     }
 
-    /// One attempt at one claimed mail, and its outcome recorded.
-    async fn process(&self, row: &Row) -> anyhow::Result<Outcome> {
+    /// One attempt at one claimed mail, and its outcome recorded. `None`: the claim was lost
+    /// before sending (nothing sent, nothing recorded).
+    async fn process(&self, row: &Row) -> anyhow::Result<Option<Outcome>> {
         let template = Template::parse(&row.template);
         let label = template.map_or("unknown", Template::name);
         let outcome = match template {
@@ -141,10 +144,19 @@ impl Sender {
                 reason: "unknown_template".into(),
             },
             Some(template) => match self.prepare(row, template).await {
-                Ok(message) => match self.state.mailer.transport().send(message).await {
-                    Ok(_) => Outcome::Sent,
-                    Err(err) => self.after(row, smtp_failure(&err)),
-                },
+                Ok(message) => {
+                    // Renewed just before sending: a claim that was taken over or cancelled
+                    // since the batch was claimed sends nothing.
+                    let lease = Duration::from_secs(self.settings.lease_secs);
+                    if !repo::renew(&self.system, row, lease).await? {
+                        tracing::info!(delivery = %row.id, "claim lost before sending; left to its new holder");
+                        return Ok(None);
+                    }
+                    match self.state.mailer.transport().send(message).await {
+                        Ok(_) => Outcome::Sent,
+                        Err(err) => self.after(row, smtp_failure(&err)),
+                    }
+                }
                 Err(Stop::Cancel(reason)) => Outcome::Cancelled {
                     reason: reason.into(),
                 },
@@ -178,7 +190,7 @@ impl Sender {
         if !repo::settle(&self.system, row, &outcome).await? {
             tracing::warn!(delivery = %row.id, "lease lost before the outcome was recorded");
         }
-        Ok(outcome)
+        Ok(Some(outcome))
     }
 
     fn after(&self, row: &Row, (failure, reason): (Failure, String)) -> Outcome {
@@ -219,8 +231,8 @@ impl Sender {
             };
         let locale = contact.locale.as_str();
         let mut vars = json!({
-            "business_name": shop.business_name,
-            "recipient_name": contact.full_name.as_ref().map(|n| n.expose().clone()),
+            "business_name": one_line(&shop.business_name),
+            "recipient_name": contact.full_name.as_ref().map(|n| one_line(n.expose())),
         });
         let context = &row.context;
         if let Some(link) = template.token_link() {
@@ -344,6 +356,15 @@ impl Sender {
             "change": (change > 0).then(|| money(change)),
         }))
     }
+}
+
+/// A name as one line: a line break in a shop's or a person's name must not forge lines in
+/// the plain-text part.
+fn one_line(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// An RFC 3339 time as mail shows it (UTC, to the minute); anything else as it came.

@@ -206,8 +206,10 @@ pub struct OutboxConfig {
 #[serde(deny_unknown_fields)]
 pub struct NotificationsConfig {
     /// Attempts per mail before it is marked dead (a permanent SMTP refusal ends it at once).
+    /// The default (30, with the default delays) keeps trying for about 2 to 3.5 hours.
     pub max_attempts: i32,
-    /// First retry delay; each further retry doubles it (full jitter), up to `backoff_max_ms`.
+    /// First retry delay; each further retry doubles it, up to `backoff_max_ms`, waiting a
+    /// random point in the upper half of that delay ("equal jitter").
     pub backoff_base_ms: u64,
     pub backoff_max_ms: u64,
     /// Mails claimed per sending round.
@@ -355,7 +357,7 @@ fn defaults() -> serde_json::Value {
             "invitation_ttl_hours": 72,
         },
         "notifications": {
-            "max_attempts": 10,
+            "max_attempts": 30,
             "backoff_base_ms": 2_000,
             "backoff_max_ms": 600_000,
             "batch_size": 20,
@@ -533,6 +535,12 @@ impl Config {
                 && mail.backoff_base_ms > 0
                 && mail.backoff_base_ms <= mail.backoff_max_ms,
             "notifications: max_attempts, batch_size, lease_secs, poll_ms must be > 0 and 0 < backoff_base_ms <= backoff_max_ms",
+        );
+        // One send is several SMTP commands, each bounded by smtp.timeout_ms: a lease shorter
+        // than a slow send would let a second sender take the mail over mid-send.
+        check(
+            mail.lease_secs.saturating_mul(1000) >= self.smtp.timeout_ms.saturating_mul(10),
+            "notifications.lease_secs must be at least 10 × smtp.timeout_ms",
         );
         check(
             self.rate_limit.per_ip_per_second > 0

@@ -211,6 +211,7 @@ async fn fixtures(app: &TestApp, a: &Merchant, a_staff: &Staff) -> Fixtures {
         "direct",
         &plan,
         &json!({}),
+        false,
     )
     .await
     .unwrap()

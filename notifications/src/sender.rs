@@ -18,6 +18,7 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use lettre::{
     AsyncTransport, Message,
     message::{Mailbox, MultiPart},
@@ -102,8 +103,15 @@ impl Sender {
         let mut gauges_at = tokio::time::Instant::now();
         loop {
             let claimed = repo::claim(&self.system, self.settings.batch_size, lease, None).await?;
-            for row in &claimed {
-                self.process(row).await?;
+            // A few at a time: one slow server round trip does not hold up the batch, and a
+            // backlog drains at several mails per round trip.
+            let attempts: Vec<_> = claimed.iter().map(|row| self.process(row)).collect();
+            let results: Vec<anyhow::Result<Option<Outcome>>> = futures::stream::iter(attempts)
+                .buffer_unordered(self.settings.concurrency)
+                .collect()
+                .await;
+            for result in results {
+                result?;
             }
             if gauges_at.elapsed() >= GAUGES_EVERY || claimed.is_empty() {
                 gauges_at = tokio::time::Instant::now();

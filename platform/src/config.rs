@@ -214,6 +214,9 @@ pub struct NotificationsConfig {
     pub backoff_max_ms: u64,
     /// Mails claimed per sending round.
     pub batch_size: i64,
+    /// Mails of a round in flight at once (each holds a database connection and an SMTP
+    /// connection from the pool while it is prepared and sent).
+    pub concurrency: usize,
     /// How long a claimed mail stays with its sender before another may take it over (a
     /// sender that died mid-send).
     pub lease_secs: u64,
@@ -361,6 +364,7 @@ fn defaults() -> serde_json::Value {
             "backoff_base_ms": 2_000,
             "backoff_max_ms": 600_000,
             "batch_size": 20,
+            "concurrency": 4,
             "lease_secs": 120,
             "poll_ms": 1_000,
         },
@@ -530,11 +534,12 @@ impl Config {
         check(
             mail.max_attempts > 0
                 && mail.batch_size > 0
+                && mail.concurrency > 0
                 && mail.lease_secs > 0
                 && mail.poll_ms > 0
                 && mail.backoff_base_ms > 0
                 && mail.backoff_base_ms <= mail.backoff_max_ms,
-            "notifications: max_attempts, batch_size, lease_secs, poll_ms must be > 0 and 0 < backoff_base_ms <= backoff_max_ms",
+            "notifications: max_attempts, batch_size, concurrency, lease_secs, poll_ms must be > 0 and 0 < backoff_base_ms <= backoff_max_ms",
         );
         // One send is several SMTP commands, each bounded by smtp.timeout_ms: a lease shorter
         // than a slow send would let a second sender take the mail over mid-send.

@@ -127,6 +127,10 @@ async fn a_claim_taken_over_after_its_lease_can_neither_send_nor_settle() {
     tx.commit().await.unwrap();
     assert_eq!(cancelled, 1);
     assert!(repo::renew(&app.system, &in_flight, lease).await.unwrap());
+    let done = Outcome::Cancelled {
+        reason: "test".into(),
+    };
+    assert!(repo::settle(&app.system, &in_flight, &done).await.unwrap());
     assert!(
         repo::claim(&app.system, 1, lease, Some((merchant.tenant, waiting)))
             .await

@@ -96,6 +96,33 @@ async fn invite(app: &TestApp, merchant: &Merchant, email: &str) -> SubjectId {
     SubjectId(invited["user_id"].as_str().unwrap().parse().unwrap())
 }
 
+/// Rings up `lines` for `customer` and pays it in one payment.
+async fn paid_order(
+    app: &TestApp,
+    merchant: &Merchant,
+    lines: Value,
+    customer: &Value,
+    payment: Value,
+) {
+    let order = app
+        .order(
+            &merchant.owner,
+            &json!({"lines": lines, "customer_id": customer}),
+        )
+        .await;
+    let key = uuid::Uuid::now_v7().to_string();
+    let response = app
+        .send(
+            "POST",
+            &format!("/api/v1/orders/{}/payments", order["id"].as_str().unwrap()),
+            &merchant.owner,
+            Some(&key),
+            Some(&payment),
+        )
+        .await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+}
+
 fn unique_email(prefix: &str) -> String {
     format!("{prefix}.{}@example.id", uuid::Uuid::now_v7().simple())
 }
@@ -263,23 +290,8 @@ async fn mail_receipt_goes_only_to_a_customer_who_consented() {
     // The declining customer's order is paid first: events of one tenant keep their order, so
     // once the second receipt is queued the first event has been taken too.
     for customer in &ids {
-        let order = app
-            .order(
-                &merchant.owner,
-                &json!({"lines": line, "customer_id": customer}),
-            )
-            .await;
-        let key = uuid::Uuid::now_v7().to_string();
-        let response = app
-            .send(
-                "POST",
-                &format!("/api/v1/orders/{}/payments", order["id"].as_str().unwrap()),
-                &merchant.owner,
-                Some(&key),
-                Some(&json!({"method": "cash", "amount_minor": 50_000})),
-            )
-            .await;
-        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+        let cash = json!({"method": "cash", "amount_minor": 50_000});
+        paid_order(&app, &merchant, line.clone(), customer, cash).await;
     }
     let mail = wait_for_mail(&consenting_email, 1, WITHIN).await;
     assert!(mail[0].subject.contains("receipt #"), "{}", mail[0].subject);
@@ -577,23 +589,9 @@ async fn mail_to_an_erased_person_is_cancelled_except_the_erasure_completed_mail
     let customer_id = SubjectId(customer["id"].as_str().unwrap().parse().unwrap());
     proxy.cut();
     let product = app.product(&merchant.owner, 5_000, 5).await;
-    let order = app
-        .order(
-            &merchant.owner,
-            &json!({"lines": [{"product_id": product["id"], "quantity": 1}], "customer_id": customer["id"]}),
-        )
-        .await;
-    let key = uuid::Uuid::now_v7().to_string();
-    let response = app
-        .send(
-            "POST",
-            &format!("/api/v1/orders/{}/payments", order["id"].as_str().unwrap()),
-            &merchant.owner,
-            Some(&key),
-            Some(&json!({"method": "card", "amount_minor": 5_000})),
-        )
-        .await;
-    assert_eq!(response.status(), 201);
+    let lines = json!([{"product_id": product["id"], "quantity": 1}]);
+    let card = json!({"method": "card", "amount_minor": 5_000});
+    paid_order(&app, &merchant, lines, &customer["id"], card).await;
     wait_deliveries(
         &app,
         &merchant,
@@ -823,23 +821,9 @@ async fn mail_receipts_stop_once_the_customer_withdraws_and_each_change_is_confi
     );
 
     let product = app.product(&merchant.owner, 7_000, 3).await;
-    let order = app
-        .order(
-            &merchant.owner,
-            &json!({"lines": [{"product_id": product["id"], "quantity": 1}], "customer_id": customer["id"]}),
-        )
-        .await;
-    let key = uuid::Uuid::now_v7().to_string();
-    let response = app
-        .send(
-            "POST",
-            &format!("/api/v1/orders/{}/payments", order["id"].as_str().unwrap()),
-            &merchant.owner,
-            Some(&key),
-            Some(&json!({"method": "qr", "amount_minor": 7_000})),
-        )
-        .await;
-    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    let lines = json!([{"product_id": product["id"], "quantity": 1}]);
+    let qr = json!({"method": "qr", "amount_minor": 7_000});
+    paid_order(&app, &merchant, lines, &customer["id"], qr).await;
     // A later change of the same tenant: once its confirmation is out, the payment's event has
     // been taken too (one tenant's events keep their order).
     let response = app

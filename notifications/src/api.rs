@@ -192,14 +192,16 @@ async fn retry_delivery(
     Path(id): Path<DeliveryId>,
 ) -> Result<Json<Delivery>> {
     let mut tx = state.db.tenant(caller.tenant).begin().await?;
-    let row = repo::get(&mut tx, id, true).await?.ok_or(Error::NotFound)?;
+    let row = repo::get_for_update(&mut tx, id)
+        .await?
+        .ok_or(Error::NotFound)?;
     if !matches!(row.status.as_str(), "dead" | "cancelled") {
         return Err(Error::conflict(
             "delivery_not_retryable",
             "Only a dead or cancelled mail can be retried.",
         ));
     }
-    repo::requeue(&mut tx, id).await?;
+    let requeued = repo::requeue(&mut tx, id).await?;
     let record = AuditRecord::new(
         caller.actor(),
         "notification.retried",
@@ -208,9 +210,6 @@ async fn retry_delivery(
     .fields(&["status", "attempts"])
     .details(serde_json::json!({ "template": row.template, "previous_status": row.status }));
     events::emit_audit(&mut tx, &record).await?;
-    let row = repo::get(&mut tx, id, false)
-        .await?
-        .ok_or(Error::NotFound)?;
     tx.commit().await?;
-    Ok(Json(row.into()))
+    Ok(Json(requeued.into()))
 }

@@ -234,43 +234,34 @@ pub async fn list(tx: &mut TenantTx, filter: &Filter, limit: i64) -> Result<Vec<
     .await?)
 }
 
-pub async fn get(tx: &mut TenantTx, id: DeliveryId, lock: bool) -> Result<Option<Row>> {
-    let row = if lock {
-        sqlx::query_as!(
-            Row,
-            "select tenant_id, id, event_id, event_type, template, recipient_kind, recipient_id, context, status,
-                    attempts, lease_token, next_attempt_at, last_error, created_at, sent_at
-             from notification_deliveries where id = $1 for update",
-            id.0
-        )
-        .fetch_optional(&mut **tx)
-        .await?
-    } else {
-        sqlx::query_as!(
-            Row,
-            "select tenant_id, id, event_id, event_type, template, recipient_kind, recipient_id, context, status,
-                    attempts, lease_token, next_attempt_at, last_error, created_at, sent_at
-             from notification_deliveries where id = $1",
-            id.0
-        )
-        .fetch_optional(&mut **tx)
-        .await?
-    };
-    Ok(row)
+/// One mail, locked for a change in this transaction.
+pub async fn get_for_update(tx: &mut TenantTx, id: DeliveryId) -> Result<Option<Row>> {
+    Ok(sqlx::query_as!(
+        Row,
+        "select tenant_id, id, event_id, event_type, template, recipient_kind, recipient_id, context, status,
+                attempts, lease_token, next_attempt_at, last_error, created_at, sent_at
+         from notification_deliveries where id = $1 for update",
+        id.0
+    )
+    .fetch_optional(&mut **tx)
+    .await?)
 }
 
-/// Puts a dead or cancelled mail back in the queue with a fresh set of attempts.
-pub async fn requeue(tx: &mut TenantTx, id: DeliveryId) -> Result<()> {
-    sqlx::query!(
+/// Puts a dead or cancelled mail back in the queue with a fresh set of attempts; returns it
+/// as it now is.
+pub async fn requeue(tx: &mut TenantTx, id: DeliveryId) -> Result<Row> {
+    Ok(sqlx::query_as!(
+        Row,
         "update notification_deliveries
          set status = 'pending', attempts = 0, next_attempt_at = now(), last_error = null, lease_token = null,
              lease_until = null, updated_at = now()
-         where id = $1",
+         where id = $1
+         returning tenant_id, id, event_id, event_type, template, recipient_kind, recipient_id, context, status,
+                   attempts, lease_token, next_attempt_at, last_error, created_at, sent_at",
         id.0
     )
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    .fetch_one(&mut **tx)
+    .await?)
 }
 
 /// Cancels every mail still waiting for `subject`, except those of `keep` (templates). A mail

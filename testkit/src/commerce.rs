@@ -58,6 +58,15 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
+    /// `POST /api/v1/customers` with `body`; panics unless it is created; returns its JSON.
+    pub async fn customer(&self, staff: &Staff, body: &Value) -> Value {
+        let response = self
+            .send("POST", "/api/v1/customers", staff, None, Some(body))
+            .await;
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+        response.json().await.unwrap()
+    }
+
     /// `POST /api/v1/orders` with a fresh `Idempotency-Key`; panics unless it is created.
     pub async fn order(&self, staff: &Staff, body: &Value) -> Value {
         let key = uuid::Uuid::now_v7().to_string();

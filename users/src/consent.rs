@@ -186,21 +186,7 @@ impl Evidence {
 /// required one granted. Errors name the field (`consents`) and the purposes.
 pub async fn validate(db: &Db, audience: Audience, choices: &[Choice]) -> Result<()> {
     let purposes = purposes(db, audience, Lang::En).await?;
-    let mut errors = Vec::new();
-    let mut seen = BTreeSet::new();
-    for choice in choices {
-        if !purposes.iter().any(|p| p.code == choice.purpose) {
-            errors.push(FieldError::new(
-                "consents",
-                format!("unknown purpose `{}`", choice.purpose),
-            ));
-        } else if !seen.insert(choice.purpose.as_str()) {
-            errors.push(FieldError::new(
-                "consents",
-                format!("purpose `{}` is given twice", choice.purpose),
-            ));
-        }
-    }
+    let mut errors = known_once(&purposes, choices);
     let missing: Vec<&str> = purposes
         .iter()
         .filter(|p| p.required)
@@ -218,6 +204,26 @@ pub async fn validate(db: &Db, audience: Audience, choices: &[Choice]) -> Result
     } else {
         Err(Error::Validation(errors))
     }
+}
+
+/// Every choice names a known purpose, and none twice: an error per offending choice.
+fn known_once(purposes: &[Purpose], choices: &[Choice]) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let mut seen = BTreeSet::new();
+    for choice in choices {
+        if !purposes.iter().any(|p| p.code == choice.purpose) {
+            errors.push(FieldError::new(
+                "consents",
+                format!("unknown purpose `{}`", choice.purpose),
+            ));
+        } else if !seen.insert(choice.purpose.as_str()) {
+            errors.push(FieldError::new(
+                "consents",
+                format!("purpose `{}` is given twice", choice.purpose),
+            ));
+        }
+    }
+    errors
 }
 
 /// Records `choices` (already [`validate`]d) as evidence, one row and one audit record
@@ -392,26 +398,19 @@ pub async fn change(
     evidence: &Evidence,
 ) -> Result<Vec<Choice>> {
     let purposes = purposes(db, audience, Lang::En).await?;
-    let mut errors = Vec::new();
-    let mut seen = BTreeSet::new();
-    for choice in choices {
-        match purposes.iter().find(|p| p.code == choice.purpose) {
-            None => errors.push(FieldError::new(
-                "consents",
-                format!("unknown purpose `{}`", choice.purpose),
-            )),
-            Some(_) if !seen.insert(choice.purpose.as_str()) => errors.push(FieldError::new(
-                "consents",
-                format!("purpose `{}` is given twice", choice.purpose),
-            )),
-            Some(p) if p.required && !choice.granted => errors.push(FieldError::new(
+    let mut errors = known_once(&purposes, choices);
+    for choice in choices.iter().filter(|c| !c.granted) {
+        if purposes
+            .iter()
+            .any(|p| p.required && p.code == choice.purpose)
+        {
+            errors.push(FieldError::new(
                 "consents",
                 format!(
                     "`{}` is required: withdrawing it means asking for erasure",
                     choice.purpose
                 ),
-            )),
-            Some(_) => {}
+            ));
         }
     }
     if !errors.is_empty() {

@@ -12,6 +12,22 @@ use platform::{events::Actor, pii::SubjectKind};
 use serde_json::json;
 use testkit::TestApp;
 
+/// A mail queued held (never due for the background senders), so only this test claims it.
+async fn held(app: &TestApp, merchant: &testkit::Merchant, plan: &Plan) -> repo::DeliveryId {
+    repo::queue(
+        &app.system,
+        merchant.tenant,
+        uuid::Uuid::now_v7(),
+        "direct",
+        plan,
+        &json!({}),
+        true,
+    )
+    .await
+    .unwrap()
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_claim_taken_over_after_its_lease_can_neither_send_nor_settle() {
     let app = TestApp::spawn().await;
@@ -24,18 +40,7 @@ async fn a_claim_taken_over_after_its_lease_can_neither_send_nor_settle() {
         },
     };
     let lease = Duration::from_secs(60);
-    let id = repo::queue(
-        &app.system,
-        merchant.tenant,
-        uuid::Uuid::now_v7(),
-        "direct",
-        &plan,
-        &json!({}),
-        true,
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let id = held(&app, &merchant, &plan).await;
     let only = Some((merchant.tenant, id));
     let first = repo::claim(&app.system, 1, lease, only)
         .await
@@ -88,30 +93,8 @@ async fn a_claim_taken_over_after_its_lease_can_neither_send_nor_settle() {
     assert_eq!(status, "sent");
 
     // Erasure cancels what waits, not what is being sent by a live claim.
-    let waiting = repo::queue(
-        &app.system,
-        merchant.tenant,
-        uuid::Uuid::now_v7(),
-        "direct",
-        &plan,
-        &json!({}),
-        true,
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    let sending = repo::queue(
-        &app.system,
-        merchant.tenant,
-        uuid::Uuid::now_v7(),
-        "direct",
-        &plan,
-        &json!({}),
-        true,
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let waiting = held(&app, &merchant, &plan).await;
+    let sending = held(&app, &merchant, &plan).await;
     let in_flight = repo::claim(&app.system, 1, lease, Some((merchant.tenant, sending)))
         .await
         .unwrap()

@@ -274,17 +274,7 @@ async fn mail_receipt_goes_only_to_a_customer_who_consented() {
     let consenting_email = unique_email("receipt");
     let mut ids = Vec::new();
     for body in [declined, customer_body(&consenting_email)] {
-        let response = app
-            .send(
-                "POST",
-                "/api/v1/customers",
-                &merchant.owner,
-                None,
-                Some(&body),
-            )
-            .await;
-        assert_eq!(response.status(), 201);
-        let customer: Value = response.json().await.unwrap();
+        let customer = app.customer(&merchant.owner, &body).await;
         ids.push(customer["id"].clone());
     }
     // The declining customer's order is paid first: events of one tenant keep their order, so
@@ -576,16 +566,9 @@ async fn mail_to_an_erased_person_is_cancelled_except_the_erasure_completed_mail
 
     // A mail the privacy flow did not cancel finds the key gone when it is sent.
     let customer_email = unique_email("erased-customer");
-    let response = app
-        .send(
-            "POST",
-            "/api/v1/customers",
-            &merchant.owner,
-            None,
-            Some(&customer_body(&customer_email)),
-        )
+    let customer = app
+        .customer(&merchant.owner, &customer_body(&customer_email))
         .await;
-    let customer: Value = response.json().await.unwrap();
     let customer_id = SubjectId(customer["id"].as_str().unwrap().parse().unwrap());
     proxy.cut();
     let product = app.product(&merchant.owner, 5_000, 5).await;
@@ -636,16 +619,7 @@ async fn mail_for_privacy_events_follows_their_contract() {
     let app = mail_app(None, &[]).await;
     let merchant = app.merchant().await;
     let email = unique_email("subject");
-    let response = app
-        .send(
-            "POST",
-            "/api/v1/customers",
-            &merchant.owner,
-            None,
-            Some(&customer_body(&email)),
-        )
-        .await;
-    let customer: Value = response.json().await.unwrap();
+    let customer = app.customer(&merchant.owner, &customer_body(&email)).await;
     let id: SubjectId = SubjectId(customer["id"].as_str().unwrap().parse().unwrap());
     let subject = json!({"kind": "customer", "id": id});
     let actor = Actor::System { name: "test" };
@@ -787,16 +761,7 @@ async fn mail_receipts_stop_once_the_customer_withdraws_and_each_change_is_confi
     let app = mail_app(None, &[]).await;
     let merchant = app.merchant().await;
     let email = unique_email("withdraws");
-    let response = app
-        .send(
-            "POST",
-            "/api/v1/customers",
-            &merchant.owner,
-            None,
-            Some(&customer_body(&email)),
-        )
-        .await;
-    let customer: Value = response.json().await.unwrap();
+    let customer = app.customer(&merchant.owner, &customer_body(&email)).await;
     let consents = format!(
         "/api/v1/customers/{}/consents",
         customer["id"].as_str().unwrap()

@@ -38,6 +38,19 @@ const LINK_TEXT = {
     verifying: "Memverifikasi…", verified: "Email Anda sudah terverifikasi. Silakan masuk.",
     reset: "Kata sandi diganti. Semua sesi lama telah diakhiri; silakan masuk lagi.",
     accepted: "Akun Anda sudah siap. Silakan masuk.", save: "Simpan",
+    "privacy/confirm": "Konfirmasi permintaan data pribadi",
+    "privacy/download": "Unduh data Anda",
+    confirm_intro: "Tekan tombol untuk mengonfirmasi bahwa Anda yang mengajukan permintaan ini. Tautan hanya berlaku sekali.",
+    confirm: "Konfirmasi permintaan", download: "Unduh (zip: JSON dan CSV)",
+    download_intro: "Salinan data Anda siap. Tautan hanya berlaku sekali: simpan berkasnya.",
+    downloaded: "Unduhan dimulai: my-data.zip.",
+    outcome: {
+      exported: "Terkonfirmasi. Tautan unduhan data Anda dikirim lewat email.",
+      withdrawn: "Terkonfirmasi. Semua persetujuan opsional Anda telah ditarik.",
+      restricted: "Terkonfirmasi. Data Anda disimpan tetapi tidak lagi diproses.",
+      scheduled: "Terkonfirmasi. Penghapusan dijadwalkan pada {at}; Anda akan menerima email saat selesai.",
+      in_progress: "Terkonfirmasi. Toko akan memperbaiki data Anda paling lambat {due}.",
+    },
   },
   en: {
     "verify-email": "Verify email", "reset-password": "Reset password",
@@ -45,11 +58,24 @@ const LINK_TEXT = {
     verifying: "Verifying…", verified: "Your email is verified. You can sign in.",
     reset: "Password changed. Every earlier session has ended; sign in again.",
     accepted: "Your account is ready. You can sign in.", save: "Save",
+    "privacy/confirm": "Confirm your personal data request",
+    "privacy/download": "Download your data",
+    confirm_intro: "Press the button to confirm that you made this request. The link works once.",
+    confirm: "Confirm the request", download: "Download (zip: JSON and CSV)",
+    download_intro: "The copy of your data is ready. The link works once: keep the file.",
+    downloaded: "Your download has started: my-data.zip.",
+    outcome: {
+      exported: "Confirmed. The link to download your data is on its way by email.",
+      withdrawn: "Confirmed. Every optional consent of yours is withdrawn.",
+      restricted: "Confirmed. Your data is kept but no longer processed.",
+      scheduled: "Confirmed. Erasure is scheduled for {at}; you will get a mail when it is done.",
+      in_progress: "Confirmed. The shop will correct your data by {due} at the latest.",
+    },
   },
 };
 
 function linkRoute() {
-  const match = /^#\/(verify-email|reset-password|accept-invitation)\?token=([^&]+)$/.exec(location.hash);
+  const match = /^#\/(verify-email|reset-password|accept-invitation|privacy\/confirm|privacy\/download)\?token=([^&]+)$/.exec(location.hash);
   return match && { page: match[1], token: decodeURIComponent(match[2]) };
 }
 
@@ -115,6 +141,10 @@ async function renderLink(route) {
     }
     return;
   }
+  if (route.page.startsWith("privacy/")) {
+    renderPrivacyLink(route, t, linkForm);
+    return;
+  }
   const fields = [];
   if (route.page === "accept-invitation") {
     fields.push(el("label", {}, [el("span", { text: t.full_name }),
@@ -152,6 +182,40 @@ async function renderLink(route) {
       }
     } catch {
       document.getElementById("link-result").replaceChildren(el("p", { text: t.unavailable }));
+    }
+  };
+}
+
+// Data-subject links act only on a button press: a mail scanner opening the link must not use
+// up its single use.
+function renderPrivacyLink(route, t, linkForm) {
+  const confirming = route.page === "privacy/confirm";
+  linkForm.replaceChildren(el("p", { text: confirming ? t.confirm_intro : t.download_intro }),
+    el("button", { type: "submit", text: confirming ? t.confirm : t.download }));
+  linkForm.onsubmit = async (event) => {
+    event.preventDefault();
+    const box = document.getElementById("link-result");
+    try {
+      if (confirming) {
+        const response = await post("/api/v1/privacy/requests/confirm", { token: route.token });
+        if (!response.ok) return linkOutcome(response);
+        const request = await response.json();
+        const key = request.status === "completed" ? request.outcome : request.status;
+        const when = (iso) => (iso ? new Date(iso).toLocaleString(lang) : "");
+        const text = (t.outcome[key] || t.outcome.exported)
+          .replace("{at}", when(request.scheduled_for)).replace("{due}", when(request.due_at));
+        return linkOutcome(response, text);
+      }
+      const response = await post("/api/v1/privacy/exports/download", { token: route.token });
+      if (!response.ok) return linkOutcome(response);
+      const url = URL.createObjectURL(await response.blob());
+      const anchor = el("a", { href: url, download: "my-data.zip", id: "download-file" });
+      anchor.textContent = "my-data.zip";
+      document.getElementById("link").append(anchor);
+      anchor.click();
+      return linkOutcome(response, t.downloaded);
+    } catch {
+      box.replaceChildren(el("p", { text: t.unavailable }));
     }
   };
 }

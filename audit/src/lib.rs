@@ -9,6 +9,7 @@
 mod api;
 pub mod chain;
 pub mod maintenance;
+pub mod privacy;
 pub mod sink;
 pub mod verify;
 
@@ -24,6 +25,7 @@ pub const MODULE: Module = Module {
     workers,
     jobs,
     permissions: &[ReadAudit::INFO],
+    subject_data: Some(&privacy::Provider),
 };
 
 /// HTTP routes of this module.

@@ -14,7 +14,7 @@ use platform::{
     events::Actor,
     http::Json,
     id::{SessionId, TenantId, UserId},
-    tokens,
+    throttle, tokens,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -31,7 +31,6 @@ use crate::{
     credentials::{self, Purpose},
     service::Service,
     sessions::{self, Refreshed},
-    throttle,
 };
 
 type Problem = platform::error::Problem;
@@ -48,6 +47,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(accept_invitation))
         .routes(routes!(me))
         .routes(routes!(jwks))
+        .merge(crate::intake::router())
 }
 
 fn password_rules(password: &str) -> std::result::Result<(), validator::ValidationError> {
@@ -61,7 +61,7 @@ fn password_rules(password: &str) -> std::result::Result<(), validator::Validati
     }
 }
 
-fn public_writes_key(addr: SocketAddr) -> String {
+pub(crate) fn public_writes_key(addr: SocketAddr) -> String {
     format!("warung:public-writes:{}", addr.ip())
 }
 
@@ -173,6 +173,7 @@ async fn onboard(
         },
     )
     .await?;
+    users::privacy::requests::init_settings(&mut tx, &body.country).await?;
     staff::create(
         &state.pii,
         &mut tx,

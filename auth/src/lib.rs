@@ -5,18 +5,19 @@
 //!
 //! Onboarding lives here because it is the one module allowed to use both `tenants` and
 //! `users` (DESIGN §1): it creates the tenant, its owner and the owner's credentials in one
-//! transaction.
+//! transaction. For the same reason the intake of data-subject requests lives here
+//! ([`intake`]): a person who writes in names their shop by its slug.
 //!
 //! Face (the same in every module crate): [`router`] for its HTTP routes, [`workers`] for its
 //! background work, [`jobs`] for its scheduled jobs, [`MODULE`] for `gateway` to compose.
 
 mod api;
 pub mod credentials;
+mod intake;
 pub mod keys;
 pub mod password;
 pub mod service;
 pub mod sessions;
-pub mod throttle;
 
 use platform::{AppState, Module, Worker, health::Dependency, jobs::Job};
 use utoipa_axum::router::OpenApiRouter;
@@ -30,6 +31,7 @@ pub const MODULE: Module = Module {
     workers,
     jobs,
     permissions: &[],
+    subject_data: None,
 };
 
 /// HTTP routes of this module.

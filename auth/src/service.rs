@@ -11,10 +11,11 @@ use platform::{
     db::{Db, TenantTx},
     events::Actor,
     id::{SessionId, TenantId, UserId},
+    throttle::Window,
 };
 use users::staff::StaffUser;
 
-use crate::{keys::Claims, keys::Keys, password::Hasher, sessions, throttle::Window};
+use crate::{keys::Claims, keys::Keys, password::Hasher, sessions};
 
 #[derive(Debug, Clone)]
 pub struct Service {

@@ -100,7 +100,14 @@ pub fn permission_matrix() -> String {
                         .flatten()
                         .filter_map(|s| s.as_str())
                         .next();
+                    // `{}` among the requirements: open to everyone, more to a signed-in caller.
+                    let optional = requirements
+                        .iter()
+                        .any(|r| r.as_object().is_some_and(serde_json::Map::is_empty));
                     match scope {
+                        Some(name) if optional => {
+                            (format!("public; signed in, `{name}` to act for a customer"), Vec::new())
+                        }
                         None => ("signed in".into(), Role::STAFF.to_vec()),
                         Some(name) => (
                             format!("`{name}`"),
@@ -113,7 +120,7 @@ pub fn permission_matrix() -> String {
                     }
                 }
             };
-            let public = permission == "public";
+            let public = permission.starts_with("public");
             let cells: Vec<&str> = Role::ALL
                 .iter()
                 .map(|role| {

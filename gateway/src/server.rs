@@ -19,11 +19,16 @@ pub struct Server {
 }
 
 /// Builds the application state from config: every client, plus `auth`'s session service (the
-/// edge verifies tokens with it; modules revoke sessions through it).
+/// edge verifies tokens with it; modules revoke sessions through it) and every module's
+/// subject data (an export or erasure covers all modules, whatever this process serves).
 pub fn connect(config: platform::config::Config) -> anyhow::Result<AppState> {
     let state = AppState::connect(config)?;
     let sessions = std::sync::Arc::new(auth::Service::new(&state)?);
-    Ok(state.with_sessions(sessions))
+    let subjects = crate::modules::ALL
+        .iter()
+        .filter_map(|m| m.subject_data)
+        .collect();
+    Ok(state.with_sessions(sessions).with_subjects(subjects))
 }
 
 /// Starts serving `modules` on `listener` and running their workers.

@@ -90,6 +90,21 @@ impl Template {
             _ => None,
         }
     }
+
+    /// Mail about the person's own data rights. It still goes to a person whose processing is
+    /// restricted (answering their requests is not processing they can object to); every
+    /// other mail is cancelled for them.
+    pub fn answers_data_rights(self) -> bool {
+        matches!(
+            self,
+            Self::PrivacyRequestReceived
+                | Self::PrivacyIdentityCheck
+                | Self::PrivacyExportReady
+                | Self::ErasureScheduled
+                | Self::ErasureCompleted
+                | Self::ConsentChanged
+        )
+    }
 }
 
 /// Who a mail goes to: a data subject of the event's tenant, never an address.

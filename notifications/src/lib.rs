@@ -14,6 +14,7 @@
 mod api;
 pub mod domain;
 pub mod intake;
+pub mod privacy;
 pub mod render;
 pub mod repo;
 pub mod sender;
@@ -51,6 +52,7 @@ pub const MODULE: Module = Module {
     workers,
     jobs,
     permissions: &[ReadDeliveries::INFO, RetryDeliveries::INFO],
+    subject_data: Some(&privacy::Provider),
 };
 
 /// HTTP routes of this module.

@@ -229,6 +229,11 @@ impl Sender {
         {
             return Err(Stop::Cancel("consent_withdrawn"));
         }
+        if !template.answers_data_rights()
+            && users::privacy::requests::restricted(&mut tx, recipient.id).await?
+        {
+            return Err(Stop::Cancel("subject_restricted"));
+        }
         let shop = tenants::current(&mut tx).await?;
         let contact =
             match contact::reach(&self.state.pii, &mut tx, recipient.kind, recipient.id).await? {

@@ -98,7 +98,7 @@ fn sale_error(err: SaleError) -> Error {
         (status = 400, description = "`idempotency_key_required`", body = platform::error::Problem),
         (status = 401, body = platform::error::Problem),
         (status = 403, body = platform::error::Problem),
-        (status = 409, description = "`insufficient_stock`; `email_taken`: a guest's email belongs to a customer (find them with `GET /api/v1/customers?email=` and send `customer_id`)", body = platform::error::Problem),
+        (status = 409, description = "`insufficient_stock`; `subject_restricted`: the customer restricted processing of their data; `email_taken`: a guest's email belongs to a customer (find them with `GET /api/v1/customers?email=` and send `customer_id`)", body = platform::error::Problem),
         (status = 422, description = "Invalid lines or customer, or `idempotency_key_reused`", body = platform::error::Problem),
     ))]
 async fn create_order(
@@ -129,8 +129,11 @@ async fn create_order(
     let actor = caller.actor();
     let customer = match (&body.customer_id, &body.customer) {
         (Some(id), _) => {
-            if !customers::exists(&mut tx, *id).await? {
-                return Err(Error::invalid("customer_id", "no such customer"));
+            match customers::check_orderable(&mut tx, *id).await {
+                Err(Error::NotFound) => {
+                    return Err(Error::invalid("customer_id", "no such customer"));
+                }
+                other => other?,
             }
             Some(*id)
         }

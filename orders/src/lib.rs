@@ -12,6 +12,7 @@
 mod api;
 pub mod domain;
 pub mod idempotency;
+pub mod privacy;
 pub mod repo;
 
 use platform::{AppState, Module, Worker, health::Dependency, jobs::Job, permission};
@@ -28,6 +29,7 @@ pub const MODULE: Module = Module {
     workers,
     jobs,
     permissions: &[ReadOrders::INFO, WriteOrders::INFO, RefundOrders::INFO],
+    subject_data: Some(&privacy::Provider),
 };
 
 /// HTTP routes of this module.

@@ -103,6 +103,21 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     }
 }
 
+/// For routes open to everyone that also serve signed-in staff: no token is `None`; a token
+/// that is sent must be valid (401), and a dependency down is 503.
+impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for Principal {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Error> {
+        match parts.extensions.get::<Authentication>() {
+            None => Ok(None),
+            Some(Authentication::Verified(principal)) => Ok(Some(*principal)),
+            Some(Authentication::Unavailable(dep)) => Err(Error::Unavailable(*dep)),
+            Some(Authentication::Invalid) => Err(Error::Unauthorized),
+        }
+    }
+}
+
 /// A permission as data: for the module list, docs/API.md and the role-matrix test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PermissionInfo {
@@ -150,17 +165,24 @@ impl<P> Deref for Authorized<P> {
     }
 }
 
-impl<P: Permission, S: Send + Sync> FromRequestParts<S> for Authorized<P> {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
-        let principal = Principal::from_request_parts(parts, state).await?;
+impl<P: Permission> Authorized<P> {
+    /// Checks `principal`'s role against `P`: the extractor's check, for a route whose body
+    /// decides which permission applies (e.g. filing a request about oneself or a customer).
+    pub fn check(principal: Principal) -> Result<Self, Error> {
         if P::INFO.roles.contains(&principal.role) {
             Ok(Self(principal, PhantomData))
         } else {
             metrics::counter!("authz_denied_total", "permission" => P::INFO.name).increment(1);
             Err(Error::Forbidden)
         }
+    }
+}
+
+impl<P: Permission, S: Send + Sync> FromRequestParts<S> for Authorized<P> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        Self::check(Principal::from_request_parts(parts, state).await?)
     }
 }
 

@@ -46,6 +46,7 @@ pub struct Config {
     pub audit: AuditConfig,
     pub auth: AuthConfig,
     pub notifications: NotificationsConfig,
+    pub privacy: PrivacyConfig,
     pub rate_limit: RateLimitConfig,
 }
 
@@ -226,6 +227,17 @@ pub struct NotificationsConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// How long the identity-check link of a data-subject request works.
+    pub verification_ttl_hours: u64,
+    /// How long an export's download link works (it works once).
+    pub export_ttl_hours: u64,
+    /// Access and export requests one person may file per 24 hours (each builds a bundle).
+    pub exports_per_subject_per_day: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct JobsConfig {
     /// Run the cron schedules of this process's modules (jobs can always be run by hand with
     /// `warung jobs run`).
@@ -367,6 +379,11 @@ fn defaults() -> serde_json::Value {
             "concurrency": 4,
             "lease_secs": 120,
             "poll_ms": 1_000,
+        },
+        "privacy": {
+            "verification_ttl_hours": 48,
+            "export_ttl_hours": 168,
+            "exports_per_subject_per_day": 3,
         },
         "rate_limit": {
             "per_ip_per_second": 20,
@@ -546,6 +563,13 @@ impl Config {
         check(
             mail.lease_secs.saturating_mul(1000) >= self.smtp.timeout_ms.saturating_mul(10),
             "notifications.lease_secs must be at least 10 × smtp.timeout_ms",
+        );
+        let privacy = &self.privacy;
+        check(
+            privacy.verification_ttl_hours > 0
+                && privacy.export_ttl_hours > 0
+                && privacy.exports_per_subject_per_day > 0,
+            "privacy: verification_ttl_hours, export_ttl_hours, exports_per_subject_per_day must be > 0",
         );
         check(
             self.rate_limit.per_ip_per_second > 0

@@ -17,8 +17,10 @@ pub mod locks;
 pub mod metrics;
 pub mod module;
 pub mod pii;
+pub mod privacy;
 pub mod state;
 pub mod telemetry;
+pub mod throttle;
 pub mod tokens;
 
 pub use authz::{Authorized, Principal, Role};

@@ -19,6 +19,8 @@ pub struct Module {
     pub jobs: fn(&AppState) -> Vec<crate::jobs::Job>,
     /// The permissions its routes require (docs/API.md lists them with their roles).
     pub permissions: &'static [crate::authz::PermissionInfo],
+    /// What it holds on data subjects, for their exports and erasures (DESIGN §6).
+    pub subject_data: Option<&'static dyn crate::privacy::SubjectDataProvider>,
 }
 
 /// What a worker gets when it starts: the cross-tenant database handle (never available to

@@ -11,6 +11,7 @@ use crate::{
     clock::{SharedClock, SystemClock},
     config::{Config, PiiProvider},
     db::Db,
+    privacy::SubjectDataProvider,
     pii::{Breaker, CacheSettings, Keys, LocalKeys, PiiCipher, TransitKeys},
 };
 
@@ -27,6 +28,9 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Token verification and session revocation, provided by `auth` (see [`crate::authz`]).
     pub sessions: Arc<dyn Sessions>,
+    /// Every module's data on a person, for exports and erasures (see [`crate::privacy`]),
+    /// registered by gateway.
+    pub subjects: Arc<[&'static dyn SubjectDataProvider]>,
 }
 
 impl AppState {
@@ -50,6 +54,7 @@ impl AppState {
             clock: Arc::new(SystemClock),
             metrics: crate::metrics::handle(),
             sessions: Arc::new(NoSessions),
+            subjects: Arc::new([]),
             config: Arc::new(config),
         })
     }
@@ -93,6 +98,11 @@ impl AppState {
 
     pub fn with_sessions(mut self, sessions: Arc<dyn Sessions>) -> Self {
         self.sessions = sessions;
+        self
+    }
+
+    pub fn with_subjects(mut self, subjects: Vec<&'static dyn SubjectDataProvider>) -> Self {
+        self.subjects = subjects.into();
         self
     }
 

@@ -27,6 +27,8 @@ pub const MODULE: Module = Module {
         WriteCatalog::INFO,
         ConfigureCatalog::INFO,
     ],
+    // The catalog holds nothing about people.
+    subject_data: None,
 };
 
 /// HTTP routes of this module.

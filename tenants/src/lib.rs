@@ -28,6 +28,7 @@ pub const MODULE: Module = Module {
     workers,
     jobs,
     permissions: &[],
+    subject_data: None,
 };
 
 /// HTTP routes of this module.

@@ -183,12 +183,40 @@ impl TestApp {
         .fetch_one(self.system.pool())
         .await
         .unwrap_or_else(|e| panic!("no {event_type} event for {user}: {e}"));
+        self.open_token(tenant, user.0, &payload, field).await
+    }
+
+    /// The token of the latest `event_type` event about data subject `subject` (the privacy
+    /// events name `"subject": {"kind", "id"}`), opened from its sealed form.
+    pub async fn subject_token(&self, tenant: TenantId, subject: uuid::Uuid, event_type: &str) -> String {
+        let payload: Value = sqlx::query_scalar(
+            "select payload from outbox where tenant_id = $1 and event_type = $2
+               and payload->'subject'->>'id' = $3
+             order by seq desc limit 1",
+        )
+        .bind(tenant)
+        .bind(event_type)
+        .bind(subject.to_string())
+        .fetch_one(self.system.pool())
+        .await
+        .unwrap_or_else(|e| panic!("no {event_type} event about {subject}: {e}"));
+        self.open_token(tenant, subject, &payload, platform::events::sealed::PRIVACY_TOKEN)
+            .await
+    }
+
+    async fn open_token(
+        &self,
+        tenant: TenantId,
+        subject: uuid::Uuid,
+        payload: &Value,
+        field: &'static str,
+    ) -> String {
         let sealed = Sealed::from_base64(payload["token_sealed"].as_str().unwrap()).unwrap();
         let mut tx = self.tenant_tx(tenant).await;
         let opened = self
             .state
             .pii
-            .open(&mut tx, user.into(), field, &sealed)
+            .open(&mut tx, platform::pii::SubjectId(subject), field, &sealed)
             .await
             .unwrap();
         tx.rollback().await.unwrap();

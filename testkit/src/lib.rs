@@ -140,6 +140,7 @@ pub struct TestAppBuilder {
     modules: Option<Vec<Module>>,
     module_workers: bool,
     overrides: Vec<(&'static str, String)>,
+    clock: Option<platform::clock::SharedClock>,
 }
 
 impl TestAppBuilder {
@@ -162,6 +163,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// Run on this clock (e.g. a `ManualClock` the test moves) instead of the system's.
+    pub fn clock(mut self, clock: platform::clock::SharedClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
     pub async fn start(self) -> TestApp {
         init_logging();
         let config = config_with(&self.overrides);
@@ -178,7 +185,10 @@ impl TestAppBuilder {
         let listener = tokio::net::TcpListener::bind(config.http.bind)
             .await
             .unwrap();
-        let state = server::connect(config).unwrap();
+        let mut state = server::connect(config).unwrap();
+        if let Some(clock) = self.clock {
+            state = state.with_clock(clock);
+        }
         let server = server::start(listener, state.clone(), system.clone(), &modules)
             .await
             .unwrap();

@@ -148,6 +148,8 @@ pub enum Method {
     Checkout,
     Settings,
     Api,
+    /// A data-subject request (a withdrawal request withdraws every optional purpose).
+    Request,
 }
 
 impl Method {
@@ -158,6 +160,7 @@ impl Method {
             Self::Checkout => "checkout",
             Self::Settings => "settings",
             Self::Api => "api",
+            Self::Request => "request",
         }
     }
 }

@@ -211,15 +211,35 @@ pub async fn create(
     Ok(id)
 }
 
-/// Whether `id` is a customer of the transaction's tenant (for order lines that name one).
+/// Whether `id` is a customer of the transaction's tenant, not erased.
 pub async fn exists(tx: &mut TenantTx, id: CustomerId) -> Result<bool> {
     Ok(sqlx::query_scalar!(
-        "select exists (select 1 from customers where id = $1)",
+        "select exists (select 1 from customers where id = $1 and erased_at is null)",
         id.0
     )
     .fetch_one(&mut **tx)
     .await?
     .unwrap_or(false))
+}
+
+/// Whether a new order may name this customer: 404 when not this tenant's (or erased), 409
+/// `subject_restricted` when they asked for their processing to be restricted.
+pub async fn check_orderable(tx: &mut TenantTx, id: CustomerId) -> Result<()> {
+    let restricted = sqlx::query_scalar!(
+        "select restricted_at is not null from customers where id = $1 and erased_at is null",
+        id.0
+    )
+    .fetch_optional(&mut **tx)
+    .await?
+    .flatten();
+    match restricted {
+        None => Err(Error::NotFound),
+        Some(true) => Err(Error::conflict(
+            "subject_restricted",
+            "This customer asked for the processing of their data to be restricted; ring the order up without naming them.",
+        )),
+        Some(false) => Ok(()),
+    }
 }
 
 /// A customer's data, opened for display, with their current consent choices.

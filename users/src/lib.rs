@@ -4,13 +4,14 @@
 //! Face (the same in every module crate): [`router`] for its HTTP routes under `/api/v1`,
 //! [`workers`] for its background work, [`jobs`] for its scheduled jobs, [`MODULE`] for
 //! `gateway` to compose, and its public API: [`staff`], [`customers`], [`consent`],
-//! [`invitations`], [`contact`] (addresses for mail).
+//! [`invitations`], [`contact`] (addresses for mail), [`privacy`] (data-subject requests).
 
 mod api;
 pub mod consent;
 pub mod contact;
 pub mod customers;
 pub mod invitations;
+pub mod privacy;
 pub mod staff;
 
 /// What a phone number may look like on the way in (`+62 812-3456-789`); the blind index
@@ -27,6 +28,8 @@ permission!(pub InviteStaff = "users.invite", [Owner, Manager], "Invite staff (a
 permission!(pub ManageStaff = "users.manage", [Owner, Manager], "Change or delete staff accounts (a manager cannot touch an owner)");
 permission!(pub ReadCustomers = "customers.read", [Owner, Manager, Cashier], "Find and open customers (each opening is audited)");
 permission!(pub WriteCustomers = "customers.write", [Owner, Manager, Cashier], "Add customers with their consent, change their details");
+permission!(pub FilePrivacyRequests = "privacy.file", [Owner, Manager, Cashier], "Record a customer's data-subject request (they confirm it by mail)");
+permission!(pub ManagePrivacy = "privacy.manage", [Owner], "See data-subject requests and their deadlines, resolve rectifications, privacy settings, lift restrictions");
 
 pub const MODULE: Module = Module {
     name: "users",
@@ -40,7 +43,10 @@ pub const MODULE: Module = Module {
         ManageStaff::INFO,
         ReadCustomers::INFO,
         WriteCustomers::INFO,
+        FilePrivacyRequests::INFO,
+        ManagePrivacy::INFO,
     ],
+    subject_data: Some(&privacy::provider::Provider),
 };
 
 /// HTTP routes of this module.
@@ -53,7 +59,7 @@ pub fn workers(_state: &AppState) -> Vec<Worker> {
     Vec::new()
 }
 
-/// Scheduled jobs of this module.
-pub fn jobs(_state: &AppState) -> Vec<Job> {
-    Vec::new()
+/// Scheduled jobs of this module: data-subject requests (expiry, erasures).
+pub fn jobs(state: &AppState) -> Vec<Job> {
+    vec![privacy::erasure::job(state)]
 }

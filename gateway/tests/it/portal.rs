@@ -138,3 +138,49 @@ async fn mailed_links_open_portal_pages_that_verify_and_reset() {
         .unwrap();
     assert_eq!(me["user"]["email_verified"], true, "{me}");
 }
+
+async fn browser(app: &TestApp, script: &str, args: &[&str]) {
+    let output = tokio::process::Command::new("node")
+        .arg(script)
+        .arg(&app.base)
+        .args(args)
+        .current_dir(workspace_root().join("portal"))
+        .output()
+        .await
+        .expect("node is required (scripts/test installs the portal's test tools)");
+    assert!(
+        output.status.success(),
+        "browser test failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn privacy_links_confirm_a_request_and_download_the_bundle_once() {
+    let app = TestApp::spawn().await;
+    let merchant = app.merchant().await;
+    let email = format!("ayu.{}@example.id", uuid::Uuid::now_v7().simple());
+    let customer = app
+        .customer(&merchant.owner, &testkit::customer_body(&email))
+        .await;
+    let id: uuid::Uuid = customer["id"].as_str().unwrap().parse().unwrap();
+    let filed = app
+        .send(
+            "POST",
+            "/api/v1/privacy/requests",
+            &merchant.owner,
+            None,
+            Some(&serde_json::json!({"type": "access", "subject": {"kind": "customer", "id": id}})),
+        )
+        .await;
+    assert_eq!(filed.status(), 201);
+    let confirm = app
+        .subject_token(merchant.tenant, id, "privacy.identity_check_requested")
+        .await;
+    browser(&app, "tests/privacy.mjs", &["confirm", &confirm]).await;
+    let download = app
+        .subject_token(merchant.tenant, id, "privacy.export_ready")
+        .await;
+    browser(&app, "tests/privacy.mjs", &["download", &download]).await;
+}

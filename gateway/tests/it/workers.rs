@@ -33,6 +33,7 @@ const PROBE: Module = Module {
     workers: probe_workers,
     jobs: |_| Vec::new(),
     permissions: &[],
+    subject_data: None,
 };
 
 #[tokio::test]

@@ -26,11 +26,13 @@ use crate::{
 
 mod consents;
 mod customers;
+mod privacy;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(customers::router())
         .merge(consents::router())
+        .merge(privacy::router())
         .routes(routes!(purposes))
         .routes(routes!(policy))
         .routes(routes!(invite))

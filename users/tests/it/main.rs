@@ -9,3 +9,5 @@
 
 mod consents;
 mod customers;
+mod erasure;
+mod privacy;

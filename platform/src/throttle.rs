@@ -1,5 +1,6 @@
 //! Redis counters that hold across every process: failed logins per account and per client
-//! address, and unauthenticated writes (sign-ups, reset requests) per client address. Fixed
+//! address, and unauthenticated writes (sign-ups, reset requests, data-subject requests) per
+//! client address. Fixed
 //! windows: the first hit sets the expiry; `429` carries the seconds until the window ends.
 //!
 //! With Redis down these checks answer 503: signing in without brute-force protection is not
@@ -7,7 +8,7 @@
 
 use std::time::Duration;
 
-use platform::{Error, clients::Redis, health::Dependency};
+use crate::{Error, clients::Redis, health::Dependency};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Window {

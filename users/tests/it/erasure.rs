@@ -1,0 +1,322 @@
+//! Erasure end to end: confirmed by the person, carried out by the `privacy.requests` job
+//! across every module, the farewell mail sent before the key is shredded, resumable when SMTP
+//! is down. These tests share the serial `outbox-relay` group (see .config/nextest.toml): the
+//! job carries out every tenant's due erasures, and one test cuts SMTP under its own run.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{TimeDelta, Utc};
+use platform::{Role, clock::ManualClock, id::TenantId, jobs::RunOutcome, pii::Opened};
+use serde_json::{Value, json};
+use testkit::{FaultProxy, Staff, TestApp, customer_body, mail::wait_for_mail};
+
+use crate::privacy::{confirm, file, file_for};
+
+const JOB: &str = "privacy.requests";
+
+async fn request(app: &TestApp, owner: &Staff, id: &Value) -> Value {
+    app.get_as(
+        &format!("/api/v1/privacy/requests/{}", id.as_str().unwrap()),
+        &owner.bearer(),
+    )
+    .await
+    .json()
+    .await
+    .unwrap()
+}
+
+/// Runs the job until the request is closed (another run may hold the lock for a moment).
+async fn run_until_closed(app: &TestApp, owner: &Staff, id: &Value) -> Value {
+    for _ in 0..60 {
+        match app.run_job(JOB, false).await {
+            RunOutcome::Succeeded(_) | RunOutcome::Busy => {}
+            other => panic!("job run: {other:?}"),
+        }
+        let now = request(app, owner, id).await;
+        if now["status"] == "completed" {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("request {id} never completed");
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", &uuid::Uuid::now_v7().simple().to_string()[20..])
+}
+
+/// Every text form of every row of every table that has a `tenant_id`, of this tenant: what a
+/// plaintext scan reads (bytea as hex, so a plaintext byte string is found too).
+async fn tenant_rows(app: &TestApp, tenant: TenantId) -> String {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "select c.table_name from information_schema.columns c
+         join information_schema.tables t using (table_schema, table_name)
+         where c.table_schema = 'public' and c.column_name = 'tenant_id' and t.table_type = 'BASE TABLE'
+           and has_table_privilege('warung_system', format('%I', c.table_name), 'select')",
+    )
+    .fetch_all(app.system.pool())
+    .await
+    .unwrap();
+    assert!(tables.len() > 20, "the scan covers the schema: {tables:?}");
+    let mut all = String::new();
+    for table in tables {
+        let sql = format!("select coalesce(string_agg(t::text, ' '), '') from {table} t where tenant_id = $1");
+        let text: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(tenant)
+            .fetch_one(app.system.pool())
+            .await
+            .unwrap();
+        all.push_str(&text);
+    }
+    all
+}
+
+fn hex(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test]
+async fn a_customers_erasure_leaves_nothing_readable_and_keeps_the_books() {
+    let app = TestApp::spawn().await;
+    let merchant = app.merchant().await;
+    let cashier = app.staff(&merchant, Role::Cashier).await;
+    let email = format!("{}@example.id", unique("kartini."));
+    let name = unique("Kartini ");
+    let address = unique("Jl. Mawar ");
+    let mut body = customer_body(&email);
+    body["full_name"] = json!(name);
+    body["address"] = json!(address);
+    body["phone"] = json!("+62 812-7070-4242");
+    let customer = app.customer(&cashier, &body).await;
+    let id = customer["id"].as_str().unwrap().to_owned();
+    let product = app.product(&cashier, 12_500, 10).await;
+    let order = app
+        .order(
+            &cashier,
+            &json!({"lines": [{"product_id": product["id"], "quantity": 3}], "customer_id": id}),
+        )
+        .await;
+    let scan = tenant_rows(&app, merchant.tenant).await;
+    assert!(scan.contains(&merchant.slug), "the scan reads plaintext where there is some");
+
+    let filed = file_for(&app, &cashier, "erasure", &id).await;
+    let confirmed = confirm(&app, merchant.tenant, &id).await;
+    assert_eq!(confirmed["status"], "scheduled");
+    assert!(confirmed["scheduled_for"].as_str().unwrap().parse::<chrono::DateTime<Utc>>().unwrap() <= Utc::now());
+    let done = run_until_closed(&app, &merchant.owner, &filed["id"]).await;
+    assert_eq!(done["outcome"], "erased");
+
+    let mail = wait_for_mail(&email, 1, Duration::from_secs(30)).await;
+    assert_eq!(mail.len(), 1);
+    assert!(mail[0].subject.contains("erased"), "{}", mail[0].subject);
+
+    let shown: Value = app
+        .get_as(&format!("/api/v1/customers/{id}"), &cashier.bearer())
+        .await
+        .json()
+        .await
+        .unwrap();
+    for field in ["full_name", "email", "phone", "address"] {
+        assert!(shown[field].is_null(), "{field} still readable: {shown}");
+    }
+    let sealed: Vec<u8> = sqlx::query_scalar("select full_name from customers where id = $1::uuid")
+        .bind(&id)
+        .fetch_one(app.system.pool())
+        .await
+        .unwrap();
+    let mut tx = app.tenant_tx(merchant.tenant).await;
+    let opened = app
+        .state
+        .pii
+        .open(&mut tx, platform::pii::SubjectId(id.parse().unwrap()), "customers.full_name", &platform::pii::Sealed(sealed))
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert!(matches!(opened, Opened::Erased), "the key is gone");
+    let found = app
+        .get_as(&format!("/api/v1/customers?email={email}"), &cashier.bearer())
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(found["items"], json!([]), "no blind index leads to them");
+
+    let kept: Value = app
+        .get_as(&format!("/api/v1/orders/{}", order["id"].as_str().unwrap()), &cashier.bearer())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(kept["total_minor"], 37_500, "the books keep the amounts");
+    assert_eq!(kept["lines"][0]["quantity"], 3);
+    assert!(kept["customer_id"].is_null(), "and lose the person: {kept}");
+
+    let tombstone: Value = sqlx::query_scalar(
+        "select payload from outbox where tenant_id = $1 and event_type = 'subject.erased'
+           and payload->'resource'->>'id' = $2",
+    )
+    .bind(merchant.tenant)
+    .bind(&id)
+    .fetch_one(app.system.pool())
+    .await
+    .unwrap();
+    assert_eq!(tombstone["details"]["farewell"], "sent");
+    assert_eq!(tombstone["details"]["modules"], json!(["users", "orders", "notifications", "audit"]));
+
+    let scan = tenant_rows(&app, merchant.tenant).await;
+    for plaintext in [email.as_str(), name.as_str(), address.as_str(), "7070-4242", "+6281270704242"] {
+        assert!(!scan.contains(plaintext), "`{plaintext}` left in the clear");
+        assert!(!scan.contains(&hex(plaintext)), "`{plaintext}` left as bytes");
+    }
+    let again = file(&app, &cashier, json!({"type": "access", "subject": {"kind": "customer", "id": id}})).await;
+    assert_eq!(again.status(), 404, "an erased person is gone");
+}
+
+#[tokio::test]
+async fn an_erasure_waits_for_its_farewell_mail_and_finishes_when_smtp_returns() {
+    let port = std::env::var("WARUNG_SMTP__PORT").unwrap_or_else(|_| "1025".into());
+    let proxy = FaultProxy::start(format!("127.0.0.1:{port}").parse().unwrap()).await;
+    let app = TestApp::builder()
+        .set("WARUNG_SMTP__PORT", proxy.addr.port().to_string())
+        .set("WARUNG_SMTP__TIMEOUT_MS", "2000")
+        .start()
+        .await;
+    let merchant = app.merchant().await;
+    let cashier = app.staff(&merchant, Role::Cashier).await;
+    let email = format!("{}@example.id", unique("tuti."));
+    let customer = app.customer(&cashier, &customer_body(&email)).await;
+    let id = customer["id"].as_str().unwrap().to_owned();
+    let product = app.product(&cashier, 1_000, 5).await;
+    let order = app
+        .order(&cashier, &json!({"lines": [{"product_id": product["id"], "quantity": 1}], "customer_id": id}))
+        .await;
+    let filed = file_for(&app, &cashier, "erasure", &id).await;
+    confirm(&app, merchant.tenant, &id).await;
+
+    proxy.cut();
+    for _ in 0..20 {
+        if matches!(app.run_job(JOB, false).await, RunOutcome::Succeeded(_)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let waiting = request(&app, &merchant.owner, &filed["id"]).await;
+    assert_eq!(waiting["status"], "erasing", "{waiting}");
+    let kept: Value = app
+        .get_as(&format!("/api/v1/orders/{}", order["id"].as_str().unwrap()), &cashier.bearer())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(kept["customer_id"].is_null(), "anonymized before the mail");
+    let shown: Value = app
+        .get_as(&format!("/api/v1/customers/{id}"), &cashier.bearer())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["email"], email.as_str(), "the key stays until the farewell is sent");
+
+    proxy.restore();
+    let done = run_until_closed(&app, &merchant.owner, &filed["id"]).await;
+    assert_eq!(done["outcome"], "erased");
+    let mails = wait_for_mail(&email, 1, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(testkit::mail::mails_to(&email).len(), 1, "{mails:?}");
+    let anonymized: i64 = sqlx::query_scalar(
+        "select count(*) from outbox where tenant_id = $1 and event_type = 'orders.anonymized'",
+    )
+    .bind(merchant.tenant)
+    .fetch_one(app.system.pool())
+    .await
+    .unwrap();
+    assert_eq!(anonymized, 1, "resuming did not redo the first step");
+}
+
+#[tokio::test]
+async fn a_staff_members_erasure_ends_their_sessions_and_the_last_owner_stays() {
+    let app = TestApp::spawn().await;
+    let merchant = app.merchant().await;
+    let owner = &merchant.owner;
+    let refused = file(&app, owner, json!({"type": "erasure"})).await;
+    assert_eq!(refused.status(), 409);
+    assert_eq!(refused.json::<Value>().await.unwrap()["code"], "last_owner");
+
+    let cashier = app.staff(&merchant, Role::Cashier).await;
+    let filed = file(&app, &cashier, json!({"type": "erasure"})).await;
+    assert_eq!(filed.status(), 201);
+    let filed: Value = filed.json().await.unwrap();
+    assert_eq!(filed["channel"], "self");
+    assert_eq!(filed["subject"], json!({"kind": "staff", "id": cashier.id}));
+    confirm(&app, merchant.tenant, &cashier.id.to_string()).await;
+    assert_eq!(app.get_as("/api/v1/me", &cashier.bearer()).await.status(), 200);
+
+    run_until_closed(&app, owner, &filed["id"]).await;
+    assert_eq!(app.get_as("/api/v1/me", &cashier.bearer()).await.status(), 401, "sessions end");
+    let refresh = app
+        .post_json("/api/v1/auth/refresh", None, &json!({"refresh_token": cashier.refresh}))
+        .await;
+    assert_eq!(refresh.status(), 401);
+    let login = app
+        .post_json(
+            "/api/v1/auth/login",
+            None,
+            &json!({"tenant": merchant.slug, "email": cashier.email, "password": testkit::PASSWORD}),
+        )
+        .await;
+    assert_eq!(login.status(), 401);
+    let staff: Value = app.get_as("/api/v1/users", &owner.bearer()).await.json().await.unwrap();
+    assert!(staff["items"].as_array().unwrap().iter().all(|s| s["id"] != json!(cashier.id)));
+    wait_for_mail(&cashier.email, 1, Duration::from_secs(30)).await;
+}
+
+#[tokio::test]
+async fn an_erasure_waits_out_the_shops_grace_period() {
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let app = TestApp::builder().clock(clock.clone()).start().await;
+    let merchant = app.merchant().await;
+    let owner = &merchant.owner;
+    let set = app
+        .send(
+            "PUT",
+            "/api/v1/privacy/settings",
+            owner,
+            None,
+            Some(&json!({"jurisdiction": "uu_pdp", "erasure_grace_hours": 24})),
+        )
+        .await;
+    assert_eq!(set.status(), 200);
+    let cashier = app.staff(&merchant, Role::Cashier).await;
+    let customer = app
+        .customer(&cashier, &customer_body(&format!("{}@example.id", unique("lina."))))
+        .await;
+    let id = customer["id"].as_str().unwrap().to_owned();
+    let filed = file_for(&app, &cashier, "erasure", &id).await;
+    let confirmed = confirm(&app, merchant.tenant, &id).await;
+    let scheduled: chrono::DateTime<Utc> = confirmed["scheduled_for"].as_str().unwrap().parse().unwrap();
+    assert_eq!(scheduled - clock_now(&clock), TimeDelta::hours(24));
+    let event: Value = sqlx::query_scalar(
+        "select payload from outbox where tenant_id = $1 and event_type = 'privacy.erasure_scheduled'",
+    )
+    .bind(merchant.tenant)
+    .fetch_one(app.system.pool())
+    .await
+    .unwrap();
+    assert_eq!(event["subject"]["id"], id.as_str(), "the person is told when");
+
+    for _ in 0..20 {
+        if matches!(app.run_job(JOB, false).await, RunOutcome::Succeeded(_)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(request(&app, owner, &filed["id"]).await["status"], "scheduled", "not before its time");
+    clock.advance(TimeDelta::hours(25));
+    let done = run_until_closed(&app, owner, &filed["id"]).await;
+    assert_eq!(done["outcome"], "erased");
+}
+
+fn clock_now(clock: &ManualClock) -> chrono::DateTime<Utc> {
+    use platform::clock::Clock;
+    clock.now()
+}

@@ -155,20 +155,37 @@ async fn file_public(
 ) -> Result<(StatusCode, Json<Filed>)> {
     let mut missing = Vec::new();
     if body.tenant.as_deref().is_none_or(|t| t.trim().is_empty()) {
-        missing.push(platform::error::FieldError::new("tenant", "the shop's slug is required"));
+        missing.push(platform::error::FieldError::new(
+            "tenant",
+            "the shop's slug is required",
+        ));
     }
     if body.email.as_deref().is_none_or(|e| !e.contains('@')) {
-        missing.push(platform::error::FieldError::new("email", "an email address is required"));
+        missing.push(platform::error::FieldError::new(
+            "email",
+            "an email address is required",
+        ));
     }
     if body.subject.is_some() {
-        missing.push(platform::error::FieldError::new("subject", "sign in to file for someone else"));
+        missing.push(platform::error::FieldError::new(
+            "subject",
+            "sign in to file for someone else",
+        ));
     }
     if !missing.is_empty() {
         return Err(Error::Validation(missing));
     }
     let auth = Service::from_state(state)?;
-    throttle::take(&state.redis, &public_writes_key(addr), auth.public_writes_per_ip()).await?;
-    let accepted = (StatusCode::ACCEPTED, Json(Filed::Accepted { status: "accepted" }));
+    throttle::take(
+        &state.redis,
+        &public_writes_key(addr),
+        auth.public_writes_per_ip(),
+    )
+    .await?;
+    let accepted = (
+        StatusCode::ACCEPTED,
+        Json(Filed::Accepted { status: "accepted" }),
+    );
     let (Some(slug), Some(email)) = (body.tenant.as_deref(), body.email.as_deref()) else {
         return Ok(accepted);
     };

@@ -105,9 +105,10 @@ pub fn permission_matrix() -> String {
                         .iter()
                         .any(|r| r.as_object().is_some_and(serde_json::Map::is_empty));
                     match scope {
-                        Some(name) if optional => {
-                            (format!("public; signed in, `{name}` to act for a customer"), Vec::new())
-                        }
+                        Some(name) if optional => (
+                            format!("public; signed in, `{name}` to act for a customer"),
+                            Vec::new(),
+                        ),
                         None => ("signed in".into(), Role::STAFF.to_vec()),
                         Some(name) => (
                             format!("`{name}`"),

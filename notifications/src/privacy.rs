@@ -102,7 +102,10 @@ impl SubjectDataProvider for Provider {
                     }
                 }
                 Err(err) => {
-                    tracing::warn!(error = format!("{err:#}"), "erasure mail not sent; the erasure waits");
+                    tracing::warn!(
+                        error = format!("{err:#}"),
+                        "erasure mail not sent; the erasure waits"
+                    );
                     Farewell::Later
                 }
             }

@@ -108,7 +108,9 @@ impl SubjectDataProvider for Provider {
                     Resource::new("customer", erasure.subject.id),
                 )
                 .fields(&["customer_id"])
-                .details(serde_json::json!({ "orders": anonymized, "request_id": erasure.request }));
+                .details(
+                    serde_json::json!({ "orders": anonymized, "request_id": erasure.request }),
+                );
                 events::emit_audit(tx, &record).await?;
             }
             Ok(())

@@ -11,8 +11,8 @@ use crate::{
     clock::{SharedClock, SystemClock},
     config::{Config, PiiProvider},
     db::Db,
-    privacy::SubjectDataProvider,
     pii::{Breaker, CacheSettings, Keys, LocalKeys, PiiCipher, TransitKeys},
+    privacy::SubjectDataProvider,
 };
 
 #[derive(Debug, Clone)]

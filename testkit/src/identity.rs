@@ -188,7 +188,12 @@ impl TestApp {
 
     /// The token of the latest `event_type` event about data subject `subject` (the privacy
     /// events name `"subject": {"kind", "id"}`), opened from its sealed form.
-    pub async fn subject_token(&self, tenant: TenantId, subject: uuid::Uuid, event_type: &str) -> String {
+    pub async fn subject_token(
+        &self,
+        tenant: TenantId,
+        subject: uuid::Uuid,
+        event_type: &str,
+    ) -> String {
         let payload: Value = sqlx::query_scalar(
             "select payload from outbox where tenant_id = $1 and event_type = $2
                and payload->'subject'->>'id' = $3
@@ -200,8 +205,13 @@ impl TestApp {
         .fetch_one(self.system.pool())
         .await
         .unwrap_or_else(|e| panic!("no {event_type} event about {subject}: {e}"));
-        self.open_token(tenant, subject, &payload, platform::events::sealed::PRIVACY_TOKEN)
-            .await
+        self.open_token(
+            tenant,
+            subject,
+            &payload,
+            platform::events::sealed::PRIVACY_TOKEN,
+        )
+        .await
     }
 
     async fn open_token(

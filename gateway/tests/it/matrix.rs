@@ -29,9 +29,10 @@ fn routes(spec: &Value) -> Vec<Route> {
                     .filter_map(|s| s.as_str().map(str::to_owned))
                     .next()
             });
-            let optional = op["security"]
-                .as_array()
-                .is_some_and(|reqs| reqs.iter().any(|r| r.as_object().is_some_and(|o| o.is_empty())));
+            let optional = op["security"].as_array().is_some_and(|reqs| {
+                reqs.iter()
+                    .any(|r| r.as_object().is_some_and(|o| o.is_empty()))
+            });
             routes.push(Route {
                 method: method.to_uppercase().parse().unwrap(),
                 path: path.clone(),

@@ -48,7 +48,10 @@ struct TokenBody {
 #[utoipa::path(post, path = "/api/v1/privacy/requests/confirm", tag = "privacy",
     request_body = TokenBody,
     responses((status = 200, body = Request), (status = 400, body = Problem), (status = 503, body = Problem)))]
-async fn confirm(State(state): State<AppState>, Json(body): Json<TokenBody>) -> Result<Json<Request>> {
+async fn confirm(
+    State(state): State<AppState>,
+    Json(body): Json<TokenBody>,
+) -> Result<Json<Request>> {
     Ok(Json(requests::confirm(&state, &body.token).await?))
 }
 
@@ -65,7 +68,10 @@ async fn download(State(state): State<AppState>, Json(body): Json<TokenBody>) ->
     let zip = requests::download(&state, &body.token).await?;
     let mut response = zip.into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
     headers.insert(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_static("attachment; filename=\"my-data.zip\""),

@@ -30,7 +30,12 @@ pub fn zip(
     });
     let data: Map<String, Value> = sections
         .iter()
-        .map(|s| (s.name.clone(), Value::Array(s.records.iter().cloned().map(Value::Object).collect())))
+        .map(|s| {
+            (
+                s.name.clone(),
+                Value::Array(s.records.iter().cloned().map(Value::Object).collect()),
+            )
+        })
         .collect();
     let mut files = vec![
         ("manifest.json".to_owned(), json_bytes(&manifest)?),
@@ -94,9 +99,12 @@ mod tests {
 
     fn read(zip: &[u8], name: &str) -> String {
         let mut archive = zip::ZipArchive::new(Cursor::new(zip)).unwrap_or_else(|e| panic!("{e}"));
-        let mut file = archive.by_name(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut file = archive
+            .by_name(name)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut text = String::new();
-        file.read_to_string(&mut text).unwrap_or_else(|e| panic!("{e}"));
+        file.read_to_string(&mut text)
+            .unwrap_or_else(|e| panic!("{e}"));
         text
     }
 
@@ -116,7 +124,8 @@ mod tests {
         let zip = zip(TenantId(uuid::Uuid::nil()), subject, Utc::now(), &[orders])
             .unwrap_or_else(|e| panic!("{e}"));
 
-        let manifest: Value = serde_json::from_str(&read(&zip, "manifest.json")).unwrap_or_default();
+        let manifest: Value =
+            serde_json::from_str(&read(&zip, "manifest.json")).unwrap_or_default();
         assert_eq!(manifest["subject"]["kind"], "customer");
         assert_eq!(manifest["sections"][0]["records"], 2);
         let data: Value = serde_json::from_str(&read(&zip, "data.json")).unwrap_or_default();

@@ -105,14 +105,24 @@ async fn expire(
     .fetch_all(ctx.system.pool())
     .await?;
     if ctx.dry_run {
-        report.add("requests_expired", i64::try_from(stale.len()).unwrap_or(i64::MAX));
+        report.add(
+            "requests_expired",
+            i64::try_from(stale.len()).unwrap_or(i64::MAX),
+        );
         return Ok(());
     }
     for row in stale {
         ctx.begin().await?.commit().await?;
         let mut tx = state.db.tenant(TenantId(row.tenant_id)).begin().await?;
-        requests::close(&mut tx, ACTOR, RequestId(row.id), Status::Expired, "not_verified", now)
-            .await?;
+        requests::close(
+            &mut tx,
+            ACTOR,
+            RequestId(row.id),
+            Status::Expired,
+            "not_verified",
+            now,
+        )
+        .await?;
         tx.commit().await?;
         report.add("requests_expired", 1);
     }
@@ -150,9 +160,13 @@ pub async fn erase(
         )
         .execute(&mut *tx)
         .await?;
-        let record = AuditRecord::new(ACTOR, "privacy.request_updated", Resource::new("privacy_request", request))
-            .fields(&["status", "erasure_step"])
-            .details(serde_json::json!({ "status": "erasing", "erasure_step": "anonymized" }));
+        let record = AuditRecord::new(
+            ACTOR,
+            "privacy.request_updated",
+            Resource::new("privacy_request", request),
+        )
+        .fields(&["status", "erasure_step"])
+        .details(serde_json::json!({ "status": "erasing", "erasure_step": "anonymized" }));
         events::emit_audit(&mut tx, &record).await?;
         tx.commit().await?;
     }
@@ -169,14 +183,26 @@ pub async fn erase(
         .shred(&state.db, erasure.tenant, subject.id, ACTOR)
         .await?;
     let mut tx = state.db.tenant(erasure.tenant).begin().await?;
-    requests::close(&mut tx, ACTOR, request, Status::Completed, "erased", ctx.clock.now()).await?;
+    requests::close(
+        &mut tx,
+        ACTOR,
+        request,
+        Status::Completed,
+        "erased",
+        ctx.clock.now(),
+    )
+    .await?;
     let modules: Vec<&str> = state.subjects.iter().map(|p| p.module()).collect();
-    let tombstone = AuditRecord::new(ACTOR, "subject.erased", Resource::new(kind_str(subject.kind), subject.id))
-        .details(serde_json::json!({
-            "request_id": request,
-            "modules": modules,
-            "farewell": farewell,
-        }));
+    let tombstone = AuditRecord::new(
+        ACTOR,
+        "subject.erased",
+        Resource::new(kind_str(subject.kind), subject.id),
+    )
+    .details(serde_json::json!({
+        "request_id": request,
+        "modules": modules,
+        "farewell": farewell,
+    }));
     events::emit_audit(&mut tx, &tombstone).await?;
     tx.commit().await?;
     Ok(true)

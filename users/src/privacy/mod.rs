@@ -109,7 +109,11 @@ impl Jurisdiction {
 /// - GDPR (art. 12(3)): one month for every type, counted as a calendar month (31 January →
 ///   28/29 February). The two-month extension for complex requests is a staff decision, not a
 ///   default.
-pub fn due_at(jurisdiction: Jurisdiction, kind: RequestType, received: DateTime<Utc>) -> DateTime<Utc> {
+pub fn due_at(
+    jurisdiction: Jurisdiction,
+    kind: RequestType,
+    received: DateTime<Utc>,
+) -> DateTime<Utc> {
     let month = || {
         received
             .checked_add_months(Months::new(1))
@@ -218,7 +222,9 @@ mod tests {
     use super::*;
 
     fn at(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(y, m, d, h, 0, 0).single().unwrap_or_default()
+        Utc.with_ymd_and_hms(y, m, d, h, 0, 0)
+            .single()
+            .unwrap_or_default()
     }
 
     #[test]
@@ -270,8 +276,14 @@ mod tests {
         assert_eq!(sla(open, due, None, at(2026, 11, 25, 9)), Sla::DueSoon);
         assert_eq!(sla(open, due, None, at(2026, 11, 25, 10)), Sla::Overdue);
         let done = Status::Completed;
-        assert_eq!(sla(done, due, Some(at(2026, 11, 24, 0)), at(2027, 1, 1, 0)), Sla::Met);
-        assert_eq!(sla(done, due, Some(at(2026, 11, 26, 0)), at(2027, 1, 1, 0)), Sla::Missed);
+        assert_eq!(
+            sla(done, due, Some(at(2026, 11, 24, 0)), at(2027, 1, 1, 0)),
+            Sla::Met
+        );
+        assert_eq!(
+            sla(done, due, Some(at(2026, 11, 26, 0)), at(2027, 1, 1, 0)),
+            Sla::Missed
+        );
     }
 
     #[test]

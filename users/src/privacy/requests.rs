@@ -294,17 +294,26 @@ pub async fn file(state: &AppState, tx: &mut TenantTx, filing: Filing) -> Result
     .execute(&mut **tx)
     .await?;
     let actor = filing.actor();
-    let record = AuditRecord::new(actor, "privacy.request_filed", Resource::new("privacy_request", id))
-        .details(serde_json::json!({
-            "type": filing.kind.as_str(),
-            "channel": filing.channel.as_str(),
-            "subject": { "kind": kind_str(subject.kind), "id": subject.id },
-            "due_at": due,
-        }));
+    let record = AuditRecord::new(
+        actor,
+        "privacy.request_filed",
+        Resource::new("privacy_request", id),
+    )
+    .details(serde_json::json!({
+        "type": filing.kind.as_str(),
+        "channel": filing.channel.as_str(),
+        "subject": { "kind": kind_str(subject.kind), "id": subject.id },
+        "due_at": due,
+    }));
     events::emit_audit(tx, &record).await?;
     let sealed = state
         .pii
-        .seal(tx, subject, events::sealed::PRIVACY_TOKEN, issued.text.expose_secret())
+        .seal(
+            tx,
+            subject,
+            events::sealed::PRIVACY_TOKEN,
+            issued.text.expose_secret(),
+        )
         .await?;
     let who = serde_json::json!({ "kind": kind_str(subject.kind), "id": subject.id });
     for event in [
@@ -391,8 +400,12 @@ pub async fn confirm(state: &AppState, token: &str) -> Result<Request> {
     .await?;
     events::emit_audit(
         &mut tx,
-        &AuditRecord::new(actor, "privacy.request_verified", Resource::new("privacy_request", id))
-            .fields(&["verified_at"]),
+        &AuditRecord::new(
+            actor,
+            "privacy.request_verified",
+            Resource::new("privacy_request", id),
+        )
+        .fields(&["verified_at"]),
     )
     .await?;
     if reachable(&mut tx, subject).await?.is_none() {
@@ -427,7 +440,9 @@ async fn fulfil(
             restrict(tx, actor, subject, now).await?;
             close(tx, actor, id, Status::Completed, "restricted", now).await
         }
-        RequestType::Rectification => set_status(tx, actor, id, Status::InProgress, None, now).await,
+        RequestType::Rectification => {
+            set_status(tx, actor, id, Status::InProgress, None, now).await
+        }
         RequestType::Erasure => {
             let grace = settings(tx).await?.erasure_grace_hours;
             let at = now + TimeDelta::hours(i64::from(grace));
@@ -466,9 +481,13 @@ async fn set_status(
     )
     .execute(&mut **tx)
     .await?;
-    let record = AuditRecord::new(actor, "privacy.request_updated", Resource::new("privacy_request", id))
-        .fields(&["status"])
-        .details(serde_json::json!({ "status": status.as_str(), "scheduled_for": scheduled_for }));
+    let record = AuditRecord::new(
+        actor,
+        "privacy.request_updated",
+        Resource::new("privacy_request", id),
+    )
+    .fields(&["status"])
+    .details(serde_json::json!({ "status": status.as_str(), "scheduled_for": scheduled_for }));
     events::emit_audit(tx, &record).await?;
     Ok(())
 }
@@ -492,9 +511,13 @@ pub(crate) async fn close(
     )
     .execute(&mut **tx)
     .await?;
-    let record = AuditRecord::new(actor, "privacy.request_closed", Resource::new("privacy_request", id))
-        .fields(&["status", "outcome", "completed_at"])
-        .details(serde_json::json!({ "status": status.as_str(), "outcome": outcome }));
+    let record = AuditRecord::new(
+        actor,
+        "privacy.request_closed",
+        Resource::new("privacy_request", id),
+    )
+    .fields(&["status", "outcome", "completed_at"])
+    .details(serde_json::json!({ "status": status.as_str(), "outcome": outcome }));
     events::emit_audit(tx, &record).await?;
     Ok(())
 }
@@ -541,15 +564,24 @@ async fn export(
         .iter()
         .map(|s| (s.name.clone(), s.records.len().into()))
         .collect();
-    let record = AuditRecord::new(actor, "pii.accessed", Resource::new(kind_str(subject.kind), subject.id))
-        .details(serde_json::json!({
-            "purpose": "data_subject_request", "request_id": request, "export_id": export,
-            "records": sizes,
-        }));
+    let record = AuditRecord::new(
+        actor,
+        "pii.accessed",
+        Resource::new(kind_str(subject.kind), subject.id),
+    )
+    .details(serde_json::json!({
+        "purpose": "data_subject_request", "request_id": request, "export_id": export,
+        "records": sizes,
+    }));
     events::emit_audit(tx, &record).await?;
     let token_sealed = state
         .pii
-        .seal(tx, subject, events::sealed::PRIVACY_TOKEN, issued.text.expose_secret())
+        .seal(
+            tx,
+            subject,
+            events::sealed::PRIVACY_TOKEN,
+            issued.text.expose_secret(),
+        )
         .await?;
     let event = DomainEvent {
         actor,
@@ -599,7 +631,12 @@ async fn withdraw_optional(
     Ok(())
 }
 
-async fn restrict(tx: &mut TenantTx, actor: Actor, subject: Subject, now: DateTime<Utc>) -> Result<()> {
+async fn restrict(
+    tx: &mut TenantTx,
+    actor: Actor,
+    subject: Subject,
+    now: DateTime<Utc>,
+) -> Result<()> {
     match subject.kind {
         SubjectKind::Customer => {
             sqlx::query!(
@@ -620,8 +657,12 @@ async fn restrict(tx: &mut TenantTx, actor: Actor, subject: Subject, now: DateTi
             .await?;
         }
     }
-    let record = AuditRecord::new(actor, "subject.restricted", Resource::new(kind_str(subject.kind), subject.id))
-        .fields(&["restricted_at"]);
+    let record = AuditRecord::new(
+        actor,
+        "subject.restricted",
+        Resource::new(kind_str(subject.kind), subject.id),
+    )
+    .fields(&["restricted_at"]);
     events::emit_audit(tx, &record).await?;
     Ok(())
 }
@@ -645,8 +686,12 @@ pub async fn lift_restriction(tx: &mut TenantTx, actor: Actor, subject: Subject)
         .rows_affected(),
     };
     if lifted > 0 {
-        let record = AuditRecord::new(actor, "subject.restriction_lifted", Resource::new(kind_str(subject.kind), subject.id))
-            .fields(&["restricted_at"]);
+        let record = AuditRecord::new(
+            actor,
+            "subject.restriction_lifted",
+            Resource::new(kind_str(subject.kind), subject.id),
+        )
+        .fields(&["restricted_at"]);
         events::emit_audit(tx, &record).await?;
     }
     Ok(lifted > 0)

@@ -42,7 +42,10 @@ async fn run_until_closed(app: &TestApp, owner: &Staff, id: &Value) -> Value {
 }
 
 fn unique(prefix: &str) -> String {
-    format!("{prefix}{}", &uuid::Uuid::now_v7().simple().to_string()[20..])
+    format!(
+        "{prefix}{}",
+        &uuid::Uuid::now_v7().simple().to_string()[20..]
+    )
 }
 
 /// Every text form of every row of every table that has a `tenant_id`, of this tenant: what a
@@ -60,7 +63,9 @@ async fn tenant_rows(app: &TestApp, tenant: TenantId) -> String {
     assert!(tables.len() > 20, "the scan covers the schema: {tables:?}");
     let mut all = String::new();
     for table in tables {
-        let sql = format!("select coalesce(string_agg(t::text, ' '), '') from {table} t where tenant_id = $1");
+        let sql = format!(
+            "select coalesce(string_agg(t::text, ' '), '') from {table} t where tenant_id = $1"
+        );
         let text: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(tenant)
             .fetch_one(app.system.pool())
@@ -89,7 +94,7 @@ async fn a_customers_erasure_leaves_nothing_readable_and_keeps_the_books() {
     body["phone"] = json!("+62 812-7070-4242");
     let customer = app.customer(&cashier, &body).await;
     let id = customer["id"].as_str().unwrap().to_owned();
-    let product = app.product(&cashier, 12_500, 10).await;
+    let product = app.product(&merchant.owner, 12_500, 10).await;
     let order = app
         .order(
             &cashier,
@@ -97,12 +102,23 @@ async fn a_customers_erasure_leaves_nothing_readable_and_keeps_the_books() {
         )
         .await;
     let scan = tenant_rows(&app, merchant.tenant).await;
-    assert!(scan.contains(&merchant.slug), "the scan reads plaintext where there is some");
+    let sku = product["sku"].as_str().unwrap();
+    assert!(
+        scan.contains(sku),
+        "the scan finds plaintext where there is some"
+    );
 
     let filed = file_for(&app, &cashier, "erasure", &id).await;
     let confirmed = confirm(&app, merchant.tenant, &id).await;
     assert_eq!(confirmed["status"], "scheduled");
-    assert!(confirmed["scheduled_for"].as_str().unwrap().parse::<chrono::DateTime<Utc>>().unwrap() <= Utc::now());
+    assert!(
+        confirmed["scheduled_for"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<Utc>>()
+            .unwrap()
+            <= Utc::now()
+    );
     let done = run_until_closed(&app, &merchant.owner, &filed["id"]).await;
     assert_eq!(done["outcome"], "erased");
 
@@ -128,13 +144,21 @@ async fn a_customers_erasure_leaves_nothing_readable_and_keeps_the_books() {
     let opened = app
         .state
         .pii
-        .open(&mut tx, platform::pii::SubjectId(id.parse().unwrap()), "customers.full_name", &platform::pii::Sealed(sealed))
+        .open(
+            &mut tx,
+            platform::pii::SubjectId(id.parse().unwrap()),
+            "customers.full_name",
+            &platform::pii::Sealed(sealed),
+        )
         .await
         .unwrap();
     tx.rollback().await.unwrap();
     assert!(matches!(opened, Opened::Erased), "the key is gone");
     let found = app
-        .get_as(&format!("/api/v1/customers?email={email}"), &cashier.bearer())
+        .get_as(
+            &format!("/api/v1/customers?email={email}"),
+            &cashier.bearer(),
+        )
         .await
         .json::<Value>()
         .await
@@ -142,7 +166,10 @@ async fn a_customers_erasure_leaves_nothing_readable_and_keeps_the_books() {
     assert_eq!(found["items"], json!([]), "no blind index leads to them");
 
     let kept: Value = app
-        .get_as(&format!("/api/v1/orders/{}", order["id"].as_str().unwrap()), &cashier.bearer())
+        .get_as(
+            &format!("/api/v1/orders/{}", order["id"].as_str().unwrap()),
+            &cashier.bearer(),
+        )
         .await
         .json()
         .await
@@ -161,14 +188,31 @@ async fn a_customers_erasure_leaves_nothing_readable_and_keeps_the_books() {
     .await
     .unwrap();
     assert_eq!(tombstone["details"]["farewell"], "sent");
-    assert_eq!(tombstone["details"]["modules"], json!(["users", "orders", "notifications", "audit"]));
+    assert_eq!(
+        tombstone["details"]["modules"],
+        json!(["users", "orders", "notifications", "audit"])
+    );
 
     let scan = tenant_rows(&app, merchant.tenant).await;
-    for plaintext in [email.as_str(), name.as_str(), address.as_str(), "7070-4242", "+6281270704242"] {
+    for plaintext in [
+        email.as_str(),
+        name.as_str(),
+        address.as_str(),
+        "7070-4242",
+        "+6281270704242",
+    ] {
         assert!(!scan.contains(plaintext), "`{plaintext}` left in the clear");
-        assert!(!scan.contains(&hex(plaintext)), "`{plaintext}` left as bytes");
+        assert!(
+            !scan.contains(&hex(plaintext)),
+            "`{plaintext}` left as bytes"
+        );
     }
-    let again = file(&app, &cashier, json!({"type": "access", "subject": {"kind": "customer", "id": id}})).await;
+    let again = file(
+        &app,
+        &cashier,
+        json!({"type": "access", "subject": {"kind": "customer", "id": id}}),
+    )
+    .await;
     assert_eq!(again.status(), 404, "an erased person is gone");
 }
 
@@ -186,9 +230,12 @@ async fn an_erasure_waits_for_its_farewell_mail_and_finishes_when_smtp_returns()
     let email = format!("{}@example.id", unique("tuti."));
     let customer = app.customer(&cashier, &customer_body(&email)).await;
     let id = customer["id"].as_str().unwrap().to_owned();
-    let product = app.product(&cashier, 1_000, 5).await;
+    let product = app.product(&merchant.owner, 1_000, 5).await;
     let order = app
-        .order(&cashier, &json!({"lines": [{"product_id": product["id"], "quantity": 1}], "customer_id": id}))
+        .order(
+            &cashier,
+            &json!({"lines": [{"product_id": product["id"], "quantity": 1}], "customer_id": id}),
+        )
         .await;
     let filed = file_for(&app, &cashier, "erasure", &id).await;
     confirm(&app, merchant.tenant, &id).await;
@@ -203,7 +250,10 @@ async fn an_erasure_waits_for_its_farewell_mail_and_finishes_when_smtp_returns()
     let waiting = request(&app, &merchant.owner, &filed["id"]).await;
     assert_eq!(waiting["status"], "erasing", "{waiting}");
     let kept: Value = app
-        .get_as(&format!("/api/v1/orders/{}", order["id"].as_str().unwrap()), &cashier.bearer())
+        .get_as(
+            &format!("/api/v1/orders/{}", order["id"].as_str().unwrap()),
+            &cashier.bearer(),
+        )
         .await
         .json()
         .await
@@ -215,7 +265,11 @@ async fn an_erasure_waits_for_its_farewell_mail_and_finishes_when_smtp_returns()
         .json()
         .await
         .unwrap();
-    assert_eq!(shown["email"], email.as_str(), "the key stays until the farewell is sent");
+    assert_eq!(
+        shown["email"],
+        email.as_str(),
+        "the key stays until the farewell is sent"
+    );
 
     proxy.restore();
     let done = run_until_closed(&app, &merchant.owner, &filed["id"]).await;
@@ -249,12 +303,23 @@ async fn a_staff_members_erasure_ends_their_sessions_and_the_last_owner_stays() 
     assert_eq!(filed["channel"], "self");
     assert_eq!(filed["subject"], json!({"kind": "staff", "id": cashier.id}));
     confirm(&app, merchant.tenant, &cashier.id.to_string()).await;
-    assert_eq!(app.get_as("/api/v1/me", &cashier.bearer()).await.status(), 200);
+    assert_eq!(
+        app.get_as("/api/v1/me", &cashier.bearer()).await.status(),
+        200
+    );
 
     run_until_closed(&app, owner, &filed["id"]).await;
-    assert_eq!(app.get_as("/api/v1/me", &cashier.bearer()).await.status(), 401, "sessions end");
+    assert_eq!(
+        app.get_as("/api/v1/me", &cashier.bearer()).await.status(),
+        401,
+        "sessions end"
+    );
     let refresh = app
-        .post_json("/api/v1/auth/refresh", None, &json!({"refresh_token": cashier.refresh}))
+        .post_json(
+            "/api/v1/auth/refresh",
+            None,
+            &json!({"refresh_token": cashier.refresh}),
+        )
         .await;
     assert_eq!(refresh.status(), 401);
     let login = app
@@ -265,8 +330,19 @@ async fn a_staff_members_erasure_ends_their_sessions_and_the_last_owner_stays() 
         )
         .await;
     assert_eq!(login.status(), 401);
-    let staff: Value = app.get_as("/api/v1/users", &owner.bearer()).await.json().await.unwrap();
-    assert!(staff["items"].as_array().unwrap().iter().all(|s| s["id"] != json!(cashier.id)));
+    let staff: Value = app
+        .get_as("/api/v1/users", &owner.bearer())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        staff["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["id"] != json!(cashier.id))
+    );
     wait_for_mail(&cashier.email, 1, Duration::from_secs(30)).await;
 }
 
@@ -288,12 +364,19 @@ async fn an_erasure_waits_out_the_shops_grace_period() {
     assert_eq!(set.status(), 200);
     let cashier = app.staff(&merchant, Role::Cashier).await;
     let customer = app
-        .customer(&cashier, &customer_body(&format!("{}@example.id", unique("lina."))))
+        .customer(
+            &cashier,
+            &customer_body(&format!("{}@example.id", unique("lina."))),
+        )
         .await;
     let id = customer["id"].as_str().unwrap().to_owned();
     let filed = file_for(&app, &cashier, "erasure", &id).await;
     let confirmed = confirm(&app, merchant.tenant, &id).await;
-    let scheduled: chrono::DateTime<Utc> = confirmed["scheduled_for"].as_str().unwrap().parse().unwrap();
+    let scheduled: chrono::DateTime<Utc> = confirmed["scheduled_for"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(scheduled - clock_now(&clock), TimeDelta::hours(24));
     let event: Value = sqlx::query_scalar(
         "select payload from outbox where tenant_id = $1 and event_type = 'privacy.erasure_scheduled'",
@@ -302,7 +385,11 @@ async fn an_erasure_waits_out_the_shops_grace_period() {
     .fetch_one(app.system.pool())
     .await
     .unwrap();
-    assert_eq!(event["subject"]["id"], id.as_str(), "the person is told when");
+    assert_eq!(
+        event["subject"]["id"],
+        id.as_str(),
+        "the person is told when"
+    );
 
     for _ in 0..20 {
         if matches!(app.run_job(JOB, false).await, RunOutcome::Succeeded(_)) {
@@ -310,7 +397,11 @@ async fn an_erasure_waits_out_the_shops_grace_period() {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert_eq!(request(&app, owner, &filed["id"]).await["status"], "scheduled", "not before its time");
+    assert_eq!(
+        request(&app, owner, &filed["id"]).await["status"],
+        "scheduled",
+        "not before its time"
+    );
     clock.advance(TimeDelta::hours(25));
     let done = run_until_closed(&app, owner, &filed["id"]).await;
     assert_eq!(done["outcome"], "erased");

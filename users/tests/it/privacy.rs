@@ -28,10 +28,18 @@ pub(crate) async fn file_for(app: &TestApp, staff: &Staff, kind: &str, customer:
 /// Confirms the latest identity check mailed to `subject`.
 pub(crate) async fn confirm(app: &TestApp, tenant: TenantId, subject: &str) -> Value {
     let token = app
-        .subject_token(tenant, subject.parse().unwrap(), "privacy.identity_check_requested")
+        .subject_token(
+            tenant,
+            subject.parse().unwrap(),
+            "privacy.identity_check_requested",
+        )
         .await;
     let response = app
-        .post_json("/api/v1/privacy/requests/confirm", None, &json!({"token": token}))
+        .post_json(
+            "/api/v1/privacy/requests/confirm",
+            None,
+            &json!({"token": token}),
+        )
         .await;
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
     response.json().await.unwrap()
@@ -53,8 +61,8 @@ fn unzip(bytes: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn paid_order(app: &TestApp, staff: &Staff, customer: &str) -> Value {
-    let product = app.product(staff, 18_000, 10).await;
+async fn paid_order(app: &TestApp, owner: &Staff, staff: &Staff, customer: &str) -> Value {
+    let product = app.product(owner, 18_000, 10).await;
     let order = app
         .order(
             staff,
@@ -84,13 +92,22 @@ async fn an_export_holds_the_customers_own_data_and_nothing_of_anyone_elses() {
     let ani_email = format!("ani.{}@example.id", uuid::Uuid::now_v7().simple());
     let ani = app.customer(&cashier, &customer_body(&ani_email)).await;
     let ani_id = ani["id"].as_str().unwrap();
-    let mut other_body = customer_body(&format!("rudi.{}@example.id", uuid::Uuid::now_v7().simple()));
+    let mut other_body = customer_body(&format!(
+        "rudi.{}@example.id",
+        uuid::Uuid::now_v7().simple()
+    ));
     other_body["full_name"] = json!("Rudi Hartono");
     other_body["phone"] = json!("+62 877-9999-0000");
     other_body["address"] = json!("Jl. Kenanga 99, Medan");
     let rudi = app.customer(&cashier, &other_body).await;
-    let ani_order = paid_order(&app, &cashier, ani_id).await;
-    let rudi_order = paid_order(&app, &cashier, rudi["id"].as_str().unwrap()).await;
+    let ani_order = paid_order(&app, &merchant.owner, &cashier, ani_id).await;
+    let rudi_order = paid_order(
+        &app,
+        &merchant.owner,
+        &cashier,
+        rudi["id"].as_str().unwrap(),
+    )
+    .await;
 
     let request = file_for(&app, &cashier, "export", ani_id).await;
     assert_eq!(request["status"], "awaiting_verification");
@@ -108,40 +125,67 @@ async fn an_export_holds_the_customers_own_data_and_nothing_of_anyone_elses() {
     .fetch_one(app.system.pool())
     .await
     .unwrap();
-    assert_eq!(checks, 2, "a receipt with the due date, and the identity check");
     assert_eq!(
-        app.post_json("/api/v1/privacy/requests/confirm", None, &json!({"token": "nope"}))
-            .await
-            .status(),
+        checks, 2,
+        "a receipt with the due date, and the identity check"
+    );
+    assert_eq!(
+        app.post_json(
+            "/api/v1/privacy/requests/confirm",
+            None,
+            &json!({"token": "nope"})
+        )
+        .await
+        .status(),
         400
     );
-    let no_bundle: i64 = sqlx::query_scalar("select count(*) from privacy_exports where tenant_id = $1")
-        .bind(merchant.tenant)
-        .fetch_one(app.system.pool())
-        .await
-        .unwrap();
-    assert_eq!(no_bundle, 0, "nothing is disclosed before the identity check");
+    let no_bundle: i64 =
+        sqlx::query_scalar("select count(*) from privacy_exports where tenant_id = $1")
+            .bind(merchant.tenant)
+            .fetch_one(app.system.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        no_bundle, 0,
+        "nothing is disclosed before the identity check"
+    );
 
     let confirmed = confirm(&app, merchant.tenant, ani_id).await;
     assert_eq!(confirmed["status"], "completed");
     assert_eq!(confirmed["outcome"], "exported");
     assert_eq!(confirmed["sla"], "met");
     let token = app
-        .subject_token(merchant.tenant, ani_id.parse().unwrap(), "privacy.identity_check_requested")
+        .subject_token(
+            merchant.tenant,
+            ani_id.parse().unwrap(),
+            "privacy.identity_check_requested",
+        )
         .await;
     assert_eq!(
-        app.post_json("/api/v1/privacy/requests/confirm", None, &json!({"token": token}))
-            .await
-            .status(),
+        app.post_json(
+            "/api/v1/privacy/requests/confirm",
+            None,
+            &json!({"token": token})
+        )
+        .await
+        .status(),
         400,
         "the identity link works once"
     );
 
     let download = app
-        .subject_token(merchant.tenant, ani_id.parse().unwrap(), "privacy.export_ready")
+        .subject_token(
+            merchant.tenant,
+            ani_id.parse().unwrap(),
+            "privacy.export_ready",
+        )
         .await;
     let response = app
-        .post_json("/api/v1/privacy/exports/download", None, &json!({"token": download}))
+        .post_json(
+            "/api/v1/privacy/exports/download",
+            None,
+            &json!({"token": download}),
+        )
         .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/zip");
@@ -158,9 +202,13 @@ async fn an_export_holds_the_customers_own_data_and_nothing_of_anyone_elses() {
         "notifications.deliveries.csv",
         "audit.events.csv",
     ] {
-        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
     }
-    let data: Value = serde_json::from_str(&files.iter().find(|(n, _)| n == "data.json").unwrap().1).unwrap();
+    let data: Value =
+        serde_json::from_str(&files.iter().find(|(n, _)| n == "data.json").unwrap().1).unwrap();
     let profile = &data["users.profile"][0];
     assert_eq!(profile["email"], ani_email.as_str(), "decrypted");
     assert_eq!(profile["full_name"], "Ani Wijaya");
@@ -176,7 +224,11 @@ async fn an_export_holds_the_customers_own_data_and_nothing_of_anyone_elses() {
             .iter()
             .any(|c| c["purpose"] == "receipt_email" && c["granted"] == true)
     );
-    let csv = &files.iter().find(|(n, _)| n == "users.profile.csv").unwrap().1;
+    let csv = &files
+        .iter()
+        .find(|(n, _)| n == "users.profile.csv")
+        .unwrap()
+        .1;
     assert!(csv.contains(&ani_email), "the CSV carries the same data");
     for (name, text) in &files {
         for foreign in [
@@ -186,13 +238,20 @@ async fn an_export_holds_the_customers_own_data_and_nothing_of_anyone_elses() {
             "Kenanga",
             "9999",
         ] {
-            assert!(!text.contains(foreign), "{name} holds someone else's `{foreign}`");
+            assert!(
+                !text.contains(foreign),
+                "{name} holds someone else's `{foreign}`"
+            );
         }
     }
     assert_eq!(
-        app.post_json("/api/v1/privacy/exports/download", None, &json!({"token": download}))
-            .await
-            .status(),
+        app.post_json(
+            "/api/v1/privacy/exports/download",
+            None,
+            &json!({"token": download})
+        )
+        .await
+        .status(),
         400,
         "the download works once"
     );
@@ -206,7 +265,11 @@ async fn an_export_holds_the_customers_own_data_and_nothing_of_anyone_elses() {
     .unwrap();
     assert!(payloads.len() >= 3);
     for payload in payloads {
-        assert!(!payload.contains(&ani_email) && !payload.contains("Ani Wijaya") && !payload.contains(&download));
+        assert!(
+            !payload.contains(&ani_email)
+                && !payload.contains("Ani Wijaya")
+                && !payload.contains(&download)
+        );
     }
 }
 
@@ -240,29 +303,53 @@ async fn public_requests_answer_alike_for_strangers_and_exports_are_rate_limited
     ] {
         let response = public(body).await;
         assert_eq!(response.status(), 202);
-        assert_eq!(response.json::<Value>().await.unwrap(), json!({"status": "accepted"}));
+        assert_eq!(
+            response.json::<Value>().await.unwrap(),
+            json!({"status": "accepted"})
+        );
     }
     assert_eq!(count().await, 0, "strangers file nothing");
-    let response = public(json!({"type": "access", "tenant": merchant.slug, "email": email.to_uppercase()})).await;
+    let response =
+        public(json!({"type": "access", "tenant": merchant.slug, "email": email.to_uppercase()}))
+            .await;
     assert_eq!(response.status(), 202);
-    assert_eq!(response.json::<Value>().await.unwrap(), json!({"status": "accepted"}));
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"status": "accepted"})
+    );
     assert_eq!(count().await, 1, "a customer's own address files a request");
-    let channel: String = sqlx::query_scalar("select channel from privacy_requests where tenant_id = $1")
-        .bind(merchant.tenant)
-        .fetch_one(app.system.pool())
-        .await
-        .unwrap();
+    let channel: String =
+        sqlx::query_scalar("select channel from privacy_requests where tenant_id = $1")
+            .bind(merchant.tenant)
+            .fetch_one(app.system.pool())
+            .await
+            .unwrap();
     assert_eq!(channel, "public");
     let missing = public(json!({"type": "access"})).await;
     assert_eq!(missing.status(), 422);
     let problem: Value = missing.json().await.unwrap();
-    let fields: Vec<&str> = problem["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
     assert_eq!(fields, ["tenant", "email"]);
-    assert_eq!(public(json!({"type": "gossip", "tenant": merchant.slug, "email": email})).await.status(), 422);
+    assert_eq!(
+        public(json!({"type": "gossip", "tenant": merchant.slug, "email": email}))
+            .await
+            .status(),
+        422
+    );
 
     let id = customer["id"].as_str().unwrap();
     file_for(&app, &cashier, "export", id).await;
-    let refused = file(&app, &cashier, json!({"type": "access", "subject": {"kind": "customer", "id": id}})).await;
+    let refused = file(
+        &app,
+        &cashier,
+        json!({"type": "access", "subject": {"kind": "customer", "id": id}}),
+    )
+    .await;
     assert_eq!(refused.status(), 429, "two bundles a day per person");
     assert_eq!(count().await, 2);
     let third = public(json!({"type": "access", "tenant": merchant.slug, "email": email})).await;
@@ -286,7 +373,11 @@ async fn public_requests_answer_alike_for_strangers_and_exports_are_rate_limited
         .send()
         .await
         .unwrap();
-    assert_eq!(bad_token.status(), 401, "a token that is sent must be valid");
+    assert_eq!(
+        bad_token.status(),
+        401,
+        "a token that is sent must be valid"
+    );
 }
 
 #[tokio::test]
@@ -297,29 +388,84 @@ async fn due_dates_follow_the_shops_law_and_the_owner_sees_the_clock() {
     let owner = &merchant.owner;
     let cashier = app.staff(&merchant, Role::Cashier).await;
     let customer = app
-        .customer(&cashier, &customer_body(&format!("dewi.{}@example.id", uuid::Uuid::now_v7().simple())))
+        .customer(
+            &cashier,
+            &customer_body(&format!(
+                "dewi.{}@example.id",
+                uuid::Uuid::now_v7().simple()
+            )),
+        )
         .await;
     let id = customer["id"].as_str().unwrap();
 
-    let settings: Value = app.get_as("/api/v1/privacy/settings", &owner.bearer()).await.json().await.unwrap();
-    assert_eq!(settings, json!({"jurisdiction": "uu_pdp", "erasure_grace_hours": 0}));
+    let settings: Value = app
+        .get_as("/api/v1/privacy/settings", &owner.bearer())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        settings,
+        json!({"jurisdiction": "uu_pdp", "erasure_grace_hours": 0})
+    );
     let access = file_for(&app, &cashier, "access", id).await;
     let erasure = file_for(&app, &cashier, "erasure", id).await;
-    assert_eq!(at(&access["due_at"]) - at(&access["received_at"]), TimeDelta::hours(72));
+    assert_eq!(
+        at(&access["due_at"]) - at(&access["received_at"]),
+        TimeDelta::hours(72)
+    );
     let erasure_due = at(&erasure["due_at"]);
     let received = at(&erasure["received_at"]);
-    assert!((28..=31).contains(&(erasure_due - received).num_days()), "UU PDP sets no shorter bound for erasure");
+    assert!(
+        (28..=31).contains(&(erasure_due - received).num_days()),
+        "UU PDP sets no shorter bound for erasure"
+    );
 
     let change = |body: Value, who: &Staff| {
         let body = body.clone();
         let who = who.clone();
         let app = &app;
-        async move { app.send("PUT", "/api/v1/privacy/settings", &who, None, Some(&body)).await }
+        async move {
+            app.send("PUT", "/api/v1/privacy/settings", &who, None, Some(&body))
+                .await
+        }
     };
-    assert_eq!(change(json!({"jurisdiction": "gdpr", "erasure_grace_hours": 24}), &cashier).await.status(), 403);
-    assert_eq!(change(json!({"jurisdiction": "gdpr", "erasure_grace_hours": 1000}), owner).await.status(), 422);
-    assert_eq!(change(json!({"jurisdiction": "mars", "erasure_grace_hours": 0}), owner).await.status(), 422);
-    assert_eq!(change(json!({"jurisdiction": "gdpr", "erasure_grace_hours": 24}), owner).await.status(), 200);
+    assert_eq!(
+        change(
+            json!({"jurisdiction": "gdpr", "erasure_grace_hours": 24}),
+            &cashier
+        )
+        .await
+        .status(),
+        403
+    );
+    assert_eq!(
+        change(
+            json!({"jurisdiction": "gdpr", "erasure_grace_hours": 1000}),
+            owner
+        )
+        .await
+        .status(),
+        422
+    );
+    assert_eq!(
+        change(
+            json!({"jurisdiction": "mars", "erasure_grace_hours": 0}),
+            owner
+        )
+        .await
+        .status(),
+        422
+    );
+    assert_eq!(
+        change(
+            json!({"jurisdiction": "gdpr", "erasure_grace_hours": 24}),
+            owner
+        )
+        .await
+        .status(),
+        200
+    );
     let gdpr = file_for(&app, &cashier, "withdrawal", id).await;
     assert_eq!(gdpr["jurisdiction"], "gdpr");
     let received = at(&gdpr["received_at"]);
@@ -330,13 +476,21 @@ async fn due_dates_follow_the_shops_law_and_the_owner_sees_the_clock() {
     );
 
     let sla = |list: &Value, request: &Value| {
-        list["items"].as_array().unwrap().iter().find(|r| r["id"] == request["id"]).unwrap()["sla"].clone()
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == request["id"])
+            .unwrap()["sla"]
+            .clone()
     };
     let list = |query: &'static str| {
         let bearer = owner.bearer();
         let app = &app;
         async move {
-            let response = app.get_as(&format!("/api/v1/privacy/requests{query}"), &bearer).await;
+            let response = app
+                .get_as(&format!("/api/v1/privacy/requests{query}"), &bearer)
+                .await;
             assert_eq!(response.status(), 200);
             response.json::<Value>().await.unwrap()
         }
@@ -345,46 +499,80 @@ async fn due_dates_follow_the_shops_law_and_the_owner_sees_the_clock() {
     assert_eq!(now["items"].as_array().unwrap().len(), 3);
     assert_eq!(sla(&now, &access), "on_time");
     clock.advance(TimeDelta::hours(50));
-    assert_eq!(sla(&list("").await, &access), "due_soon", "22 hours left of 72");
+    assert_eq!(
+        sla(&list("").await, &access),
+        "due_soon",
+        "22 hours left of 72"
+    );
     clock.advance(TimeDelta::hours(23));
     let later = list("?open=true").await;
     assert_eq!(sla(&later, &access), "overdue");
     assert_eq!(sla(&later, &gdpr), "on_time");
     assert_eq!(
-        app.get_as("/api/v1/privacy/requests", &cashier.bearer()).await.status(),
+        app.get_as("/api/v1/privacy/requests", &cashier.bearer())
+            .await
+            .status(),
         403,
         "the clock is the owner's to watch"
     );
     let one = app
-        .get_as(&format!("/api/v1/privacy/requests/{}", access["id"].as_str().unwrap()), &owner.bearer())
+        .get_as(
+            &format!(
+                "/api/v1/privacy/requests/{}",
+                access["id"].as_str().unwrap()
+            ),
+            &owner.bearer(),
+        )
         .await;
     assert_eq!(one.status(), 200);
     let stranger = app.merchant().await;
     let foreign = app
-        .get_as(&format!("/api/v1/privacy/requests/{}", access["id"].as_str().unwrap()), &stranger.owner.bearer())
+        .get_as(
+            &format!(
+                "/api/v1/privacy/requests/{}",
+                access["id"].as_str().unwrap()
+            ),
+            &stranger.owner.bearer(),
+        )
         .await;
     assert_eq!(foreign.status(), 404);
 
     // The identity link outlives nobody's patience: after 48 hours it is dead.
     let token = app
-        .subject_token(merchant.tenant, id.parse().unwrap(), "privacy.identity_check_requested")
+        .subject_token(
+            merchant.tenant,
+            id.parse().unwrap(),
+            "privacy.identity_check_requested",
+        )
         .await;
     let expired = app
-        .post_json("/api/v1/privacy/requests/confirm", None, &json!({"token": token}))
+        .post_json(
+            "/api/v1/privacy/requests/confirm",
+            None,
+            &json!({"token": token}),
+        )
         .await;
     assert_eq!(expired.status(), 400);
 }
 
 async fn consents(app: &TestApp, staff: &Staff, customer: &str) -> Value {
-    app.get_as(&format!("/api/v1/customers/{customer}/consents"), &staff.bearer())
-        .await
-        .json()
-        .await
-        .unwrap()
+    app.get_as(
+        &format!("/api/v1/customers/{customer}/consents"),
+        &staff.bearer(),
+    )
+    .await
+    .json()
+    .await
+    .unwrap()
 }
 
 fn granted(overview: &Value, purpose: &str) -> bool {
-    overview["consents"].as_array().unwrap().iter().find(|c| c["purpose"] == purpose).unwrap()["granted"]
+    overview["consents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["purpose"] == purpose)
+        .unwrap()["granted"]
         .as_bool()
         .unwrap()
 }
@@ -394,7 +582,10 @@ async fn a_withdrawal_request_withdraws_every_optional_purpose_at_once() {
     let app = TestApp::spawn().await;
     let merchant = app.merchant().await;
     let cashier = app.staff(&merchant, Role::Cashier).await;
-    let mut body = customer_body(&format!("wati.{}@example.id", uuid::Uuid::now_v7().simple()));
+    let mut body = customer_body(&format!(
+        "wati.{}@example.id",
+        uuid::Uuid::now_v7().simple()
+    ));
     body["consents"] = json!([
         {"purpose": "orders", "granted": true},
         {"purpose": "receipt_email", "granted": true},
@@ -403,14 +594,20 @@ async fn a_withdrawal_request_withdraws_every_optional_purpose_at_once() {
     let customer = app.customer(&cashier, &body).await;
     let id = customer["id"].as_str().unwrap();
     file_for(&app, &cashier, "withdrawal", id).await;
-    assert!(granted(&consents(&app, &cashier, id).await, "marketing"), "not before it is confirmed");
+    assert!(
+        granted(&consents(&app, &cashier, id).await, "marketing"),
+        "not before it is confirmed"
+    );
 
     let done = confirm(&app, merchant.tenant, id).await;
     assert_eq!(done["outcome"], "withdrawn");
     let now = consents(&app, &cashier, id).await;
     assert!(!granted(&now, "marketing"));
     assert!(!granted(&now, "receipt_email"));
-    assert!(granted(&now, "orders"), "a required purpose is kept: withdrawing it is erasure");
+    assert!(
+        granted(&now, "orders"),
+        "a required purpose is kept: withdrawing it is erasure"
+    );
     let methods: Vec<String> = sqlx::query_scalar(
         "select distinct method from consent_records where subject_id = $1::uuid and not granted",
     )
@@ -427,25 +624,55 @@ async fn a_restricted_customer_is_stored_but_not_processed_until_lifted() {
     let merchant = app.merchant().await;
     let cashier = app.staff(&merchant, Role::Cashier).await;
     let customer = app
-        .customer(&cashier, &customer_body(&format!("joko.{}@example.id", uuid::Uuid::now_v7().simple())))
+        .customer(
+            &cashier,
+            &customer_body(&format!(
+                "joko.{}@example.id",
+                uuid::Uuid::now_v7().simple()
+            )),
+        )
         .await;
     let id = customer["id"].as_str().unwrap();
-    let product = app.product(&cashier, 5_000, 10).await;
+    let product = app.product(&merchant.owner, 5_000, 10).await;
     let order = json!({"lines": [{"product_id": product["id"], "quantity": 1}], "customer_id": id});
 
     file_for(&app, &cashier, "restriction", id).await;
     app.order(&cashier, &order).await;
-    assert_eq!(confirm(&app, merchant.tenant, id).await["outcome"], "restricted");
+    assert_eq!(
+        confirm(&app, merchant.tenant, id).await["outcome"],
+        "restricted"
+    );
 
     let refused = app
-        .send("POST", "/api/v1/orders", &cashier, Some(&uuid::Uuid::now_v7().to_string()), Some(&order))
+        .send(
+            "POST",
+            "/api/v1/orders",
+            &cashier,
+            Some(&uuid::Uuid::now_v7().to_string()),
+            Some(&order),
+        )
         .await;
     assert_eq!(refused.status(), 409);
-    assert_eq!(refused.json::<Value>().await.unwrap()["code"], "subject_restricted");
-    let stored = app.get_as(&format!("/api/v1/customers/{id}"), &cashier.bearer()).await;
+    assert_eq!(
+        refused.json::<Value>().await.unwrap()["code"],
+        "subject_restricted"
+    );
+    let stored = app
+        .get_as(&format!("/api/v1/customers/{id}"), &cashier.bearer())
+        .await;
     assert_eq!(stored.status(), 200, "storage goes on");
     let lift = format!("/api/v1/customers/{id}/restriction");
-    assert_eq!(app.send("DELETE", &lift, &cashier, None, None).await.status(), 403);
-    assert_eq!(app.send("DELETE", &lift, &merchant.owner, None, None).await.status(), 204);
+    assert_eq!(
+        app.send("DELETE", &lift, &cashier, None, None)
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        app.send("DELETE", &lift, &merchant.owner, None, None)
+            .await
+            .status(),
+        204
+    );
     app.order(&cashier, &order).await;
 }

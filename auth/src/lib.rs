@@ -45,6 +45,28 @@ pub fn workers(_state: &AppState) -> Vec<Worker> {
 }
 
 /// Scheduled jobs of this module.
-pub fn jobs(_state: &AppState) -> Vec<Job> {
-    Vec::new()
+pub fn jobs(state: &AppState) -> Vec<Job> {
+    use platform::retention::{self, TableSweep};
+    vec![retention::job(
+        "retention.auth",
+        "0 10 3 * * *",
+        state.config.jobs.retention_batch_size,
+        vec![
+            // Refresh tokens go with their session (on delete cascade).
+            std::sync::Arc::new(TableSweep {
+                category: "sessions",
+                table: "sessions",
+                key: "id",
+                age: "coalesce(revoked_at, expires_at)",
+                condition: "true",
+            }),
+            std::sync::Arc::new(TableSweep {
+                category: "auth_tokens",
+                table: "auth_tokens",
+                key: "token_hash",
+                age: "coalesce(used_at, expires_at)",
+                condition: "true",
+            }),
+        ],
+    )]
 }

@@ -83,9 +83,21 @@ pub fn workers(state: &AppState) -> Vec<Worker> {
     vec![intake, sender]
 }
 
-/// Scheduled jobs of this module (retention of the log comes with the privacy issue's jobs).
-pub fn jobs(_state: &AppState) -> Vec<Job> {
-    Vec::new()
+/// Scheduled jobs of this module: retention of the mail log.
+pub fn jobs(state: &AppState) -> Vec<Job> {
+    use platform::retention::{self, TableSweep};
+    vec![retention::job(
+        "retention.notifications",
+        "0 30 3 * * *",
+        state.config.jobs.retention_batch_size,
+        vec![Arc::new(TableSweep {
+            category: "notification_logs",
+            table: "notification_deliveries",
+            key: "id",
+            age: "updated_at",
+            condition: "status in ('sent', 'dead', 'cancelled')",
+        })],
+    )]
 }
 
 /// Sends `template` to `recipient` now, without waiting for an event: for the mail that must

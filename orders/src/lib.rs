@@ -42,7 +42,19 @@ pub fn workers(_state: &AppState) -> Vec<Worker> {
     Vec::new()
 }
 
-/// Scheduled jobs of this module.
-pub fn jobs(_state: &AppState) -> Vec<Job> {
-    Vec::new()
+/// Scheduled jobs of this module: retention of idempotency keys.
+pub fn jobs(state: &AppState) -> Vec<Job> {
+    use platform::retention::{self, TableSweep};
+    vec![retention::job(
+        "retention.orders",
+        "0 20 3 * * *",
+        state.config.jobs.retention_batch_size,
+        vec![std::sync::Arc::new(TableSweep {
+            category: "idempotency_keys",
+            table: "idempotency_keys",
+            key: "key",
+            age: "created_at",
+            condition: "true",
+        })],
+    )]
 }

@@ -244,6 +244,8 @@ pub struct JobsConfig {
     pub scheduler: bool,
     /// A run's Redis lock expires this long after its last renewal (renewed every third of it).
     pub lock_ttl_ms: u64,
+    /// Rows a retention job removes per transaction (short transactions, no long locks).
+    pub retention_batch_size: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -354,7 +356,7 @@ fn defaults() -> serde_json::Value {
             "batch_size": 500,
             "retention_hours": 72,
         },
-        "jobs": { "scheduler": true, "lock_ttl_ms": 30_000 },
+        "jobs": { "scheduler": true, "lock_ttl_ms": 30_000, "retention_batch_size": 500 },
         "audit": { "partitions_ahead_months": 3, "retention_months": 84 },
         "auth": {
             "issuer": "warung",
@@ -524,8 +526,8 @@ impl Config {
             "outbox.batch_size must be between 1 and 10000",
         );
         check(
-            self.jobs.lock_ttl_ms >= 1_000,
-            "jobs.lock_ttl_ms must be >= 1000",
+            self.jobs.lock_ttl_ms >= 1_000 && self.jobs.retention_batch_size > 0,
+            "jobs.lock_ttl_ms must be >= 1000 and jobs.retention_batch_size > 0",
         );
         check(
             self.audit.retention_months >= 12,

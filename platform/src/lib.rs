@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod module;
 pub mod pii;
 pub mod privacy;
+pub mod retention;
 pub mod state;
 pub mod telemetry;
 pub mod throttle;

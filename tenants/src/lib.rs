@@ -6,6 +6,8 @@
 //! [`workers`] for its background work, [`jobs`] for its scheduled jobs, [`MODULE`] for
 //! `gateway` to compose, and its public API ([`create`], [`by_slug`], [`current`]).
 
+pub mod retention;
+
 use axum::extract::State;
 use platform::{
     AppState, Error, Module, Principal, Result, Worker,
@@ -27,13 +29,15 @@ pub const MODULE: Module = Module {
     router,
     workers,
     jobs,
-    permissions: &[],
+    permissions: &[retention::ManageRetention::INFO],
     subject_data: None,
 };
 
 /// HTTP routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(current_tenant))
+    OpenApiRouter::new()
+        .routes(routes!(current_tenant))
+        .merge(retention::router())
 }
 
 /// Long-running consumers and scheduled jobs of this module.

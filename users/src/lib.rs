@@ -59,7 +59,34 @@ pub fn workers(_state: &AppState) -> Vec<Worker> {
     Vec::new()
 }
 
-/// Scheduled jobs of this module: data-subject requests (expiry, erasures).
+/// Scheduled jobs of this module: data-subject requests (expiry, erasures) and retention of
+/// invitations and export bundles.
 pub fn jobs(state: &AppState) -> Vec<Job> {
-    vec![privacy::erasure::job(state)]
+    use platform::retention::{self, TableSweep};
+    use std::sync::Arc;
+    vec![
+        privacy::erasure::job(state),
+        retention::job(
+            "retention.users",
+            "0 0 3 * * *",
+            state.config.jobs.retention_batch_size,
+            vec![
+                Arc::new(TableSweep {
+                    category: "invitations",
+                    table: "staff_invitations",
+                    key: "id",
+                    age: "coalesce(accepted_at, expires_at)",
+                    condition: "true",
+                }),
+                // A downloaded bundle has served its purpose; an unused one goes at expiry.
+                Arc::new(TableSweep {
+                    category: "privacy_exports",
+                    table: "privacy_exports",
+                    key: "id",
+                    age: "least(coalesce(downloaded_at, expires_at), expires_at)",
+                    condition: "true",
+                }),
+            ],
+        ),
+    ]
 }

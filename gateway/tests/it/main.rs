@@ -11,5 +11,6 @@ mod health;
 mod matrix;
 mod openapi;
 mod portal;
+mod retention;
 mod tenancy;
 mod workers;

@@ -811,3 +811,77 @@ async fn mail_receipts_stop_once_the_customer_withdraws_and_each_change_is_confi
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn mail_a_person_who_writes_in_confirms_by_mail_and_downloads_their_data() {
+    let app = mail_app(None, &[]).await;
+    let merchant = app.merchant().await;
+    let email = format!("putri.{}@example.id", uuid::Uuid::now_v7().simple());
+    app.customer(&merchant.owner, &customer_body(&email)).await;
+    let filed = app
+        .client_from([127, 0, 9, 9])
+        .post(app.url("/api/v1/privacy/requests"))
+        .json(&json!({"type": "export", "tenant": merchant.slug, "email": email}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(filed.status(), 202);
+
+    let mails = wait_for_mail(&email, 2, WITHIN).await;
+    let received = mails
+        .iter()
+        .find(|m| m.subject.contains("was received"))
+        .expect("the receipt with the due date");
+    assert!(received.text.contains("(export)"), "{}", received.text);
+    let check = mails
+        .iter()
+        .find(|m| m.subject.contains("Confirm your personal data request"))
+        .expect("the identity check");
+    assert!(
+        check.link().contains("/portal/#/privacy/confirm?token="),
+        "{}",
+        check.link()
+    );
+    let confirmed = app
+        .post_json(
+            "/api/v1/privacy/requests/confirm",
+            None,
+            &json!({"token": check.token()}),
+        )
+        .await;
+    assert_eq!(confirmed.status(), 200);
+    assert_eq!(
+        confirmed.json::<Value>().await.unwrap()["outcome"],
+        "exported"
+    );
+
+    let ready = wait_for_mail(&email, 3, WITHIN)
+        .await
+        .into_iter()
+        .find(|m| m.subject.contains("ready to download"))
+        .expect("the download link");
+    assert!(ready.link().contains("/portal/#/privacy/download?token="));
+    let zip = app
+        .post_json(
+            "/api/v1/privacy/exports/download",
+            None,
+            &json!({"token": ready.token()}),
+        )
+        .await;
+    assert_eq!(zip.status(), 200);
+    let bytes = zip.bytes().await.unwrap();
+    assert_eq!(&bytes[..2], b"PK");
+    let again = app
+        .post_json(
+            "/api/v1/privacy/exports/download",
+            None,
+            &json!({"token": ready.token()}),
+        )
+        .await;
+    assert_eq!(again.status(), 400, "the link works once");
+    assert_eq!(
+        mails_to(&email).len(),
+        3,
+        "received, identity check, export ready: nothing more"
+    );
+}

@@ -26,7 +26,12 @@ pub mod sealed {
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::{db::TenantTx, http::request_id, id::UserId, pii::SubjectId};
+use crate::{
+    db::TenantTx,
+    http::request_id,
+    id::{TenantId, UserId},
+    pii::SubjectId,
+};
 
 pub const AUDIT_TOPIC: &str = "warung.audit.v1";
 pub const EVENTS_TOPIC: &str = "warung.events.v1";
@@ -121,15 +126,50 @@ pub async fn emit_audit(tx: &mut TenantTx, record: &AuditRecord) -> Result<Event
         "changed_fields": record.changed_fields,
         "details": record.details,
     });
-    let id = insert(tx, AUDIT_TOPIC, record.action, &record.actor, payload).await?;
+    let tenant = tx.tenant();
+    let id = insert(
+        tx,
+        tenant,
+        AUDIT_TOPIC,
+        record.action,
+        &record.actor,
+        payload,
+    )
+    .await?;
     tx.extensions_mut().insert(Audited);
     Ok(id)
 }
 
+/// Writes `record` for `tenant` from a cross-tenant worker's own transaction (a retention job
+/// records what it removed in the same transaction as the removal).
+pub async fn emit_audit_for(
+    conn: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    record: &AuditRecord,
+) -> Result<EventId, sqlx::Error> {
+    let payload = serde_json::json!({
+        "action": record.action,
+        "resource": record.resource,
+        "changed_fields": record.changed_fields,
+        "details": record.details,
+    });
+    insert(
+        conn,
+        tenant,
+        AUDIT_TOPIC,
+        record.action,
+        &record.actor,
+        payload,
+    )
+    .await
+}
+
 /// Writes `event` to the outbox in `tx`. A domain event does not replace the audit record.
 pub async fn emit_event(tx: &mut TenantTx, event: &DomainEvent) -> Result<EventId, sqlx::Error> {
+    let tenant = tx.tenant();
     insert(
         tx,
+        tenant,
         EVENTS_TOPIC,
         event.event_type,
         &event.actor,
@@ -139,7 +179,8 @@ pub async fn emit_event(tx: &mut TenantTx, event: &DomainEvent) -> Result<EventI
 }
 
 async fn insert(
-    tx: &mut TenantTx,
+    conn: &mut sqlx::PgConnection,
+    tenant: TenantId,
     topic: &'static str,
     event_type: &'static str,
     actor: &Actor,
@@ -148,7 +189,6 @@ async fn insert(
     let id = EventId::new();
     let actor = serde_json::to_value(actor).unwrap_or(Value::Null);
     let request_id = request_id::current().map(|r| r.to_string());
-    let tenant = tx.tenant();
     sqlx::query!(
         "insert into outbox (tenant_id, event_id, topic, event_type, schema_version, actor, request_id, payload)
          values ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -161,7 +201,7 @@ async fn insert(
         request_id,
         payload,
     )
-    .execute(&mut **tx)
+    .execute(conn)
     .await?;
     metrics::counter!("outbox_emitted_total", "topic" => topic).increment(1);
     Ok(id)

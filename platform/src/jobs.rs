@@ -273,6 +273,9 @@ impl Runner {
             }
         };
         let stop = shutdown.child_token();
+        // If this future is dropped mid-run (its task aborted), the renewal task must stop too:
+        // the lock then expires after its ttl, as after a crash, instead of living on.
+        let _stop_on_drop = stop.clone().drop_guard();
         let renewal = tokio::spawn(keep_renewed(guard, stop.clone()));
         let ctx = JobContext {
             system: self.system.clone(),

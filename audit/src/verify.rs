@@ -41,6 +41,26 @@ pub async fn chain_of(
     conn: &mut PgConnection,
     tenant: TenantId,
 ) -> Result<ChainReport, sqlx::Error> {
+    // Records are read before the head, and the sink stores records and moves the head in one
+    // transaction: a head *behind* the last record read, or at it with another hash, is a
+    // break; a head *ahead* only means the sink stored more meanwhile, so read again.
+    // A head that stays ahead over several reads is records cut from the end.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        if let Some(report) = verify_once(&mut *conn, tenant, attempt < 5).await? {
+            return Ok(report);
+        }
+    }
+}
+
+/// `None`: the head moved past the records read (they were stored while this read them), and
+/// `tolerate_race` asked to be told rather than to report it as a break.
+async fn verify_once(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    tolerate_race: bool,
+) -> Result<Option<ChainReport>, sqlx::Error> {
     let rows = sqlx::query!(
         "select chain_seq, event_id, envelope, prev_hash, hash from audit_events
          where tenant_id = $1 order by chain_seq",
@@ -106,6 +126,9 @@ pub async fn chain_of(
         .fetch_optional(&mut *conn)
         .await?;
         let last = expected - 1;
+        if tolerate_race && head.as_ref().is_some_and(|h| h.chain_seq > last) {
+            return Ok(None);
+        }
         first_break = match head {
             Some(head) if head.chain_seq != last || head.hash != prev => {
                 broken(last + 1, None, "records missing at the end of the chain")
@@ -114,11 +137,11 @@ pub async fn chain_of(
             _ => None,
         };
     }
-    Ok(ChainReport {
+    Ok(Some(ChainReport {
         tenant,
         links: rows.len() as i64,
         first_break,
-    })
+    }))
 }
 
 /// Verifies every tenant that has a chain.

@@ -194,6 +194,9 @@ async fn pipeline_verify_names_the_first_edited_record() {
     for id in &ids {
         assert_eq!(stored(&app, t.id, *id).await, 1);
     }
+    // `tenant.created` travels through the relay, the four above straight to Kafka: either may
+    // be stored first.
+    chain_length(&app, t.id, 5).await;
     let report = audit::verify::tenant(&app.system, t.id).await.unwrap();
     assert!(report.intact(), "{report:?}");
     assert_eq!(report.links, 5, "tenant.created + 4");
@@ -238,4 +241,68 @@ async fn pipeline_verify_names_the_first_edited_record() {
     assert_eq!(link.chain_seq, target.0);
     assert_eq!(link.event_id, Some(target.1));
     assert_eq!(link.reason, "record changed after it was stored");
+}
+
+/// Waits until `tenant`'s chain holds `n` records.
+async fn chain_length(app: &TestApp, tenant: platform::id::TenantId, n: i64) {
+    for _ in 0..200 {
+        let stored: i64 =
+            sqlx::query_scalar("select count(*) from audit_events where tenant_id = $1")
+                .bind(tenant)
+                .fetch_one(app.system.pool())
+                .await
+                .unwrap();
+        if stored >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the chain of {tenant} never reached {n} records");
+}
+
+#[tokio::test]
+async fn pipeline_verify_notices_records_cut_from_the_end() {
+    let app = pipeline_app().await;
+    let t = app.tenant().await;
+    let ids: Vec<uuid::Uuid> = (0..2).map(|_| uuid::Uuid::now_v7()).collect();
+    for id in &ids {
+        produce(&app, &t.id.to_string(), &envelope(t.id, *id)).await;
+    }
+    chain_length(&app, t.id, 3).await;
+    assert!(
+        audit::verify::tenant(&app.system, t.id)
+            .await
+            .unwrap()
+            .intact()
+    );
+
+    let owner = app.owner_pool().await;
+    let mut tx = owner.begin().await.unwrap();
+    for sql in [
+        "alter table audit_events disable trigger audit_events_append_only",
+        "alter table audit_events no force row level security",
+    ] {
+        sqlx::query(sql).execute(&mut *tx).await.unwrap();
+    }
+    let cut = sqlx::query(
+        "delete from audit_events where tenant_id = $1
+           and chain_seq = (select max(chain_seq) from audit_events where tenant_id = $1)",
+    )
+    .bind(t.id)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(cut.rows_affected(), 1);
+    for sql in [
+        "alter table audit_events force row level security",
+        "alter table audit_events enable trigger audit_events_append_only",
+    ] {
+        sqlx::query(sql).execute(&mut *tx).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let report = audit::verify::tenant(&app.system, t.id).await.unwrap();
+    let link = report.first_break.expect("the cut went unnoticed");
+    assert_eq!(link.reason, "records missing at the end of the chain");
+    assert_eq!(link.chain_seq, 3);
 }

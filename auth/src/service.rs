@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use platform::{
-    AppState, Error, Principal, Result,
+    AppState, Error, Principal, Result, Role,
     authz::{Authentication, BoxFuture, Sessions},
     clients::Redis,
     config::{AuthConfig, RateLimitConfig},
@@ -115,11 +115,91 @@ impl Service {
         self.inner.config.access_ttl_secs
     }
 
+    /// A `platform_admin` token for the operator (`warung admin token`): belongs to no tenant
+    /// (the nil tenant id, so no tenant's rows are reachable with it) and has no server-side
+    /// session, so it cannot be revoked; it is therefore short, at most
+    /// [`OPERATOR_TOKEN_MAX_SECS`]. Only whoever holds the signing key can make one.
+    pub fn operator_token(
+        &self,
+        operator: UserId,
+        now: chrono::DateTime<chrono::Utc>,
+        ttl_secs: i64,
+    ) -> Result<String> {
+        let claims = Claims {
+            iss: self.inner.keys.issuer().to_owned(),
+            aud: self.inner.keys.audience().to_owned(),
+            sub: operator,
+            tid: TenantId(uuid::Uuid::nil()),
+            role: Role::PlatformAdmin,
+            sid: SessionId::new(),
+            iat: now.timestamp(),
+            exp: now.timestamp() + ttl_secs.clamp(1, OPERATOR_TOKEN_MAX_SECS),
+        };
+        self.inner.keys.sign(&claims).map_err(Error::Internal)
+    }
+
     /// Clears the cached "live" marks of `sessions` once `tx` commits.
     pub fn forget_after_commit(&self, tx: &mut TenantTx, sessions: Vec<SessionId>) {
         let redis = self.inner.redis.clone();
         let tenant = tx.tenant();
         tx.after_commit(async move { sessions::forget(&redis, tenant, &sessions).await });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(role: Role, tid: uuid::Uuid, lifetime: i64) -> Claims {
+        Claims {
+            iss: "warung".into(),
+            aud: "warung-api".into(),
+            sub: UserId::new(),
+            tid: TenantId(tid),
+            role,
+            sid: SessionId::new(),
+            iat: 1_000,
+            exp: 1_000 + lifetime,
+        }
+    }
+
+    #[test]
+    fn only_a_short_tenantless_platform_admin_token_is_an_operators() {
+        let nil = uuid::Uuid::nil();
+        assert!(matches!(
+            operator(&claims(Role::PlatformAdmin, nil, 900)),
+            Authentication::Verified(p) if p.role == Role::PlatformAdmin
+        ));
+        for refused in [
+            claims(Role::PlatformAdmin, nil, 901),
+            claims(Role::PlatformAdmin, uuid::Uuid::now_v7(), 60),
+            claims(Role::Owner, nil, 60),
+        ] {
+            assert!(
+                matches!(operator(&refused), Authentication::Invalid),
+                "{refused:?}"
+            );
+        }
+    }
+}
+
+/// The longest an operator token lives (it has no session to revoke).
+pub const OPERATOR_TOKEN_MAX_SECS: i64 = 900;
+
+/// An operator token is accepted only as one: platform_admin, the nil tenant, short-lived.
+fn operator(claims: &Claims) -> Authentication {
+    let valid = claims.role == Role::PlatformAdmin
+        && claims.tid.0.is_nil()
+        && claims.exp - claims.iat <= OPERATOR_TOKEN_MAX_SECS;
+    if valid {
+        Authentication::Verified(Principal {
+            tenant: claims.tid,
+            user: claims.sub,
+            role: claims.role,
+            session: claims.sid,
+        })
+    } else {
+        Authentication::Invalid
     }
 }
 
@@ -129,6 +209,9 @@ impl Sessions for Service {
             let Some(claims) = self.inner.keys.verify(token) else {
                 return Authentication::Invalid;
             };
+            if claims.role == Role::PlatformAdmin || claims.tid.0.is_nil() {
+                return operator(&claims);
+            }
             match sessions::is_live(
                 &self.inner.db,
                 &self.inner.redis,

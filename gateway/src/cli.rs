@@ -35,7 +35,7 @@ pub struct Cli {
 pub enum Command {
     /// Serve HTTP and run background workers for some or all modules.
     Serve {
-        /// `all`, or a comma-separated list (tenants, users, auth, products, orders, notifications, audit).
+        /// `all`, or a comma-separated list (tenants, users, auth, products, orders, notifications, audit, admin).
         #[arg(long, default_value = "all")]
         modules: String,
         /// Also serve these modules' HTTP routes, without their workers and jobs (e.g. the
@@ -74,6 +74,11 @@ pub enum Command {
         #[arg(long, value_name = "FILE", conflicts_with = "check")]
         output: Option<PathBuf>,
     },
+    /// Operator commands.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Print the permission matrix (every route, who may call it) as the markdown table in
     /// docs/API.md.
     Permissions,
@@ -111,6 +116,17 @@ pub enum JobsCommand {
         /// Count what the job would do without changing anything.
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Print a `platform_admin` access token for the operator's routes (`/api/v1/admin/...`).
+    /// Signed with the deployment's signing key; no session, so it cannot be revoked: it lives
+    /// at most 15 minutes.
+    Token {
+        #[arg(long, default_value_t = 15)]
+        minutes: i64,
     },
 }
 
@@ -197,6 +213,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let system = SystemDb::connect(&config.database)?;
             let state = server::connect(config)?;
             jobs(&state, system, command).await
+        }
+        Command::Admin {
+            command: AdminCommand::Token { minutes },
+        } => {
+            let config = load(cli.config.as_deref())?;
+            let state = server::connect(config)?;
+            let service = auth::Service::from_state(&state)?;
+            let operator = platform::id::UserId::new();
+            let token = service.operator_token(operator, chrono::Utc::now(), minutes * 60)?;
+            writeln!(std::io::stdout(), "{token}")?;
+            Ok(())
         }
         Command::Config {
             command: ConfigCommand::Check,

@@ -2,6 +2,7 @@
 //! RED metrics, timeouts, body limits, CORS, panics as problem+json), health and OpenAPI, and
 //! the server lifecycle. Tests start the same application through [`server::start`].
 
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod edge;

@@ -2,8 +2,8 @@
 
 use platform::{Module, health::Dependency};
 
-/// Every module, in dependency order.
-pub const ALL: [Module; 7] = [
+/// Every module, in dependency order (`admin` is gateway's own: the operator's routes).
+pub const ALL: [Module; 8] = [
     tenants::MODULE,
     users::MODULE,
     auth::MODULE,
@@ -11,6 +11,7 @@ pub const ALL: [Module; 7] = [
     orders::MODULE,
     notifications::MODULE,
     audit::MODULE,
+    crate::admin::MODULE,
 ];
 
 /// What the gateway's own edge needs whatever modules run: PostgreSQL (every module), Redis

@@ -34,10 +34,18 @@ pub fn connect(config: platform::config::Config) -> anyhow::Result<AppState> {
 /// Starts serving `modules` on `listener` and running their workers.
 pub async fn start(
     listener: TcpListener,
-    state: AppState,
+    mut state: AppState,
     system: SystemDb,
     modules: &[Module],
 ) -> anyhow::Result<Server> {
+    // The operator may run any job from any process serving the admin routes.
+    state.jobs = Some(platform::jobs::JobControl::new(
+        platform::jobs::Runner::new(&state, system.clone()),
+        crate::modules::ALL
+            .iter()
+            .flat_map(|m| (m.jobs)(&state))
+            .collect(),
+    ));
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     let grace = Duration::from_millis(state.config.http.shutdown_grace_ms);

@@ -180,7 +180,7 @@ pub enum RunOutcome {
 }
 
 impl RunOutcome {
-    fn label(&self) -> &'static str {
+    pub fn label(&self) -> &'static str {
         match self {
             Self::Succeeded(_) => "succeeded",
             Self::Failed(_) => "failed",
@@ -411,6 +411,38 @@ impl Runner {
                 Ok(())
             }
         })
+    }
+}
+
+/// Running named jobs on request: the operator's admin endpoint. The one capability a request
+/// handler has over the system role, and it is this narrow: start a job by name, under its lock
+/// and lease like any run. The runner (and its system pool) stays private.
+#[derive(Debug, Clone)]
+pub struct JobControl {
+    runner: Runner,
+    jobs: Arc<Vec<Job>>,
+}
+
+impl JobControl {
+    pub fn new(runner: Runner, jobs: Vec<Job>) -> Self {
+        Self {
+            runner,
+            jobs: Arc::new(jobs),
+        }
+    }
+
+    pub fn jobs(&self) -> &[Job] {
+        &self.jobs
+    }
+
+    /// Runs `name` now; `None` when no such job exists.
+    pub async fn run(&self, name: &str, dry_run: bool) -> Option<RunOutcome> {
+        let job = self.jobs.iter().find(|job| job.name == name)?;
+        Some(
+            self.runner
+                .run(job, Trigger::Manual, dry_run, &CancellationToken::new())
+                .await,
+        )
     }
 }
 

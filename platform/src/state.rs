@@ -31,6 +31,9 @@ pub struct AppState {
     /// Every module's data on a person, for exports and erasures (see [`crate::privacy`]),
     /// registered by gateway.
     pub subjects: Arc<[&'static dyn SubjectDataProvider]>,
+    /// Running jobs by name for the operator (see [`crate::jobs::JobControl`]); set by the
+    /// server when it starts.
+    pub jobs: Option<crate::jobs::JobControl>,
 }
 
 impl AppState {
@@ -55,6 +58,7 @@ impl AppState {
             metrics: crate::metrics::handle(),
             sessions: Arc::new(NoSessions),
             subjects: Arc::new([]),
+            jobs: None,
             config: Arc::new(config),
         })
     }

@@ -6,6 +6,7 @@
     reason = "tests"
 )]
 
+mod admin;
 mod edge;
 mod health;
 mod matrix;

@@ -146,43 +146,6 @@ impl Service {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn claims(role: Role, tid: uuid::Uuid, lifetime: i64) -> Claims {
-        Claims {
-            iss: "warung".into(),
-            aud: "warung-api".into(),
-            sub: UserId::new(),
-            tid: TenantId(tid),
-            role,
-            sid: SessionId::new(),
-            iat: 1_000,
-            exp: 1_000 + lifetime,
-        }
-    }
-
-    #[test]
-    fn only_a_short_tenantless_platform_admin_token_is_an_operators() {
-        let nil = uuid::Uuid::nil();
-        assert!(matches!(
-            operator(&claims(Role::PlatformAdmin, nil, 900)),
-            Authentication::Verified(p) if p.role == Role::PlatformAdmin
-        ));
-        for refused in [
-            claims(Role::PlatformAdmin, nil, 901),
-            claims(Role::PlatformAdmin, uuid::Uuid::now_v7(), 60),
-            claims(Role::Owner, nil, 60),
-        ] {
-            assert!(
-                matches!(operator(&refused), Authentication::Invalid),
-                "{refused:?}"
-            );
-        }
-    }
-}
-
 /// The longest an operator token lives (it has no session to revoke).
 pub const OPERATOR_TOKEN_MAX_SECS: i64 = 900;
 
@@ -250,5 +213,42 @@ impl Sessions for Service {
 
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(role: Role, tid: uuid::Uuid, lifetime: i64) -> Claims {
+        Claims {
+            iss: "warung".into(),
+            aud: "warung-api".into(),
+            sub: UserId::new(),
+            tid: TenantId(tid),
+            role,
+            sid: SessionId::new(),
+            iat: 1_000,
+            exp: 1_000 + lifetime,
+        }
+    }
+
+    #[test]
+    fn only_a_short_tenantless_platform_admin_token_is_an_operators() {
+        let nil = uuid::Uuid::nil();
+        assert!(matches!(
+            operator(&claims(Role::PlatformAdmin, nil, 900)),
+            Authentication::Verified(p) if p.role == Role::PlatformAdmin
+        ));
+        for refused in [
+            claims(Role::PlatformAdmin, nil, 901),
+            claims(Role::PlatformAdmin, uuid::Uuid::now_v7(), 60),
+            claims(Role::Owner, nil, 60),
+        ] {
+            assert!(
+                matches!(operator(&refused), Authentication::Invalid),
+                "{refused:?}"
+            );
+        }
     }
 }

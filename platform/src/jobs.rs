@@ -175,7 +175,7 @@ pub enum RunOutcome {
     Busy,
     /// The lock service is unreachable; the run did not happen.
     Skipped(String),
-    /// The run lost its lease midway and stopped before writing more.
+    /// The run lost its lock or its lease midway and stopped before writing more.
     Fenced,
 }
 
@@ -286,10 +286,16 @@ impl Runner {
         };
         let result = (job.run)(ctx).await;
         stop.cancel();
-        if let Ok(Some(guard)) = renewal.await {
-            release(guard).await;
-        }
+        let lock_lost = match renewal.await {
+            Ok(Some(guard)) => {
+                release(guard).await;
+                false
+            }
+            _ => true,
+        };
         let outcome = match result {
+            // Told to stop when the lock was lost: it may have left work undone.
+            Ok(_) if lock_lost => RunOutcome::Fenced,
             Ok(report) => RunOutcome::Succeeded(report),
             Err(err) if err.is::<Fenced>() => RunOutcome::Fenced,
             Err(err) => RunOutcome::Failed(err),

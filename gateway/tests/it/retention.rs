@@ -39,7 +39,10 @@ async fn run(app: &TestApp, job: &str, dry_run: bool) -> platform::jobs::JobRepo
     for _ in 0..40 {
         match app.run_job(job, dry_run).await {
             RunOutcome::Succeeded(report) => return report,
-            RunOutcome::Busy => tokio::time::sleep(Duration::from_millis(250)).await,
+            // Busy elsewhere, or (on a loaded machine) its short test lock lapsed midway.
+            RunOutcome::Busy | RunOutcome::Fenced => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
             other => panic!("{job}: {other:?}"),
         }
     }
@@ -184,7 +187,7 @@ async fn retention_follows_each_shops_choice_and_never_goes_inside_the_legal_min
 async fn a_retention_run_stopped_midway_is_finished_by_the_next_run() {
     let app = TestApp::builder()
         .set("WARUNG_JOBS__RETENTION_BATCH_SIZE", "2")
-        .set("WARUNG_JOBS__LOCK_TTL_MS", "1000")
+        .set("WARUNG_JOBS__LOCK_TTL_MS", "3000")
         .start()
         .await;
     let t = app.tenant().await;

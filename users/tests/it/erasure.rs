@@ -29,7 +29,7 @@ async fn request(app: &TestApp, owner: &Staff, id: &Value) -> Value {
 async fn run_until_closed(app: &TestApp, owner: &Staff, id: &Value) -> Value {
     for _ in 0..60 {
         match app.run_job(JOB, false).await {
-            RunOutcome::Succeeded(_) | RunOutcome::Busy => {}
+            RunOutcome::Succeeded(_) | RunOutcome::Busy | RunOutcome::Fenced => {}
             other => panic!("job run: {other:?}"),
         }
         let now = request(app, owner, id).await;

@@ -129,7 +129,7 @@ async fn create_order(
     let actor = caller.actor();
     let customer = match (&body.customer_id, &body.customer) {
         (Some(id), _) => {
-            match customers::check_orderable(&mut tx, *id).await {
+            match customers::use_for_order(&mut tx, actor, *id).await {
                 Err(Error::NotFound) => {
                     return Err(Error::invalid("customer_id", "no such customer"));
                 }

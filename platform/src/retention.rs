@@ -28,6 +28,8 @@ use crate::{
 /// Where each tenant's data of one category becomes removable.
 #[derive(Debug, Clone)]
 pub struct Cutoffs {
+    /// When they were computed (the job's clock).
+    pub now: DateTime<Utc>,
     /// For tenants without an override.
     pub default: DateTime<Utc>,
     /// Tenants with an override, and their cutoffs (parallel arrays, for `unnest` in SQL).
@@ -70,6 +72,7 @@ pub async fn cutoffs(
     .await?;
     let before = |days: i32| now - TimeDelta::days(i64::from(days));
     Ok(Cutoffs {
+        now,
         default: before(default_days),
         tenants: overrides.iter().map(|o| o.tenant_id).collect(),
         at: overrides.iter().map(|o| before(o.days)).collect(),
@@ -110,7 +113,9 @@ pub struct TableSweep {
     pub condition: &'static str,
 }
 
-const PAST_CUTOFF: &str =
+/// The cutoff of the row's tenant in SQL, for sweeps of a table aliased `t`, with the
+/// [`Cutoffs`] bound as `$1` (default), `$2` (tenants) and `$3` (their cutoffs).
+pub const PAST_CUTOFF: &str =
     "coalesce((select c.at from unnest($2::uuid[], $3::timestamptz[]) as c(tenant, at)
                                      where c.tenant = t.tenant_id), $1)";
 
@@ -245,6 +250,7 @@ mod tests {
         let now = Utc::now();
         let special = uuid::Uuid::now_v7();
         let cutoffs = Cutoffs {
+            now,
             default: now - TimeDelta::days(30),
             tenants: vec![special],
             at: vec![now - TimeDelta::days(90)],

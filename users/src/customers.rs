@@ -166,8 +166,8 @@ pub async fn create(
     let tenant = tx.tenant();
     sqlx::query!(
         "insert into customers (tenant_id, id, full_name, email, email_index, phone, phone_index, address,
-                                locale, guest, created_at, updated_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now(), now())",
+                                locale, guest, created_at, updated_at, last_active_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now(), now(), now())",
         tenant.0,
         id.0,
         full_name as Sealed,
@@ -222,9 +222,40 @@ pub async fn exists(tx: &mut TenantTx, id: CustomerId) -> Result<bool> {
     .unwrap_or(false))
 }
 
-/// Whether a new order may name this customer: 404 when not this tenant's (or erased), 409
-/// `subject_restricted` when they asked for their processing to be restricted.
-pub async fn check_orderable(tx: &mut TenantTx, id: CustomerId) -> Result<()> {
+/// Names the customer on a new order: 404 when not this tenant's (or erased), 409
+/// `subject_restricted` when they asked for their processing to be restricted. Otherwise
+/// they are active again: a deletion the retention job scheduled for their inactivity is
+/// called off.
+pub async fn use_for_order(tx: &mut TenantTx, actor: Actor, id: CustomerId) -> Result<()> {
+    check_orderable(tx, id).await?;
+    sqlx::query!(
+        "update customers set last_active_at = now() where id = $1",
+        id.0
+    )
+    .execute(&mut **tx)
+    .await?;
+    let scheduled = sqlx::query_scalar!(
+        "select id from privacy_requests
+         where subject_id = $1 and channel = 'retention' and status = 'scheduled' for update",
+        id.0
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    for request in scheduled {
+        crate::privacy::requests::close(
+            tx,
+            actor,
+            crate::privacy::requests::RequestId(request),
+            crate::privacy::Status::Rejected,
+            "subject_returned",
+            chrono::Utc::now(),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn check_orderable(tx: &mut TenantTx, id: CustomerId) -> Result<()> {
     let restricted = sqlx::query_scalar!(
         "select restricted_at is not null from customers where id = $1 and erased_at is null",
         id.0

@@ -78,6 +78,8 @@ pub fn jobs(state: &AppState) -> Vec<Job> {
                     age: "coalesce(accepted_at, expires_at)",
                     condition: "true",
                 }),
+                Arc::new(privacy::retention::INACTIVE_GUESTS),
+                Arc::new(privacy::retention::DELETED_STAFF),
                 // A downloaded bundle has served its purpose; an unused one goes at expiry.
                 Arc::new(TableSweep {
                     category: "privacy_exports",

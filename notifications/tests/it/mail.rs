@@ -716,7 +716,7 @@ async fn mail_for_privacy_events_follows_their_contract() {
     let owner_mails = wait_for_mail(&merchant.owner.email, 2, WITHIN).await;
     let notice = owner_mails
         .iter()
-        .find(|m| m.subject == "Akun Anda dijadwalkan untuk dihapus")
+        .find(|m| m.subject == "Data Anda dijadwalkan untuk dihapus")
         .expect("the owner's deletion notice, in the shop's language");
     assert!(notice.text.contains("2027-01-31 00:00 UTC"));
 

@@ -164,6 +164,24 @@ pub async fn emit_audit_for(
     .await
 }
 
+/// Writes `event` for `tenant` from a cross-tenant worker's own transaction (the retention job
+/// announcing a deletion).
+pub async fn emit_event_for(
+    conn: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    event: &DomainEvent,
+) -> Result<EventId, sqlx::Error> {
+    insert(
+        conn,
+        tenant,
+        EVENTS_TOPIC,
+        event.event_type,
+        &event.actor,
+        event.payload.clone(),
+    )
+    .await
+}
+
 /// Writes `event` to the outbox in `tx`. A domain event does not replace the audit record.
 pub async fn emit_event(tx: &mut TenantTx, event: &DomainEvent) -> Result<EventId, sqlx::Error> {
     let tenant = tx.tenant();

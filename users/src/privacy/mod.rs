@@ -6,6 +6,7 @@
 //! - [`bundle`]: the export as JSON and CSV in a zip.
 //! - [`erasure`]: the job that carries out due erasures across every module.
 //! - [`provider`]: what `users` itself holds on a person (profile, consents, requests).
+//! - [`retention`]: inactive guests and long-deleted staff, erased through the same flow.
 //!
 //! This file holds the rules only (no SQL, no HTTP): types, due dates and SLA states.
 
@@ -13,6 +14,7 @@ pub mod bundle;
 pub mod erasure;
 pub mod provider;
 pub mod requests;
+pub mod retention;
 
 use chrono::{DateTime, Months, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};

@@ -411,3 +411,202 @@ fn clock_now(clock: &ManualClock) -> chrono::DateTime<Utc> {
     use platform::clock::Clock;
     clock.now()
 }
+
+async fn retention_run(app: &TestApp) -> platform::jobs::JobReport {
+    for _ in 0..40 {
+        match app.run_job("retention.users", false).await {
+            RunOutcome::Succeeded(report) => return report,
+            RunOutcome::Busy | RunOutcome::Fenced => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            other => panic!("retention.users: {other:?}"),
+        }
+    }
+    panic!("retention.users stayed busy");
+}
+
+/// The retention requests of `tenant` about `subject`: (id, status, outcome).
+async fn retention_requests(
+    app: &TestApp,
+    tenant: TenantId,
+    subject: &str,
+) -> Vec<(uuid::Uuid, String, Option<String>)> {
+    sqlx::query_as(
+        "select id, status, outcome from privacy_requests
+         where tenant_id = $1 and subject_id = $2::uuid and channel = 'retention' order by id",
+    )
+    .bind(tenant)
+    .bind(subject)
+    .fetch_all(app.system.pool())
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn inactive_guests_are_told_then_erased_unless_they_come_back_and_deleted_staff_go_too() {
+    let app = TestApp::spawn().await;
+    let merchant = app.merchant().await;
+    let owner = &merchant.owner;
+    let cashier = app.staff(&merchant, Role::Cashier).await;
+    let product = app.product(owner, 2_000, 50).await;
+    let guest_order = |email: String| {
+        let (app, cashier, product) = (&app, cashier.clone(), product.clone());
+        async move {
+            let order = app
+                .order(
+                    &cashier,
+                    &json!({"lines": [{"product_id": product["id"], "quantity": 1}],
+                            "customer": customer_body(&email)}),
+                )
+                .await;
+            order["customer_id"].as_str().unwrap().to_owned()
+        }
+    };
+    let gone = guest_order(format!("{}@example.id", unique("gone."))).await;
+    let back = guest_order(format!("{}@example.id", unique("back."))).await;
+    let member = app
+        .customer(
+            &cashier,
+            &customer_body(&format!("{}@example.id", unique("member."))),
+        )
+        .await;
+    let member = member["id"].as_str().unwrap().to_owned();
+    let leaver = app.staff(&merchant, Role::Cashier).await;
+    assert_eq!(
+        app.send(
+            "DELETE",
+            &format!("/api/v1/users/{}", leaver.id),
+            owner,
+            None,
+            None
+        )
+        .await
+        .status(),
+        204
+    );
+    let chosen = app
+        .send(
+            "PUT",
+            "/api/v1/retention/policies",
+            owner,
+            None,
+            Some(&json!({"category": "inactive_guests", "days": 30})),
+        )
+        .await;
+    assert_eq!(chosen.status(), 200);
+
+    // Time passes: 40 days without the guests (and the member), 40 since the leaver left.
+    let mut tx = app.tenant_tx(merchant.tenant).await;
+    sqlx::query("update customers set last_active_at = now() - interval '40 days'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("update staff_users set deleted_at = now() - interval '40 days' where id = $1")
+        .bind(leaver.id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    testkit::audited(&mut tx, "test.time_passed").await;
+    tx.commit().await.unwrap();
+
+    let dry = app.run_job("retention.users", true).await;
+    assert!(
+        matches!(&dry, RunOutcome::Succeeded(r) if r.get("inactive_guests") >= 2),
+        "{dry:?}"
+    );
+    assert!(
+        retention_requests(&app, merchant.tenant, &gone)
+            .await
+            .is_empty(),
+        "dry runs file nothing"
+    );
+    let report = retention_run(&app).await;
+    assert!(
+        report.get("inactive_guests") >= 2 && report.get("deleted_staff") >= 1,
+        "{report:?}"
+    );
+    for guest in [&gone, &back] {
+        let filed = retention_requests(&app, merchant.tenant, guest).await;
+        assert_eq!(filed.len(), 1, "one request per guest");
+        assert_eq!(filed[0].1, "scheduled");
+        let notice: Value = sqlx::query_scalar(
+            "select payload from outbox where tenant_id = $1 and event_type = 'retention.deletion_scheduled'
+               and payload->'subject'->>'id' = $2",
+        )
+        .bind(merchant.tenant)
+        .bind(guest)
+        .fetch_one(app.system.pool())
+        .await
+        .unwrap();
+        let at: chrono::DateTime<Utc> = notice["scheduled_for"].as_str().unwrap().parse().unwrap();
+        assert!(at - Utc::now() > TimeDelta::days(13), "told 14 days ahead");
+    }
+    assert!(
+        retention_requests(&app, merchant.tenant, &member)
+            .await
+            .is_empty(),
+        "customers with an account stay"
+    );
+    retention_run(&app).await;
+    assert_eq!(
+        retention_requests(&app, merchant.tenant, &gone).await.len(),
+        1,
+        "filed once"
+    );
+
+    // One guest comes back before the date: the deletion is called off.
+    app.order(
+        &cashier,
+        &json!({"lines": [{"product_id": product["id"], "quantity": 1}], "customer_id": back}),
+    )
+    .await;
+    let called_off = retention_requests(&app, merchant.tenant, &back).await;
+    assert_eq!(
+        (called_off[0].1.as_str(), called_off[0].2.as_deref()),
+        ("rejected", Some("subject_returned"))
+    );
+
+    // The notice runs out (moved to now here), and the erasure job does the rest.
+    let mut tx = app.tenant_tx(merchant.tenant).await;
+    sqlx::query("update privacy_requests set scheduled_for = now() where channel = 'retention' and status = 'scheduled'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    testkit::audited(&mut tx, "test.notice_over").await;
+    tx.commit().await.unwrap();
+    let (gone_request, _, _) = retention_requests(&app, merchant.tenant, &gone)
+        .await
+        .remove(0);
+    run_until_closed(&app, owner, &json!(gone_request)).await;
+    let (leaver_request, _, _) = retention_requests(&app, merchant.tenant, &leaver.id.to_string())
+        .await
+        .remove(0);
+    run_until_closed(&app, owner, &json!(leaver_request)).await;
+
+    let shown = |id: String| {
+        let (app, cashier) = (&app, cashier.clone());
+        async move {
+            app.get_as(&format!("/api/v1/customers/{id}"), &cashier.bearer())
+                .await
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    assert!(
+        shown(gone.clone()).await["full_name"].is_null(),
+        "the inactive guest is erased"
+    );
+    assert_eq!(
+        shown(back.clone()).await["full_name"],
+        "Ani Wijaya",
+        "the returning guest is kept"
+    );
+    let erased_staff: Option<chrono::DateTime<Utc>> =
+        sqlx::query_scalar("select erased_at from staff_users where id = $1")
+            .bind(leaver.id)
+            .fetch_one(app.system.pool())
+            .await
+            .unwrap();
+    assert!(erased_staff.is_some(), "the long-deleted account is erased");
+}

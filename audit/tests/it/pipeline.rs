@@ -211,30 +211,14 @@ async fn pipeline_verify_names_the_first_edited_record() {
     .fetch_one(app.system.pool())
     .await
     .unwrap();
-    let owner = app.owner_pool().await;
-    let mut tx = owner.begin().await.unwrap();
-    for sql in [
-        "alter table audit_events disable trigger audit_events_append_only",
-        "alter table audit_events no force row level security",
-    ] {
-        sqlx::query(sql).execute(&mut *tx).await.unwrap();
-    }
-    let edited = sqlx::query(
+    let edited = tamper(
+        &app,
         "update audit_events set envelope = jsonb_set(envelope, '{type}', '\"thing.forged\"') where tenant_id = $1 and event_id = $2",
+        t.id,
+        Some(target.1),
     )
-    .bind(t.id)
-    .bind(target.1)
-    .execute(&mut *tx)
-    .await
-    .unwrap();
-    assert_eq!(edited.rows_affected(), 1);
-    for sql in [
-        "alter table audit_events force row level security",
-        "alter table audit_events enable trigger audit_events_append_only",
-    ] {
-        sqlx::query(sql).execute(&mut *tx).await.unwrap();
-    }
-    tx.commit().await.unwrap();
+    .await;
+    assert_eq!(edited, 1);
 
     let report = audit::verify::tenant(&app.system, t.id).await.unwrap();
     let link = report.first_break.expect("the edit went unnoticed");
@@ -276,33 +260,63 @@ async fn pipeline_verify_notices_records_cut_from_the_end() {
             .intact()
     );
 
-    let owner = app.owner_pool().await;
-    let mut tx = owner.begin().await.unwrap();
-    for sql in [
-        "alter table audit_events disable trigger audit_events_append_only",
-        "alter table audit_events no force row level security",
-    ] {
-        sqlx::query(sql).execute(&mut *tx).await.unwrap();
-    }
-    let cut = sqlx::query(
-        "delete from audit_events where tenant_id = $1
+    let cut = tamper(
+        &app,
+        "delete from audit_events where tenant_id = $1 and ($2::uuid is null or event_id = $2)
            and chain_seq = (select max(chain_seq) from audit_events where tenant_id = $1)",
+        t.id,
+        None,
     )
-    .bind(t.id)
-    .execute(&mut *tx)
-    .await
-    .unwrap();
-    assert_eq!(cut.rows_affected(), 1);
-    for sql in [
-        "alter table audit_events force row level security",
-        "alter table audit_events enable trigger audit_events_append_only",
-    ] {
-        sqlx::query(sql).execute(&mut *tx).await.unwrap();
-    }
-    tx.commit().await.unwrap();
+    .await;
+    assert_eq!(cut, 1);
 
     let report = audit::verify::tenant(&app.system, t.id).await.unwrap();
     let link = report.first_break.expect("the cut went unnoticed");
     assert_eq!(link.reason, "records missing at the end of the chain");
     assert_eq!(link.chain_seq, 3);
+}
+
+/// Runs `sql` (binding the tenant and an optional event id) with the schema owner's powers: the
+/// append-only trigger and forced RLS are lifted and restored in one transaction, so no other
+/// session sees the store open. The ALTERs wait for every reader of the table, and on a busy
+/// machine can lose a deadlock to one: the whole transaction is then tried again.
+async fn tamper(
+    app: &TestApp,
+    sql: &'static str,
+    tenant: platform::id::TenantId,
+    event: Option<uuid::Uuid>,
+) -> u64 {
+    let owner = app.owner_pool().await;
+    let mut last = None;
+    for _ in 0..5 {
+        let attempt = async {
+            let mut tx = owner.begin().await?;
+            for open in [
+                "alter table audit_events disable trigger audit_events_append_only",
+                "alter table audit_events no force row level security",
+            ] {
+                sqlx::query(open).execute(&mut *tx).await?;
+            }
+            let changed = sqlx::query(sql)
+                .bind(tenant)
+                .bind(event)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            for close in [
+                "alter table audit_events force row level security",
+                "alter table audit_events enable trigger audit_events_append_only",
+            ] {
+                sqlx::query(close).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(changed)
+        };
+        match attempt.await {
+            Ok(changed) => return changed,
+            Err(err) => last = Some(err),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("tampering failed: {last:?}");
 }

@@ -80,6 +80,7 @@ pub fn jobs(state: &AppState) -> Vec<Job> {
                 }),
                 Arc::new(privacy::retention::INACTIVE_GUESTS),
                 Arc::new(privacy::retention::DELETED_STAFF),
+                Arc::new(privacy::retention::UNVERIFIED_SIGNUPS),
                 // A downloaded bundle has served its purpose; an unused one goes at expiry.
                 Arc::new(TableSweep {
                     category: "privacy_exports",

@@ -1,5 +1,5 @@
-//! Retention of people: guest customers inactive past their shop's period, and staff accounts
-//! deleted long enough ago, are erased through the erasure flow ([`super::erasure`]), as an
+//! Retention of people: guest customers inactive past their shop's period, staff accounts
+//! deleted long enough ago, and people invited as staff who never signed up, are erased through the erasure flow ([`super::erasure`]), as an
 //! erasure request with channel `retention` that the retention job files itself. Guests are
 //! mailed `retention.deletion_scheduled` first and the erasure waits out the notice; naming
 //! them on an order meanwhile calls it off (`customers::use_for_order`).
@@ -36,6 +36,15 @@ pub const INACTIVE_GUESTS: ScheduleErasure = ScheduleErasure {
     age: "coalesce(t.last_active_at, t.created_at)",
     condition: "t.guest and t.erased_at is null",
     notice: Some(TimeDelta::days(14)),
+};
+
+pub const UNVERIFIED_SIGNUPS: ScheduleErasure = ScheduleErasure {
+    category: "unverified_signups",
+    kind: SubjectKind::Staff,
+    table: "staff_users",
+    age: "t.created_at",
+    condition: "t.status = 'invited' and t.erased_at is null",
+    notice: None,
 };
 
 pub const DELETED_STAFF: ScheduleErasure = ScheduleErasure {

@@ -484,16 +484,31 @@ async fn inactive_guests_are_told_then_erased_unless_they_come_back_and_deleted_
         .status(),
         204
     );
-    let chosen = app
+    let invited: Value = app
         .send(
-            "PUT",
-            "/api/v1/retention/policies",
+            "POST",
+            "/api/v1/users/invitations",
             owner,
             None,
-            Some(&json!({"category": "inactive_guests", "days": 30})),
+            Some(&json!({"email": format!("{}@example.id", unique("never.")), "role": "cashier", "locale": "id"})),
         )
-        .await;
-    assert_eq!(chosen.status(), 200);
+        .await
+        .json()
+        .await
+        .unwrap();
+    let invitee = invited["user_id"].as_str().unwrap().to_owned();
+    for (category, days) in [("inactive_guests", 30), ("unverified_signups", 0)] {
+        let chosen = app
+            .send(
+                "PUT",
+                "/api/v1/retention/policies",
+                owner,
+                None,
+                Some(&json!({"category": category, "days": days})),
+            )
+            .await;
+        assert_eq!(chosen.status(), 200);
+    }
 
     // Time passes: 40 days without the guests (and the member), 40 since the leaver left.
     let mut tx = app.tenant_tx(merchant.tenant).await;
@@ -522,7 +537,9 @@ async fn inactive_guests_are_told_then_erased_unless_they_come_back_and_deleted_
     );
     let report = retention_run(&app).await;
     assert!(
-        report.get("inactive_guests") >= 2 && report.get("deleted_staff") >= 1,
+        report.get("inactive_guests") >= 2
+            && report.get("deleted_staff") >= 1
+            && report.get("unverified_signups") >= 1,
         "{report:?}"
     );
     for guest in [&gone, &back] {
@@ -578,10 +595,12 @@ async fn inactive_guests_are_told_then_erased_unless_they_come_back_and_deleted_
         .await
         .remove(0);
     run_until_closed(&app, owner, &json!(gone_request)).await;
-    let (leaver_request, _, _) = retention_requests(&app, merchant.tenant, &leaver.id.to_string())
-        .await
-        .remove(0);
-    run_until_closed(&app, owner, &json!(leaver_request)).await;
+    for person in [leaver.id.to_string(), invitee.clone()] {
+        let (request, _, _) = retention_requests(&app, merchant.tenant, &person)
+            .await
+            .remove(0);
+        run_until_closed(&app, owner, &json!(request)).await;
+    }
 
     let shown = |id: String| {
         let (app, cashier) = (&app, cashier.clone());
@@ -602,11 +621,16 @@ async fn inactive_guests_are_told_then_erased_unless_they_come_back_and_deleted_
         "Ani Wijaya",
         "the returning guest is kept"
     );
-    let erased_staff: Option<chrono::DateTime<Utc>> =
-        sqlx::query_scalar("select erased_at from staff_users where id = $1")
-            .bind(leaver.id)
-            .fetch_one(app.system.pool())
-            .await
-            .unwrap();
-    assert!(erased_staff.is_some(), "the long-deleted account is erased");
+    for (person, what) in [
+        (leaver.id.to_string(), "the long-deleted account"),
+        (invitee, "the invitee who never came"),
+    ] {
+        let erased: Option<chrono::DateTime<Utc>> =
+            sqlx::query_scalar("select erased_at from staff_users where id = $1::uuid")
+                .bind(&person)
+                .fetch_one(app.system.pool())
+                .await
+                .unwrap();
+        assert!(erased.is_some(), "{what} is erased");
+    }
 }

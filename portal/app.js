@@ -38,6 +38,13 @@ const LINK_TEXT = {
     verifying: "Memverifikasi…", verified: "Email Anda sudah terverifikasi. Silakan masuk.",
     reset: "Kata sandi diganti. Semua sesi lama telah diakhiri; silakan masuk lagi.",
     accepted: "Akun Anda sudah siap. Silakan masuk.", save: "Simpan",
+    privacy: "Data pribadi Anda", privacy_intro: "Pelanggan toko di Warung dapat meminta salinan data mereka, perbaikan, pembatasan, penarikan persetujuan, atau penghapusan. Kami mengirim tautan konfirmasi ke email Anda; tidak ada yang diproses sebelum Anda mengonfirmasi.",
+    privacy_link: "Belanja di toko Warung? Minta data Anda", shop_slug: "Alamat toko (mis. toko-budi)",
+    request_type: "Permintaan", send: "Kirim permintaan",
+    types: { access: "Salinan data saya", export: "Data saya dalam format mesin (JSON, CSV)",
+      rectification: "Perbaiki data saya", restriction: "Batasi pemrosesan data saya",
+      withdrawal: "Tarik semua persetujuan opsional", erasure: "Hapus data saya" },
+    filed: "Jika alamat ini milik pelanggan toko tersebut, email dengan tautan konfirmasi sedang dikirim.",
     "privacy/confirm": "Konfirmasi permintaan data pribadi",
     "privacy/download": "Unduh data Anda",
     confirm_intro: "Tekan tombol untuk mengonfirmasi bahwa Anda yang mengajukan permintaan ini. Tautan hanya berlaku sekali.",
@@ -58,6 +65,13 @@ const LINK_TEXT = {
     verifying: "Verifying…", verified: "Your email is verified. You can sign in.",
     reset: "Password changed. Every earlier session has ended; sign in again.",
     accepted: "Your account is ready. You can sign in.", save: "Save",
+    privacy: "Your personal data", privacy_intro: "Customers of shops on Warung can ask for a copy of their data, a correction, a restriction, the withdrawal of their consent, or erasure. We mail a confirmation link to your address; nothing is processed before you confirm.",
+    privacy_link: "Shopping at a Warung shop? Ask for your data", shop_slug: "Shop address (e.g. toko-budi)",
+    request_type: "Request", send: "Send the request",
+    types: { access: "A copy of my data", export: "My data in machine-readable form (JSON, CSV)",
+      rectification: "Correct my data", restriction: "Restrict the processing of my data",
+      withdrawal: "Withdraw every optional consent", erasure: "Erase my data" },
+    filed: "If this address belongs to a customer of that shop, a mail with a confirmation link is on its way.",
     "privacy/confirm": "Confirm your personal data request",
     "privacy/download": "Download your data",
     confirm_intro: "Press the button to confirm that you made this request. The link works once.",
@@ -128,6 +142,7 @@ async function renderLink(route) {
   for (const node of document.querySelectorAll("[data-t]")) node.textContent = t[node.dataset.t];
   form.hidden = true;
   document.querySelector("[data-t=intro]").hidden = true;
+  document.getElementById("privacy-link").hidden = true;
   document.getElementById("link").hidden = false;
   document.getElementById("link-title").textContent = t[route.page];
   const linkForm = document.getElementById("link-form");
@@ -220,13 +235,51 @@ function renderPrivacyLink(route, t, linkForm) {
   };
 }
 
+// The data subject's own way in: no account, the shop's slug and their email. The answer is the
+// same whether or not the address is a customer's (the API never tells).
+function renderPrivacyRequest() {
+  const t = { ...TEXT[lang], ...LINK_TEXT[lang] };
+  document.documentElement.lang = lang;
+  document.title = `Warung · ${t.privacy}`;
+  for (const node of document.querySelectorAll("[data-t]")) node.textContent = t[node.dataset.t];
+  form.hidden = true;
+  document.querySelector("[data-t=intro]").hidden = true;
+  document.getElementById("privacy-link").hidden = true;
+  document.getElementById("link").hidden = false;
+  document.getElementById("link-title").textContent = t.privacy;
+  const linkForm = document.getElementById("link-form");
+  const select = el("select", { name: "type" });
+  for (const [value, label] of Object.entries(t.types)) select.append(el("option", { value, text: label }));
+  linkForm.replaceChildren(el("p", { text: t.privacy_intro }),
+    el("label", {}, [el("span", { text: t.shop_slug }),
+      el("input", { name: "tenant", required: "", maxlength: "63", autocapitalize: "none", spellcheck: "false" })]),
+    el("label", {}, [el("span", { text: t.email }),
+      el("input", { name: "email", type: "email", required: "", maxlength: "254", autocomplete: "email" })]),
+    el("label", {}, [el("span", { text: t.request_type }), select]),
+    el("button", { type: "submit", text: t.send }));
+  linkForm.onsubmit = async (event) => {
+    event.preventDefault();
+    try {
+      await linkOutcome(await post("/api/v1/privacy/requests", {
+        type: linkForm.elements.type.value,
+        tenant: linkForm.elements.tenant.value.trim(),
+        email: linkForm.elements.email.value.trim(),
+      }), t.filed);
+    } catch {
+      document.getElementById("link-result").replaceChildren(el("p", { text: t.unavailable }));
+    }
+  };
+}
+
 async function render() {
   const route = linkRoute();
   if (route) return renderLink(route);
+  if (location.hash === "#/privacy") return renderPrivacyRequest();
   const t = TEXT[lang];
   document.documentElement.lang = lang;
   document.title = `Warung · ${t.title}`;
   for (const node of document.querySelectorAll("[data-t]")) node.textContent = t[node.dataset.t];
+  document.getElementById("privacy-link").textContent = LINK_TEXT[lang].privacy_link;
   for (const button of document.querySelectorAll("nav button")) {
     button.setAttribute("aria-pressed", String(button.dataset.lang === lang));
   }

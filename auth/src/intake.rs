@@ -148,7 +148,22 @@ async fn file(
     Ok((StatusCode::CREATED, Json(Filed::Request(request))))
 }
 
+/// How long the public answer takes, whatever happened: a known address (sealing a token,
+/// writing the request and its events) must not answer measurably later than an unknown one.
+const PUBLIC_ANSWER_TIME: std::time::Duration = std::time::Duration::from_millis(400);
+
 async fn file_public(
+    state: &AppState,
+    addr: SocketAddr,
+    body: NewRequest,
+) -> Result<(StatusCode, Json<Filed>)> {
+    let started = tokio::time::Instant::now();
+    let answer = file_public_now(state, addr, body).await;
+    tokio::time::sleep_until(started + PUBLIC_ANSWER_TIME).await;
+    answer
+}
+
+async fn file_public_now(
     state: &AppState,
     addr: SocketAddr,
     body: NewRequest,

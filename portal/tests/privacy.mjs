@@ -1,12 +1,13 @@
-// The data-subject pages mailed links open, in a real (headless) Chromium: confirm a request,
-// or download an export bundle, each link once. Usage:
-// node tests/privacy.mjs BASE_URL confirm|download TOKEN — exits non-zero on failure. Run by
-// gateway/tests/it/portal.rs (confirm first: the download token exists only after it).
+// The data subject's pages, in a real (headless) Chromium: file a request without an account,
+// confirm it from the mailed link, download the export bundle, each link once. Usage:
+// node tests/privacy.mjs BASE_URL request SLUG EMAIL | confirm TOKEN | download TOKEN — exits
+// non-zero on failure. Run by gateway/tests/it/portal.rs in that order (each token exists
+// only after the step before).
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { chromium } from "playwright-core";
 
-const [base, step, token] = process.argv.slice(2);
+const [base, step, token, email] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -18,6 +19,29 @@ try {
   page.on("pageerror", (e) => problems.push(e.message));
   const requested = [];
   page.on("request", (r) => requested.push(r.url()));
+  if (step === "request") {
+    await page.goto(`${base}/portal/`);
+    await page.waitForSelector("#privacy-link");
+    assert.match(await page.textContent("#privacy-link"), /Ask for your data/);
+    await page.click("#privacy-link");
+    await page.waitForSelector("#link-form [name=email]");
+    assert.match(await page.textContent("#link-title"), /Your personal data/);
+    await page.fill("#link-form [name=tenant]", token);
+    await page.fill("#link-form [name=email]", email);
+    await page.selectOption("#link-form [name=type]", "export");
+    await page.click("#link-form button[type=submit]");
+    await page.waitForSelector("#link-result.ok");
+    assert.match(await page.textContent("#link-result"), /confirmation link is on its way/);
+    assert.deepEqual(problems, []);
+    console.log("portal privacy request ok");
+  } else {
+    await linkStep(page, problems, requested);
+  }
+} finally {
+  await browser.close();
+}
+
+async function linkStep(page, problems, requested) {
   const open = async (query) => {
     await page.goto(`${base}/portal/?${query}#/privacy/${step}?token=${encodeURIComponent(token)}`);
     await page.waitForSelector("#link-form button[type=submit]");
@@ -50,6 +74,4 @@ try {
   assert.deepEqual(requested.filter((u) => u.includes(token)), [], "the token stays out of URLs");
   assert.deepEqual(problems, []);
   console.log(`portal privacy ${step} ok`);
-} finally {
-  await browser.close();
 }

@@ -226,7 +226,18 @@ pub async fn exists(tx: &mut TenantTx, id: CustomerId) -> Result<bool> {
 /// `subject_restricted` when they asked for their processing to be restricted. Otherwise
 /// they are active again: a deletion the retention job scheduled for their inactivity is
 /// called off.
+///
+/// Locks in the erasure job's order (the person's erasure requests, then the person), so the
+/// two never deadlock, and an erasure that commits first leaves an erased person here (404).
 pub async fn use_for_order(tx: &mut TenantTx, actor: Actor, id: CustomerId) -> Result<()> {
+    let pending = sqlx::query!(
+        "select id, channel, status from privacy_requests
+         where subject_id = $1 and type = 'erasure' and status in ('scheduled', 'erasing')
+         order by id for update",
+        id.0
+    )
+    .fetch_all(&mut **tx)
+    .await?;
     check_orderable(tx, id).await?;
     sqlx::query!(
         "update customers set last_active_at = now() where id = $1",
@@ -234,18 +245,14 @@ pub async fn use_for_order(tx: &mut TenantTx, actor: Actor, id: CustomerId) -> R
     )
     .execute(&mut **tx)
     .await?;
-    let scheduled = sqlx::query_scalar!(
-        "select id from privacy_requests
-         where subject_id = $1 and channel = 'retention' and status = 'scheduled' for update",
-        id.0
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    for request in scheduled {
+    for request in pending
+        .iter()
+        .filter(|r| r.channel == "retention" && r.status == "scheduled")
+    {
         crate::privacy::requests::close(
             tx,
             actor,
-            crate::privacy::requests::RequestId(request),
+            crate::privacy::requests::RequestId(request.id),
             crate::privacy::Status::Rejected,
             "subject_returned",
             chrono::Utc::now(),
@@ -257,7 +264,8 @@ pub async fn use_for_order(tx: &mut TenantTx, actor: Actor, id: CustomerId) -> R
 
 async fn check_orderable(tx: &mut TenantTx, id: CustomerId) -> Result<()> {
     let restricted = sqlx::query_scalar!(
-        "select restricted_at is not null from customers where id = $1 and erased_at is null",
+        "select restricted_at is not null from customers where id = $1 and erased_at is null
+         for update",
         id.0
     )
     .fetch_optional(&mut **tx)

@@ -342,11 +342,35 @@ pub async fn profile(
     purpose: &'static str,
     id: UserId,
 ) -> Result<Profile> {
+    profile_where(pii, tx, actor, purpose, id, false).await
+}
+
+/// One profile, a deleted account's too: its person keeps their rights (an export of their
+/// data) until they are erased.
+pub(crate) async fn profile_of_subject(
+    pii: &PiiCipher,
+    tx: &mut TenantTx,
+    actor: Actor,
+    purpose: &'static str,
+    id: UserId,
+) -> Result<Profile> {
+    profile_where(pii, tx, actor, purpose, id, true).await
+}
+
+async fn profile_where(
+    pii: &PiiCipher,
+    tx: &mut TenantTx,
+    actor: Actor,
+    purpose: &'static str,
+    id: UserId,
+    deleted_too: bool,
+) -> Result<Profile> {
     let rows = sqlx::query_as!(
         ProfileRow,
         "select id, role, status, locale, full_name, email, phone, email_verified_at, created_at
-         from staff_users where id = $1 and status <> 'deleted'",
-        id.0
+         from staff_users where id = $1 and ($2 or status <> 'deleted')",
+        id.0,
+        deleted_too
     )
     .fetch_all(&mut **tx)
     .await?;

@@ -157,7 +157,7 @@ async fn browser(app: &TestApp, script: &str, args: &[&str]) {
 }
 
 #[tokio::test]
-async fn privacy_links_confirm_a_request_and_download_the_bundle_once() {
+async fn a_customer_files_a_request_in_the_portal_confirms_it_and_downloads_the_bundle_once() {
     let app = TestApp::spawn().await;
     let merchant = app.merchant().await;
     let email = format!("ayu.{}@example.id", uuid::Uuid::now_v7().simple());
@@ -165,16 +165,21 @@ async fn privacy_links_confirm_a_request_and_download_the_bundle_once() {
         .customer(&merchant.owner, &testkit::customer_body(&email))
         .await;
     let id: uuid::Uuid = customer["id"].as_str().unwrap().parse().unwrap();
-    let filed = app
-        .send(
-            "POST",
-            "/api/v1/privacy/requests",
-            &merchant.owner,
-            None,
-            Some(&serde_json::json!({"type": "access", "subject": {"kind": "customer", "id": id}})),
-        )
-        .await;
-    assert_eq!(filed.status(), 201);
+    browser(
+        &app,
+        "tests/privacy.mjs",
+        &["request", &merchant.slug, &email],
+    )
+    .await;
+    let channel: String = sqlx::query_scalar(
+        "select channel from privacy_requests where tenant_id = $1 and subject_id = $2",
+    )
+    .bind(merchant.tenant)
+    .bind(id)
+    .fetch_one(app.system.pool())
+    .await
+    .unwrap();
+    assert_eq!(channel, "public", "filed by the person, through the portal");
     let confirm = app
         .subject_token(merchant.tenant, id, "privacy.identity_check_requested")
         .await;

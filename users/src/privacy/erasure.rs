@@ -46,10 +46,11 @@ async fn run(state: AppState, ctx: JobContext) -> anyhow::Result<JobReport> {
     let mut report = JobReport::default();
     let now = ctx.clock.now();
     expire(&state, &ctx, now, &mut report).await?;
+    // Least recently tried first: erasures waiting for SMTP or failing go to the back.
     let due = sqlx::query!(
         "select tenant_id, id, subject_kind, subject_id, erasure_step from privacy_requests
          where status in ('scheduled', 'erasing') and scheduled_for <= $1
-         order by scheduled_for limit $2",
+         order by updated_at, scheduled_for limit $2",
         now,
         BATCH
     )
@@ -79,15 +80,31 @@ async fn run(state: AppState, ctx: JobContext) -> anyhow::Result<JobReport> {
         };
         match erase(&state, &ctx, &erasure, row.erasure_step.is_some()).await {
             Ok(true) => report.add("erasures_completed", 1),
-            Ok(false) => report.add("erasures_waiting", 1),
+            Ok(false) => {
+                report.add("erasures_waiting", 1);
+                to_the_back(&ctx, &erasure).await?;
+            }
             Err(err) => {
                 // One person's failure must not hold up everyone else's erasure.
                 tracing::warn!(request = %row.id, error = format!("{err:#}"), "erasure step failed; retried next run");
                 report.add("erasures_failed", 1);
+                to_the_back(&ctx, &erasure).await?;
             }
         }
     }
     Ok(report)
+}
+
+/// An erasure that could not finish now waits behind the others.
+async fn to_the_back(ctx: &JobContext, erasure: &Erasure) -> anyhow::Result<()> {
+    sqlx::query!(
+        "update privacy_requests set updated_at = now() where tenant_id = $1 and id = $2",
+        erasure.tenant.0,
+        erasure.request
+    )
+    .execute(ctx.system.pool())
+    .await?;
+    Ok(())
 }
 
 /// Marks identity checks that ran out as `expired`, tenant by tenant (each with its audit).
@@ -113,18 +130,20 @@ async fn expire(
     }
     for row in stale {
         ctx.begin().await?.commit().await?;
-        let mut tx = state.db.tenant(TenantId(row.tenant_id)).begin().await?;
-        requests::close(
-            &mut tx,
-            ACTOR,
-            RequestId(row.id),
-            Status::Expired,
-            "not_verified",
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        report.add("requests_expired", 1);
+        let expired = async {
+            let mut tx = state.db.tenant(TenantId(row.tenant_id)).begin().await?;
+            let expired = requests::expire(&mut tx, ACTOR, RequestId(row.id), now).await?;
+            tx.commit().await?;
+            Ok::<_, anyhow::Error>(expired)
+        };
+        match expired.await {
+            Ok(true) => report.add("requests_expired", 1),
+            Ok(false) => {}
+            // One shop's trouble must not stop the run (the erasures come next).
+            Err(err) => {
+                tracing::warn!(request = %row.id, error = format!("{err:#}"), "could not expire a request");
+            }
+        }
     }
     Ok(())
 }
@@ -147,6 +166,17 @@ pub async fn erase(
         .fetch_optional(&mut *tx)
         .await?;
         if !matches!(status.as_deref(), Some("scheduled" | "erasing")) {
+            return Ok(true);
+        }
+        // Checked again now, under the owners' lock: another owner may have left (or been
+        // erased) since this request was filed.
+        if subject.kind == platform::pii::SubjectKind::Staff
+            && let Err(platform::Error::Conflict { .. }) =
+                requests::refuse_last_owner(&mut tx, subject.id).await
+        {
+            let now = ctx.clock.now();
+            requests::close(&mut tx, ACTOR, request, Status::Rejected, "last_owner", now).await?;
+            tx.commit().await?;
             return Ok(true);
         }
         for provider in state.subjects.iter() {

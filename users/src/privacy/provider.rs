@@ -51,9 +51,14 @@ impl SubjectDataProvider for Provider {
                     }))?;
                 }
                 _ => {
-                    let member =
-                        staff::profile(&state.pii, tx, actor, PURPOSE, UserId(subject.id.0))
-                            .await?;
+                    let member = staff::profile_of_subject(
+                        &state.pii,
+                        tx,
+                        actor,
+                        PURPOSE,
+                        UserId(subject.id.0),
+                    )
+                    .await?;
                     profile.push(serde_json::json!({
                         "kind": "staff",
                         "id": member.id,

@@ -213,9 +213,9 @@ pub async fn customer_by_email(
 /// Whether the subject exists, is not erased, and has an address to check their identity by.
 async fn reachable(tx: &mut TenantTx, subject: Subject) -> Result<Option<bool>> {
     let has_email = match subject.kind {
+        // A deleted account keeps its rights until it is erased.
         SubjectKind::Staff => sqlx::query_scalar!(
-            "select email_index is not null from staff_users
-             where id = $1 and status <> 'deleted' and erased_at is null",
+            "select email is not null from staff_users where id = $1 and erased_at is null",
             subject.id.0
         )
         .fetch_optional(&mut **tx)
@@ -249,11 +249,28 @@ pub async fn file(state: &AppState, tx: &mut TenantTx, filing: Filing) -> Result
         Some(true) => {}
     }
     let now = state.clock.now();
+    // Each filing mails the person; a flood of filings (from anyone who knows the address)
+    // must not become a flood of mail.
+    let filed_lately = sqlx::query_scalar!(
+        r#"select count(*) as "n!" from privacy_requests where subject_id = $1 and received_at > $2"#,
+        subject.id.0,
+        now - TimeDelta::hours(1),
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    if filed_lately >= FILINGS_PER_SUBJECT_PER_HOUR {
+        return Err(Error::TooManyRequests {
+            retry_after: std::time::Duration::from_secs(3600),
+        });
+    }
     if filing.kind.exports() {
+        // Only confirmed requests count: unconfirmed ones, which anyone can file, must not use
+        // up the person's own right of access.
         let limit = state.config.privacy.exports_per_subject_per_day;
         let recent = sqlx::query_scalar!(
             r#"select count(*) as "n!" from privacy_requests
-               where subject_id = $1 and type in ('access', 'export') and received_at > $2"#,
+               where subject_id = $1 and type in ('access', 'export') and received_at > $2
+                 and verified_at is not null"#,
             subject.id.0,
             now - TimeDelta::hours(24),
         )
@@ -338,11 +355,14 @@ pub async fn file(state: &AppState, tx: &mut TenantTx, filing: Filing) -> Result
     get(tx, id, now).await?.ok_or(Error::NotFound)
 }
 
+/// Filings about one person per hour, whatever the channel (each mails them).
+const FILINGS_PER_SUBJECT_PER_HOUR: i64 = 5;
+
 fn hours(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX / 3_600_000)
 }
 
-async fn refuse_last_owner(tx: &mut TenantTx, id: SubjectId) -> Result<()> {
+pub(crate) async fn refuse_last_owner(tx: &mut TenantTx, id: SubjectId) -> Result<()> {
     let is_owner = sqlx::query_scalar!(
         "select role = 'owner' from staff_users where id = $1 and status <> 'deleted'",
         id.0
@@ -371,7 +391,7 @@ pub async fn confirm(state: &AppState, token: &str) -> Result<Request> {
     let now = state.clock.now();
     let mut tx = state.db.tenant(tenant).begin().await?;
     let row = sqlx::query!(
-        "select id, type, subject_kind, subject_id from privacy_requests
+        "select id, type, subject_kind, subject_id, due_at from privacy_requests
          where token_hash = $1 and status = 'awaiting_verification' and token_expires_at > $2
          for update",
         hash.0,
@@ -411,7 +431,7 @@ pub async fn confirm(state: &AppState, token: &str) -> Result<Request> {
     if reachable(&mut tx, subject).await?.is_none() {
         close(&mut tx, actor, id, Status::Rejected, "subject_gone", now).await?;
     } else {
-        fulfil(state, &mut tx, actor, id, kind, subject, now).await?;
+        fulfil(state, &mut tx, actor, (id, row.due_at), kind, subject, now).await?;
     }
     let request = get(&mut tx, id, now).await?.ok_or(Error::NotFound)?;
     tx.commit().await?;
@@ -422,7 +442,7 @@ async fn fulfil(
     state: &AppState,
     tx: &mut TenantTx,
     actor: Actor,
-    id: RequestId,
+    (id, due): (RequestId, DateTime<Utc>),
     kind: RequestType,
     subject: Subject,
     now: DateTime<Utc>,
@@ -444,8 +464,12 @@ async fn fulfil(
             set_status(tx, actor, id, Status::InProgress, None, now).await
         }
         RequestType::Erasure => {
+            // The grace period never pushes the erasure past its legal due time (a day
+            // before it, so the job's schedule has room).
             let grace = settings(tx).await?.erasure_grace_hours;
-            let at = now + TimeDelta::hours(i64::from(grace));
+            let at = (now + TimeDelta::hours(i64::from(grace)))
+                .min(due - TimeDelta::hours(24))
+                .max(now);
             set_status(tx, actor, id, Status::Scheduled, Some(at), now).await?;
             let event = DomainEvent {
                 actor,
@@ -490,6 +514,37 @@ async fn set_status(
     .details(serde_json::json!({ "status": status.as_str(), "scheduled_for": scheduled_for }));
     events::emit_audit(tx, &record).await?;
     Ok(())
+}
+
+/// Marks a request whose identity check ran out as `expired`. `false`: it was confirmed (or
+/// closed) meanwhile, and is left alone.
+pub(crate) async fn expire(
+    tx: &mut TenantTx,
+    actor: Actor,
+    id: RequestId,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let expired = sqlx::query!(
+        "update privacy_requests set status = 'expired', outcome = 'not_verified', completed_at = $2,
+             updated_at = $2, token_hash = null, token_expires_at = null
+         where id = $1 and status = 'awaiting_verification' and token_expires_at <= $2",
+        id.0,
+        now
+    )
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if expired > 0 {
+        let record = AuditRecord::new(
+            actor,
+            "privacy.request_closed",
+            Resource::new("privacy_request", id),
+        )
+        .fields(&["status", "outcome", "completed_at"])
+        .details(serde_json::json!({ "status": "expired", "outcome": "not_verified" }));
+        events::emit_audit(tx, &record).await?;
+    }
+    Ok(expired > 0)
 }
 
 /// Closes a request with its outcome (a code).

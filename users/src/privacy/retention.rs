@@ -34,7 +34,8 @@ pub const INACTIVE_GUESTS: ScheduleErasure = ScheduleErasure {
     kind: SubjectKind::Customer,
     table: "customers",
     age: "coalesce(t.last_active_at, t.created_at)",
-    condition: "t.guest and t.erased_at is null",
+    // A restricted person asked for their data to be kept: not erased for inactivity.
+    condition: "t.guest and t.erased_at is null and t.restricted_at is null",
     notice: Some(TimeDelta::days(14)),
 };
 
@@ -43,7 +44,7 @@ pub const UNVERIFIED_SIGNUPS: ScheduleErasure = ScheduleErasure {
     kind: SubjectKind::Staff,
     table: "staff_users",
     age: "t.created_at",
-    condition: "t.status = 'invited' and t.erased_at is null",
+    condition: "t.status = 'invited' and t.erased_at is null and t.restricted_at is null",
     notice: None,
 };
 
@@ -52,7 +53,7 @@ pub const DELETED_STAFF: ScheduleErasure = ScheduleErasure {
     kind: SubjectKind::Staff,
     table: "staff_users",
     age: "t.deleted_at",
-    condition: "t.status = 'deleted' and t.erased_at is null",
+    condition: "t.status = 'deleted' and t.erased_at is null and t.restricted_at is null",
     notice: None,
 };
 
@@ -129,10 +130,16 @@ impl ScheduleErasure {
     ) -> Result<(), sqlx::Error> {
         let request = uuid::Uuid::now_v7();
         let at = cutoffs.now + self.notice.unwrap_or_default();
+        // The clock of an erasure is the law's, as for one the person asked for.
+        let due = super::due_at(
+            super::Jurisdiction::parse(jurisdiction).unwrap_or(super::Jurisdiction::Gdpr),
+            RequestType::Erasure,
+            cutoffs.now,
+        );
         sqlx::query!(
             "insert into privacy_requests (tenant_id, id, type, subject_kind, subject_id, channel,
                  jurisdiction, status, received_at, due_at, verified_at, scheduled_for, updated_at)
-             values ($1, $2, $3, $4, $5, 'retention', $6, 'scheduled', $7, $8, $7, $8, $7)",
+             values ($1, $2, $3, $4, $5, 'retention', $6, 'scheduled', $7, $8, $7, $9, $7)",
             tenant.0,
             request,
             RequestType::Erasure.as_str(),
@@ -140,6 +147,7 @@ impl ScheduleErasure {
             person,
             jurisdiction,
             cutoffs.now,
+            due,
             at,
         )
         .execute(&mut *conn)

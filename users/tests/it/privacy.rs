@@ -343,7 +343,11 @@ async fn public_requests_answer_alike_for_strangers_and_exports_are_rate_limited
     );
 
     let id = customer["id"].as_str().unwrap();
-    file_for(&app, &cashier, "export", id).await;
+    // Unconfirmed requests (the public one above) do not use up the person's exports.
+    for _ in 0..2 {
+        file_for(&app, &cashier, "export", id).await;
+        confirm(&app, merchant.tenant, id).await;
+    }
     let refused = file(
         &app,
         &cashier,
@@ -351,11 +355,21 @@ async fn public_requests_answer_alike_for_strangers_and_exports_are_rate_limited
     )
     .await;
     assert_eq!(refused.status(), 429, "two bundles a day per person");
-    assert_eq!(count().await, 2);
-    let third = public(json!({"type": "access", "tenant": merchant.slug, "email": email})).await;
-    assert_eq!(third.status(), 202, "the public answer never tells");
-    assert_eq!(count().await, 2);
+    assert_eq!(count().await, 3);
+    let hidden = public(json!({"type": "access", "tenant": merchant.slug, "email": email})).await;
+    assert_eq!(hidden.status(), 202, "the public answer never tells");
+    assert_eq!(count().await, 3);
+    // Every filing mails the person: five an hour, then no more.
     file_for(&app, &cashier, "restriction", id).await;
+    file_for(&app, &cashier, "rectification", id).await;
+    let flood = file(
+        &app,
+        &cashier,
+        json!({"type": "withdrawal", "subject": {"kind": "customer", "id": id}}),
+    )
+    .await;
+    assert_eq!(flood.status(), 429, "no mail flood through the shop");
+    assert_eq!(count().await, 5);
 
     let stranger = app.merchant().await;
     let foreign = file(

@@ -24,6 +24,8 @@ pub enum Template {
     ErasureCompleted,
     ConsentChanged,
     AccountDeletionScheduled,
+    /// A shop's own news to customers who agreed to marketing mail.
+    Marketing,
 }
 
 /// A link carrying a single-use token: where the token is sealed in the event, and the page of
@@ -36,7 +38,7 @@ pub struct TokenLink {
 }
 
 impl Template {
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::EmailVerification,
         Self::PasswordReset,
         Self::StaffInvitation,
@@ -48,6 +50,7 @@ impl Template {
         Self::ErasureCompleted,
         Self::ConsentChanged,
         Self::AccountDeletionScheduled,
+        Self::Marketing,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +66,7 @@ impl Template {
             Self::ErasureCompleted => "erasure_completed",
             Self::ConsentChanged => "consent_changed",
             Self::AccountDeletionScheduled => "account_deletion_scheduled",
+            Self::Marketing => "marketing",
         }
     }
 
@@ -87,6 +91,7 @@ impl Template {
     pub fn requires_consent(self) -> Option<&'static str> {
         match self {
             Self::OrderReceipt => Some("receipt_email"),
+            Self::Marketing => Some("marketing"),
             _ => None,
         }
     }
@@ -203,6 +208,7 @@ pub fn plan(event_type: &str, payload: &Value) -> Result<Option<Plan>, String> {
         "privacy.erasure_scheduled" => subject(Template::ErasureScheduled),
         "consent.changed" => subject(Template::ConsentChanged),
         "retention.deletion_scheduled" => subject(Template::AccountDeletionScheduled),
+        "marketing.message" => subject(Template::Marketing),
         // `erasure_completed` has no event: the privacy flow sends it with `deliver_now`
         // while the subject's key still exists.
         _ => Ok(None),

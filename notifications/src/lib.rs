@@ -14,6 +14,7 @@
 mod api;
 pub mod domain;
 pub mod intake;
+pub mod marketing;
 pub mod privacy;
 pub mod render;
 pub mod repo;
@@ -51,13 +52,17 @@ pub const MODULE: Module = Module {
     router,
     workers,
     jobs,
-    permissions: &[ReadDeliveries::INFO, RetryDeliveries::INFO],
+    permissions: &[
+        ReadDeliveries::INFO,
+        RetryDeliveries::INFO,
+        marketing::SendMarketing::INFO,
+    ],
     subject_data: Some(&privacy::Provider),
 };
 
 /// HTTP routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
-    api::router()
+    api::router().merge(marketing::router())
 }
 
 /// The intake (one consumer per process in the `warung-notifications` group) and the sender

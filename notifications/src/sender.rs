@@ -292,13 +292,25 @@ impl Sender {
                 vars[key] = moment(at).into();
             }
         }
-        for key in ["request_type", "changes"] {
+        for key in ["request_type", "changes", "headline", "message"] {
             if let Some(value) = context.get(key) {
                 vars[key] = value.clone();
             }
         }
         if template == Template::OrderReceipt {
             vars["order"] = self.receipt(&mut tx, context, locale).await?;
+        }
+        if template == Template::Marketing {
+            // Saying no must be as easy as the mail: the portal's page for the person's requests.
+            let mut page = self
+                .state
+                .config
+                .http
+                .public_base_url
+                .join("portal/")
+                .map_err(|_| Stop::Fail(Failure::Permanent, "bad_base_url".into()))?;
+            page.set_fragment(Some("/privacy"));
+            vars["privacy_link"] = page.to_string().into();
         }
         tx.commit().await.map_err(platform::Error::from)?;
         let mail = self

@@ -337,6 +337,26 @@ pub async fn granted(tx: &mut TenantTx, subject: SubjectId, purpose: &str) -> Re
     Ok(granted.unwrap_or(false))
 }
 
+/// The customers of the transaction's tenant whose latest choice for `purpose` is a grant, who
+/// can be written to (an address, not erased, not restricted): the recipients of mail they
+/// asked for, such as a shop's news.
+pub async fn customers_granting(tx: &mut TenantTx, purpose: &str) -> Result<Vec<SubjectId>> {
+    let ids = sqlx::query_scalar!(
+        "select latest.subject_id from (
+             select distinct on (subject_id) subject_id, granted from consent_records
+             where subject_kind = 'customer' and purpose = $1
+             order by subject_id, recorded_at desc, id desc) latest
+         join customers c on c.id = latest.subject_id
+         where latest.granted and c.email is not null and c.erased_at is null
+           and c.restricted_at is null
+         order by latest.subject_id",
+        purpose
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(ids.into_iter().map(SubjectId).collect())
+}
+
 /// A subject's consent as they see it: each purpose's latest choice, the policy in force, and
 /// whether a new major version of it asks them to choose again.
 #[derive(Debug, Clone, Serialize, ToSchema)]

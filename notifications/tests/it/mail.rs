@@ -885,3 +885,97 @@ async fn mail_a_person_who_writes_in_confirms_by_mail_and_downloads_their_data()
         "received, identity check, export ready: nothing more"
     );
 }
+
+#[tokio::test]
+async fn mail_marketing_reaches_only_customers_who_agreed_and_stops_when_they_withdraw() {
+    let app = mail_app(None, &[]).await;
+    let merchant = app.merchant().await;
+    let owner = &merchant.owner;
+    let with_marketing = |email: &str, granted: bool| {
+        let mut body = customer_body(email);
+        body["consents"] = json!([
+            {"purpose": "orders", "granted": true},
+            {"purpose": "marketing", "granted": granted},
+        ]);
+        body
+    };
+    let stays = format!("stays.{}@example.id", uuid::Uuid::now_v7().simple());
+    let leaves = format!("leaves.{}@example.id", uuid::Uuid::now_v7().simple());
+    let never = format!("never.{}@example.id", uuid::Uuid::now_v7().simple());
+    app.customer(owner, &with_marketing(&stays, true)).await;
+    let leaver = app.customer(owner, &with_marketing(&leaves, true)).await;
+    app.customer(owner, &with_marketing(&never, false)).await;
+
+    let send = |headline: &str| {
+        let (app, owner) = (&app, owner.clone());
+        let body = json!({"headline": headline, "message": "Beli dua kopi susu, gratis satu."});
+        async move {
+            app.send(
+                "POST",
+                "/api/v1/marketing/messages",
+                &owner,
+                None,
+                Some(&body),
+            )
+            .await
+        }
+    };
+    let first = send("Promo minggu ini").await;
+    assert_eq!(first.status(), 202);
+    assert_eq!(first.json::<Value>().await.unwrap()["recipients"], 2);
+    for email in [&stays, &leaves] {
+        let mail = wait_for_mail(email, 1, WITHIN).await;
+        assert_eq!(mail[0].subject, "Promo minggu ini");
+        assert!(mail[0].text.contains("gratis satu"));
+        assert!(
+            mail[0].text.contains("/portal/#/privacy"),
+            "saying no is one link away"
+        );
+    }
+
+    // One withdraws at the till: the next news does not reach them.
+    let withdrawn = app
+        .send(
+            "PUT",
+            &format!(
+                "/api/v1/customers/{}/consents",
+                leaver["id"].as_str().unwrap()
+            ),
+            owner,
+            None,
+            Some(&json!({"consents": [{"purpose": "marketing", "granted": false}]})),
+        )
+        .await;
+    assert_eq!(withdrawn.status(), 200);
+    let second = send("Promo bulan depan").await;
+    assert_eq!(second.json::<Value>().await.unwrap()["recipients"], 1);
+    let news = |email: &str| {
+        mails_to(email)
+            .into_iter()
+            .filter(|m| m.subject.starts_with("Promo"))
+            .count()
+    };
+    wait_for_mail(&stays, 2, WITHIN).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(news(&stays), 2);
+    assert_eq!(
+        news(&leaves),
+        1,
+        "a withdrawal stops marketing mail at once"
+    );
+    assert_eq!(news(&never), 0, "no consent, no marketing mail");
+
+    let cashier = app.staff(&merchant, platform::Role::Cashier).await;
+    let refused = app
+        .send(
+            "POST",
+            "/api/v1/marketing/messages",
+            &cashier,
+            None,
+            Some(&json!({"headline": "x", "message": "y"})),
+        )
+        .await;
+    assert_eq!(refused.status(), 403);
+    let injected = send("Promo\r\nBcc: everyone@example.id").await;
+    assert_eq!(injected.status(), 422, "a headline is one line");
+}

@@ -121,21 +121,12 @@ pub struct Recipient {
 
 impl Recipient {
     pub fn kind_str(self) -> &'static str {
-        match self.kind {
-            SubjectKind::Staff => "staff",
-            SubjectKind::Customer => "customer",
-            SubjectKind::Tenant => "tenant",
-        }
+        self.kind.as_str()
     }
 
     pub fn parse(kind: &str, id: uuid::Uuid) -> Option<Self> {
-        let kind = match kind {
-            "staff" => SubjectKind::Staff,
-            "customer" => SubjectKind::Customer,
-            _ => return None,
-        };
         Some(Self {
-            kind,
+            kind: SubjectKind::parse_person(kind)?,
             id: SubjectId(id),
         })
     }

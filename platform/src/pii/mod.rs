@@ -68,11 +68,21 @@ pub enum SubjectKind {
 }
 
 impl SubjectKind {
-    fn as_str(self) -> &'static str {
+    /// The name stored and sent for it (`staff`, `customer`, `tenant`).
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Tenant => "tenant",
             Self::Staff => "staff",
             Self::Customer => "customer",
+        }
+    }
+
+    /// A person's kind from its name: `staff` or `customer` (a tenant is no person).
+    pub fn parse_person(kind: &str) -> Option<Self> {
+        match kind {
+            "staff" => Some(Self::Staff),
+            "customer" => Some(Self::Customer),
+            _ => None,
         }
     }
 }

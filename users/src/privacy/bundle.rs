@@ -10,8 +10,6 @@ use platform::{Error, Result, id::TenantId, pii::Subject, privacy::Section};
 use serde_json::{Map, Value};
 use zip::{ZipWriter, write::SimpleFileOptions};
 
-use super::requests::kind_str;
-
 /// Builds the zip in memory (a person's data is small: profile, consents, orders, mails).
 pub fn zip(
     tenant: TenantId,
@@ -22,7 +20,7 @@ pub fn zip(
     let manifest = serde_json::json!({
         "format": "warung.subject-export.v1",
         "tenant_id": tenant,
-        "subject": { "kind": kind_str(subject.kind), "id": subject.id },
+        "subject": { "kind": subject.kind.as_str(), "id": subject.id },
         "generated_at": generated_at,
         "sections": sections.iter().map(|s| serde_json::json!({
             "name": s.name, "records": s.records.len(), "csv": format!("{}.csv", s.name),

@@ -18,13 +18,13 @@ use platform::{
     events::{self, Actor, AuditRecord, Resource},
     id::TenantId,
     jobs::{Job, JobContext, JobReport},
-    pii::{Subject, SubjectId},
+    pii::{Subject, SubjectId, SubjectKind},
     privacy::{Erasure, Farewell},
 };
 
 use super::{
     Status,
-    requests::{self, RequestId, kind_parse, kind_str},
+    requests::{self, RequestId},
 };
 
 pub const NAME: &str = "privacy.requests";
@@ -60,7 +60,7 @@ async fn run(state: AppState, ctx: JobContext) -> anyhow::Result<JobReport> {
         if ctx.stop.is_cancelled() {
             break;
         }
-        let Some(kind) = kind_parse(&row.subject_kind) else {
+        let Some(kind) = SubjectKind::parse_person(&row.subject_kind) else {
             continue;
         };
         if ctx.dry_run {
@@ -170,7 +170,7 @@ pub async fn erase(
         }
         // Checked again now, under the owners' lock: another owner may have left (or been
         // erased) since this request was filed.
-        if subject.kind == platform::pii::SubjectKind::Staff
+        if subject.kind == SubjectKind::Staff
             && let Err(platform::Error::Conflict { .. }) =
                 requests::refuse_last_owner(&mut tx, subject.id).await
         {
@@ -226,7 +226,7 @@ pub async fn erase(
     let tombstone = AuditRecord::new(
         ACTOR,
         "subject.erased",
-        Resource::new(kind_str(subject.kind), subject.id),
+        Resource::new(subject.kind.as_str(), subject.id),
     )
     .details(serde_json::json!({
         "request_id": request,

@@ -11,7 +11,6 @@ use platform::{
     privacy::{Erasure, Section, SubjectDataProvider},
 };
 
-use super::requests::kind_str;
 use crate::{customers, staff};
 
 #[derive(Debug)]
@@ -148,7 +147,7 @@ impl SubjectDataProvider for Provider {
             let record = AuditRecord::new(
                 erasure.actor,
                 "subject.anonymized",
-                Resource::new(kind_str(subject.kind), subject.id),
+                Resource::new(subject.kind.as_str(), subject.id),
             )
             .fields(&["email_index", "erased_at"])
             .details(serde_json::json!({ "request_id": erasure.request }));

@@ -86,22 +86,6 @@ pub struct SubjectRef {
     pub id: uuid::Uuid,
 }
 
-pub(crate) fn kind_str(kind: SubjectKind) -> &'static str {
-    match kind {
-        SubjectKind::Staff => "staff",
-        SubjectKind::Customer => "customer",
-        SubjectKind::Tenant => "tenant",
-    }
-}
-
-pub(crate) fn kind_parse(kind: &str) -> Option<SubjectKind> {
-    match kind {
-        "staff" => Some(SubjectKind::Staff),
-        "customer" => Some(SubjectKind::Customer),
-        _ => None,
-    }
-}
-
 /// A request being filed.
 #[derive(Debug, Clone, Copy)]
 pub struct Filing {
@@ -298,7 +282,7 @@ pub async fn file(state: &AppState, tx: &mut TenantTx, filing: Filing) -> Result
         tx.tenant().0,
         id.0,
         filing.kind.as_str(),
-        kind_str(subject.kind),
+        subject.kind.as_str(),
         subject.id.0,
         filing.channel.as_str(),
         filing.filed_by.map(|u| u.0),
@@ -319,7 +303,7 @@ pub async fn file(state: &AppState, tx: &mut TenantTx, filing: Filing) -> Result
     .details(serde_json::json!({
         "type": filing.kind.as_str(),
         "channel": filing.channel.as_str(),
-        "subject": { "kind": kind_str(subject.kind), "id": subject.id },
+        "subject": { "kind": subject.kind.as_str(), "id": subject.id },
         "due_at": due,
     }));
     events::emit_audit(tx, &record).await?;
@@ -332,7 +316,7 @@ pub async fn file(state: &AppState, tx: &mut TenantTx, filing: Filing) -> Result
             issued.text.expose_secret(),
         )
         .await?;
-    let who = serde_json::json!({ "kind": kind_str(subject.kind), "id": subject.id });
+    let who = serde_json::json!({ "kind": subject.kind.as_str(), "id": subject.id });
     for event in [
         DomainEvent {
             actor,
@@ -405,7 +389,7 @@ pub async fn confirm(state: &AppState, token: &str) -> Result<Request> {
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("unknown request type stored")))?;
     let subject = Subject {
         id: SubjectId(row.subject_id),
-        kind: kind_parse(&row.subject_kind)
+        kind: SubjectKind::parse_person(&row.subject_kind)
             .ok_or_else(|| Error::Internal(anyhow::anyhow!("unknown subject kind stored")))?,
     };
     let actor = Actor::Subject { id: subject.id };
@@ -475,7 +459,7 @@ async fn fulfil(
                 actor,
                 event_type: "privacy.erasure_scheduled",
                 payload: serde_json::json!({
-                    "subject": { "kind": kind_str(subject.kind), "id": subject.id },
+                    "subject": { "kind": subject.kind.as_str(), "id": subject.id },
                     "request_id": id,
                     "scheduled_for": at,
                 }),
@@ -622,7 +606,7 @@ async fn export(
     let record = AuditRecord::new(
         actor,
         "pii.accessed",
-        Resource::new(kind_str(subject.kind), subject.id),
+        Resource::new(subject.kind.as_str(), subject.id),
     )
     .details(serde_json::json!({
         "purpose": "data_subject_request", "request_id": request, "export_id": export,
@@ -642,7 +626,7 @@ async fn export(
         actor,
         event_type: "privacy.export_ready",
         payload: serde_json::json!({
-            "subject": { "kind": kind_str(subject.kind), "id": subject.id },
+            "subject": { "kind": subject.kind.as_str(), "id": subject.id },
             "request_id": request,
             "token_sealed": token_sealed.to_base64(),
             "expires_at": expires_at,
@@ -715,7 +699,7 @@ async fn restrict(
     let record = AuditRecord::new(
         actor,
         "subject.restricted",
-        Resource::new(kind_str(subject.kind), subject.id),
+        Resource::new(subject.kind.as_str(), subject.id),
     )
     .fields(&["restricted_at"]);
     events::emit_audit(tx, &record).await?;
@@ -744,7 +728,7 @@ pub async fn lift_restriction(tx: &mut TenantTx, actor: Actor, subject: Subject)
         let record = AuditRecord::new(
             actor,
             "subject.restriction_lifted",
-            Resource::new(kind_str(subject.kind), subject.id),
+            Resource::new(subject.kind.as_str(), subject.id),
         )
         .fields(&["restricted_at"]);
         events::emit_audit(tx, &record).await?;
@@ -861,7 +845,9 @@ impl Row {
             id: RequestId(self.id),
             kind: RequestType::parse(&self.r#type).ok_or_else(broken)?,
             subject: SubjectRef {
-                kind: kind_str(kind_parse(&self.subject_kind).ok_or_else(broken)?),
+                kind: SubjectKind::parse_person(&self.subject_kind)
+                    .ok_or_else(broken)?
+                    .as_str(),
                 id: self.subject_id,
             },
             channel: self.channel,

@@ -14,7 +14,7 @@ use platform::{
 };
 use sqlx::PgConnection;
 
-use super::{RequestType, requests::kind_str};
+use super::RequestType;
 
 /// Schedules the erasure of the people of `table` (aliased `t`) whose `age` is past their
 /// shop's cutoff and who meet `condition`, unless one is already under way.
@@ -143,7 +143,7 @@ impl ScheduleErasure {
             tenant.0,
             request,
             RequestType::Erasure.as_str(),
-            kind_str(self.kind),
+            self.kind.as_str(),
             person,
             jurisdiction,
             cutoffs.now,
@@ -157,7 +157,7 @@ impl ScheduleErasure {
                 actor: Actor::System { name: "retention" },
                 event_type: "retention.deletion_scheduled",
                 payload: serde_json::json!({
-                    "subject": { "kind": kind_str(self.kind), "id": person },
+                    "subject": { "kind": self.kind.as_str(), "id": person },
                     "request_id": request,
                     "scheduled_for": at,
                     "category": self.category,

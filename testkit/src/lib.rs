@@ -240,6 +240,22 @@ impl TestApp {
             .await
     }
 
+    /// Runs a job until one run completes: a run finding the lock held elsewhere (another
+    /// test's run) or losing it on a loaded machine is tried again. Panics on any other
+    /// outcome.
+    pub async fn run_job_to_completion(&self, name: &str, dry_run: bool) -> jobs::JobReport {
+        for _ in 0..40 {
+            match self.run_job(name, dry_run).await {
+                jobs::RunOutcome::Succeeded(report) => return report,
+                jobs::RunOutcome::Busy | jobs::RunOutcome::Fenced => {
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        panic!("{name} never got its lock");
+    }
+
     pub fn job_runner(&self) -> jobs::Runner {
         jobs::Runner::new(&self.state, self.system.clone())
     }

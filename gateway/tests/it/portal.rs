@@ -43,20 +43,7 @@ async fn a_merchant_signs_up_through_the_portal_in_a_browser() {
     let id = uuid::Uuid::now_v7().simple().to_string();
     let slug = format!("portal-{}", &id[20..]);
     let email = format!("budi.{id}@example.id");
-    let portal = workspace_root().join("portal");
-    let output = tokio::process::Command::new("node")
-        .arg("tests/onboarding.mjs")
-        .args([&app.base, &slug, &email, PASSWORD])
-        .current_dir(&portal)
-        .output()
-        .await
-        .expect("node is required (scripts/test installs the portal's test tools)");
-    assert!(
-        output.status.success(),
-        "browser test failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    browser(&app, "tests/onboarding.mjs", &[&slug, &email, PASSWORD]).await;
 
     // The shop exists, its owner signs in, and the consent given in the page is on record.
     let tokens = app.login(&slug, &email, PASSWORD).await;
@@ -113,19 +100,7 @@ async fn mailed_links_open_portal_pages_that_verify_and_reset() {
         )
         .await;
     let new_password = "teh manis es batu 7";
-    let output = tokio::process::Command::new("node")
-        .arg("tests/links.mjs")
-        .args([&app.base, &verify, &reset, new_password])
-        .current_dir(workspace_root().join("portal"))
-        .output()
-        .await
-        .expect("node is required (scripts/test installs the portal's test tools)");
-    assert!(
-        output.status.success(),
-        "browser test failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    browser(&app, "tests/links.mjs", &[&verify, &reset, new_password]).await;
     let tokens = app
         .login(&merchant.slug, &merchant.owner.email, new_password)
         .await;
@@ -139,6 +114,8 @@ async fn mailed_links_open_portal_pages_that_verify_and_reset() {
     assert_eq!(me["user"]["email_verified"], true, "{me}");
 }
 
+/// Runs a portal browser script (`node portal/SCRIPT BASE_URL ARGS...`); fails the test with
+/// its output unless it passes.
 async fn browser(app: &TestApp, script: &str, args: &[&str]) {
     let output = tokio::process::Command::new("node")
         .arg(script)

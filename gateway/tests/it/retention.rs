@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use platform::{Role, id::TenantId, jobs::RunOutcome};
+use platform::{Role, id::TenantId};
 use serde_json::{Value, json};
 use testkit::TestApp;
 
@@ -33,20 +33,6 @@ async fn exists(app: &TestApp, id: uuid::Uuid) -> bool {
         .fetch_one(app.system.pool())
         .await
         .unwrap()
-}
-
-async fn run(app: &TestApp, job: &str, dry_run: bool) -> platform::jobs::JobReport {
-    for _ in 0..40 {
-        match app.run_job(job, dry_run).await {
-            RunOutcome::Succeeded(report) => return report,
-            // Busy elsewhere, or (on a loaded machine) its short test lock lapsed midway.
-            RunOutcome::Busy | RunOutcome::Fenced => {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            other => panic!("{job}: {other:?}"),
-        }
-    }
-    panic!("{job} stayed busy");
 }
 
 async fn swept(app: &TestApp, tenant: TenantId, category: &str) -> Vec<i64> {
@@ -136,13 +122,17 @@ async fn retention_follows_each_shops_choice_and_never_goes_inside_the_legal_min
         past_default,
     ];
 
-    let dry = run(&app, "retention.notifications", true).await;
+    let dry = app
+        .run_job_to_completion("retention.notifications", true)
+        .await;
     assert!(dry.get("notification_logs") >= 2, "{dry:?}");
     for id in all {
         assert!(exists(&app, id).await, "a dry run removed {id}");
     }
 
-    let report = run(&app, "retention.notifications", false).await;
+    let report = app
+        .run_job_to_completion("retention.notifications", false)
+        .await;
     assert!(report.get("notification_logs") >= 2, "{report:?}");
     assert!(!exists(&app, old_sent).await, "past the shop's 30 days");
     assert!(exists(&app, young_sent).await, "inside the legal minimum");
@@ -176,7 +166,8 @@ async fn retention_follows_each_shops_choice_and_never_goes_inside_the_legal_min
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    run(&app, "retention.notifications", false).await;
+    app.run_job_to_completion("retention.notifications", false)
+        .await;
     assert!(
         exists(&app, young_sent).await,
         "20 days < the 30-day legal minimum"
@@ -242,7 +233,7 @@ async fn a_retention_run_stopped_midway_is_finished_by_the_next_run() {
         "every batch that went is on record"
     );
 
-    run(&app, "retention.auth", false).await;
+    app.run_job_to_completion("retention.auth", false).await;
     assert_eq!(left().await, 0, "the next run finished the work");
     let removed: i64 = swept(&app, t.id, "auth_tokens").await.iter().sum();
     assert_eq!(removed, 400, "and the records add up");

@@ -6,7 +6,7 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{TimeDelta, Utc};
-use platform::{Role, clock::ManualClock, id::TenantId, jobs::RunOutcome, pii::Opened};
+use platform::{Role, clock::ManualClock, id::TenantId, pii::Opened};
 use serde_json::{Value, json};
 use testkit::{FaultProxy, Staff, TestApp, customer_body, mail::wait_for_mail};
 
@@ -28,10 +28,7 @@ async fn request(app: &TestApp, owner: &Staff, id: &Value) -> Value {
 /// Runs the job until the request is closed (another run may hold the lock for a moment).
 async fn run_until_closed(app: &TestApp, owner: &Staff, id: &Value) -> Value {
     for _ in 0..60 {
-        match app.run_job(JOB, false).await {
-            RunOutcome::Succeeded(_) | RunOutcome::Busy | RunOutcome::Fenced => {}
-            other => panic!("job run: {other:?}"),
-        }
+        app.run_job_to_completion(JOB, false).await;
         let now = request(app, owner, id).await;
         if now["status"] == "completed" {
             return now;
@@ -276,12 +273,7 @@ async fn an_erasure_waits_for_its_farewell_mail_and_finishes_when_smtp_returns()
     confirm(&app, merchant.tenant, &id).await;
 
     proxy.cut();
-    for _ in 0..20 {
-        if matches!(app.run_job(JOB, false).await, RunOutcome::Succeeded(_)) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    app.run_job_to_completion(JOB, false).await;
     let waiting = request(&app, &merchant.owner, &filed["id"]).await;
     assert_eq!(waiting["status"], "erasing", "{waiting}");
     let kept: Value = app
@@ -426,12 +418,7 @@ async fn an_erasure_waits_out_the_shops_grace_period() {
         "the person is told when"
     );
 
-    for _ in 0..20 {
-        if matches!(app.run_job(JOB, false).await, RunOutcome::Succeeded(_)) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    app.run_job_to_completion(JOB, false).await;
     assert_eq!(
         request(&app, owner, &filed["id"]).await["status"],
         "scheduled",
@@ -445,19 +432,6 @@ async fn an_erasure_waits_out_the_shops_grace_period() {
 fn clock_now(clock: &ManualClock) -> chrono::DateTime<Utc> {
     use platform::clock::Clock;
     clock.now()
-}
-
-async fn retention_run(app: &TestApp) -> platform::jobs::JobReport {
-    for _ in 0..40 {
-        match app.run_job("retention.users", false).await {
-            RunOutcome::Succeeded(report) => return report,
-            RunOutcome::Busy | RunOutcome::Fenced => {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            other => panic!("retention.users: {other:?}"),
-        }
-    }
-    panic!("retention.users stayed busy");
 }
 
 /// The retention requests of `tenant` about `subject`: (id, status, outcome).
@@ -559,18 +533,15 @@ async fn inactive_guests_are_told_then_erased_unless_they_come_back_and_deleted_
     testkit::audited(&mut tx, "test.time_passed").await;
     tx.commit().await.unwrap();
 
-    let dry = app.run_job("retention.users", true).await;
-    assert!(
-        matches!(&dry, RunOutcome::Succeeded(r) if r.get("inactive_guests") >= 2),
-        "{dry:?}"
-    );
+    let dry = app.run_job_to_completion("retention.users", true).await;
+    assert!(dry.get("inactive_guests") >= 2, "{dry:?}");
     assert!(
         retention_requests(&app, merchant.tenant, &gone)
             .await
             .is_empty(),
         "dry runs file nothing"
     );
-    let report = retention_run(&app).await;
+    let report = app.run_job_to_completion("retention.users", false).await;
     assert!(
         report.get("inactive_guests") >= 2
             && report.get("deleted_staff") >= 1
@@ -599,7 +570,7 @@ async fn inactive_guests_are_told_then_erased_unless_they_come_back_and_deleted_
             .is_empty(),
         "customers with an account stay"
     );
-    retention_run(&app).await;
+    app.run_job_to_completion("retention.users", false).await;
     assert_eq!(
         retention_requests(&app, merchant.tenant, &gone).await.len(),
         1,
@@ -683,10 +654,7 @@ async fn of_two_owners_erasing_themselves_at_once_one_stays() {
         confirm(&app, merchant.tenant, &owner.id.to_string()).await;
     }
     for _ in 0..60 {
-        match app.run_job(JOB, false).await {
-            RunOutcome::Succeeded(_) | RunOutcome::Busy | RunOutcome::Fenced => {}
-            other => panic!("job run: {other:?}"),
-        }
+        app.run_job_to_completion(JOB, false).await;
         let closed: Vec<(String, Option<String>)> = sqlx::query_as(
             "select status, outcome from privacy_requests where tenant_id = $1 order by outcome",
         )

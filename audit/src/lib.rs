@@ -8,6 +8,7 @@
 
 mod api;
 pub mod chain;
+mod compliance;
 pub mod maintenance;
 pub mod privacy;
 pub mod sink;
@@ -26,6 +27,7 @@ pub const MODULE: Module = Module {
     jobs,
     permissions: &[ReadAudit::INFO],
     subject_data: Some(&privacy::Provider),
+    compliance: Some(&compliance::Probe),
 };
 
 /// HTTP routes of this module.

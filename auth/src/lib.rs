@@ -32,6 +32,7 @@ pub const MODULE: Module = Module {
     jobs,
     permissions: &[],
     subject_data: None,
+    compliance: None,
 };
 
 /// HTTP routes of this module.

@@ -22,6 +22,7 @@ pub const MODULE: Module = Module {
     jobs: |_| Vec::new(),
     permissions: &[RunJobs::INFO],
     subject_data: None,
+    compliance: None,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -79,6 +79,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Compliance: live verification of Warung's guarantees against this deployment.
+    Compliance {
+        #[command(subcommand)]
+        command: ComplianceCommand,
+    },
     /// Print the permission matrix (every route, who may call it) as the markdown table in
     /// docs/API.md.
     Permissions,
@@ -104,6 +109,14 @@ pub enum AuditCommand {
         #[arg(long)]
         tenant: Option<uuid::Uuid>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ComplianceCommand {
+    /// Probe every guarantee (PII at rest, tenant isolation, the audit store, keys, consent,
+    /// data-subject requests, retention, transport) and report each with its legal source.
+    /// Read-only; exits non-zero when any check fails or cannot run.
+    Verify(crate::verify::VerifyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -239,6 +252,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, Some(path)) => Ok(std::fs::write(&path, json)?),
                 (None, None) => Ok(std::io::stdout().write_all(json.as_bytes())?),
             }
+        }
+        Command::Compliance {
+            command: ComplianceCommand::Verify(args),
+        } => {
+            let config = load(cli.config.as_deref())?;
+            platform::telemetry::init(&config.telemetry);
+            let ctx = crate::verify::context(config, &args).await?;
+            let report = crate::verify::run(&ctx, &args).await?;
+            if !report.passed() {
+                anyhow::bail!(
+                    "compliance verification failed: {} checks failed, {} could not run",
+                    report.totals.fail,
+                    report.totals.error
+                );
+            }
+            Ok(())
         }
         Command::Permissions => {
             Ok(std::io::stdout().write_all(app::permission_matrix().as_bytes())?)

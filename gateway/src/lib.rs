@@ -8,3 +8,4 @@ pub mod cli;
 pub mod edge;
 pub mod modules;
 pub mod server;
+pub mod verify;

@@ -58,6 +58,7 @@ pub const MODULE: Module = Module {
         marketing::SendMarketing::INFO,
     ],
     subject_data: Some(&privacy::Provider),
+    compliance: None,
 };
 
 /// HTTP routes of this module.

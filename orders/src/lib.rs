@@ -30,6 +30,7 @@ pub const MODULE: Module = Module {
     jobs,
     permissions: &[ReadOrders::INFO, WriteOrders::INFO, RefundOrders::INFO],
     subject_data: Some(&privacy::Provider),
+    compliance: None,
 };
 
 /// HTTP routes of this module.

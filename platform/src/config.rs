@@ -48,6 +48,7 @@ pub struct Config {
     pub notifications: NotificationsConfig,
     pub privacy: PrivacyConfig,
     pub rate_limit: RateLimitConfig,
+    pub compliance: ComplianceConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -79,6 +80,9 @@ pub struct DatabaseConfig {
     /// Connection as the schema owner, used only by `warung migrate`.
     #[serde(default, deserialize_with = "secret::optional")]
     pub migrate_url: Option<SecretString>,
+    /// Connection as `warung_compliance` (SELECT only), used only by `warung compliance verify`.
+    #[serde(default, deserialize_with = "secret::optional")]
+    pub compliance_url: Option<SecretString>,
     pub max_connections: u32,
     pub system_max_connections: u32,
     pub acquire_timeout_ms: u64,
@@ -307,6 +311,27 @@ pub struct RateLimitConfig {
     pub tenant_per_minute: u64,
 }
 
+/// What `warung compliance verify` holds the deployment to (docs/COMPLIANCE.md, Verification).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComplianceConfig {
+    /// The KEK's newest version must be younger than this many days.
+    pub kek_rotation_days: u32,
+    /// How long database backups are kept. A KEK version superseded longer ago than this must no
+    /// longer decrypt (min_decryption_version raised), so a backup taken before a shred stops
+    /// being openable once every backup of that time is gone.
+    pub backup_retention_days: u32,
+    /// The oldest unpublished outbox row may be at most this old.
+    pub outbox_max_age_secs: u64,
+    /// Whether this deployment keeps `/metrics` and readiness details off the public address;
+    /// when true, the verifier asks the public address for them and fails if it answers.
+    pub metrics_private: bool,
+    /// The address users reach (default: `http.public_base_url`).
+    pub public_url: Option<Url>,
+    /// Sealed values opened per column and tenant to prove their binding.
+    pub sample_size: i64,
+}
+
 /// Built-in defaults: every key that has a sensible value without knowing the deployment.
 /// Secrets (database URLs, Redis URL, Vault token) have none on purpose.
 fn defaults() -> serde_json::Value {
@@ -392,6 +417,13 @@ fn defaults() -> serde_json::Value {
             "per_ip_burst": 100,
             "public_writes_per_ip_per_hour": 30,
             "tenant_per_minute": 6_000,
+        },
+        "compliance": {
+            "kek_rotation_days": 365,
+            "backup_retention_days": 35,
+            "outbox_max_age_secs": 300,
+            "metrics_private": false,
+            "sample_size": 20,
         },
     })
 }

@@ -66,6 +66,18 @@ impl Db {
         })
     }
 
+    /// A handle on another role's connection, e.g. the compliance verifier's read-only role:
+    /// tenant transactions on it read as that role (and its policies) sees.
+    pub fn connect_as(
+        url: &SecretString,
+        application: &str,
+        max: u32,
+    ) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            pool: pool(url, application, max, Duration::from_secs(10))?,
+        })
+    }
+
     /// Entry point to everything tenant-owned: `db.tenant(id).begin().await?`.
     pub fn tenant(&self, tenant: TenantId) -> TenantScope<'_> {
         TenantScope {

@@ -5,6 +5,7 @@
 pub mod authz;
 pub mod clients;
 pub mod clock;
+pub mod compliance;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -21,6 +21,8 @@ pub struct Module {
     pub permissions: &'static [crate::authz::PermissionInfo],
     /// What it holds on data subjects, for their exports and erasures (DESIGN §6).
     pub subject_data: Option<&'static dyn crate::privacy::SubjectDataProvider>,
+    /// Its sealed columns and its own checks, for `warung compliance verify` (DESIGN §12).
+    pub compliance: Option<&'static dyn crate::compliance::ComplianceProbe>,
 }
 
 /// What a worker gets when it starts: the cross-tenant database handle (never available to

@@ -44,6 +44,7 @@ impl AppState {
         // is built from config before this (gateway, for workers and operator commands only).
         config.database.system_url = secrecy::SecretString::from(String::new());
         config.database.migrate_url = None;
+        config.database.compliance_url = None;
         let redis = Redis::connect(&config.redis)?;
         let vault = Vault::connect(&config.vault)?;
         let pii = pii_cipher(&config, &vault, &redis)?;

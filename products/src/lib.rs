@@ -29,6 +29,7 @@ pub const MODULE: Module = Module {
     ],
     // The catalog holds nothing about people.
     subject_data: None,
+    compliance: None,
 };
 
 /// HTTP routes of this module.

@@ -31,6 +31,7 @@ pub const MODULE: Module = Module {
     jobs,
     permissions: &[retention::ManageRetention::INFO],
     subject_data: None,
+    compliance: None,
 };
 
 /// HTTP routes of this module.

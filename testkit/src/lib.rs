@@ -17,6 +17,7 @@
 
 mod broker;
 mod commerce;
+mod database;
 mod identity;
 pub mod mail;
 mod proxy;
@@ -39,6 +40,7 @@ use tokio::sync::OnceCell;
 
 pub use broker::TestBroker;
 pub use commerce::customer_body;
+pub use database::FreshDatabase;
 pub use identity::{Merchant, PASSWORD, Staff, signup_body};
 pub use proxy::FaultProxy;
 pub use scenario::Scenario;
@@ -341,6 +343,51 @@ impl TestApp {
             .await
             .unwrap();
         owner.close().await;
+    }
+
+    /// Carries the audit records waiting in the outbox into the audit store: the relay's
+    /// envelope, then the sink's own `store`, with the broker between them left out. For tests
+    /// on a [`FreshDatabase`], whose events must not cross to other tests' sinks through the
+    /// shared topics (nor theirs to this one). Returns how many records it delivered.
+    pub async fn deliver_audit(&self) -> usize {
+        use rdkafka::message::{OwnedMessage, Timestamp};
+        let mut tx = self.system.pool().begin().await.unwrap();
+        let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+            "select seq, tenant_id::text,
+                    jsonb_build_object('event_id', event_id, 'type', event_type,
+                        'schema_version', schema_version, 'tenant_id', tenant_id, 'actor', actor,
+                        'occurred_at', occurred_at, 'request_id', request_id, 'payload', payload)::text,
+                    (extract(epoch from occurred_at) * 1000)::bigint
+             from outbox where published_at is null and topic = $1 order by seq for update",
+        )
+        .bind(events::AUDIT_TOPIC)
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+        let messages: Vec<OwnedMessage> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, (_, key, envelope, at))| {
+                OwnedMessage::new(
+                    Some(envelope.clone().into_bytes()),
+                    Some(key.clone().into_bytes()),
+                    events::AUDIT_TOPIC.to_owned(),
+                    Timestamp::CreateTime(*at),
+                    0,
+                    i as i64,
+                    None,
+                )
+            })
+            .collect();
+        audit::sink::store(&self.system, &messages).await.unwrap();
+        let seqs: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        sqlx::query("update outbox set published_at = now() where seq = any($1)")
+            .bind(&seqs)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        rows.len()
     }
 
     pub async fn stop(mut self) {

@@ -7,6 +7,7 @@
 //! [`invitations`], [`contact`] (addresses for mail), [`privacy`] (data-subject requests).
 
 mod api;
+mod compliance;
 pub mod consent;
 pub mod contact;
 pub mod customers;
@@ -47,6 +48,7 @@ pub const MODULE: Module = Module {
         ManagePrivacy::INFO,
     ],
     subject_data: Some(&privacy::provider::Provider),
+    compliance: Some(&compliance::Probe),
 };
 
 /// HTTP routes of this module.

@@ -34,6 +34,7 @@ const PROBE: Module = Module {
     jobs: |_| Vec::new(),
     permissions: &[],
     subject_data: None,
+    compliance: None,
 };
 
 #[tokio::test]

@@ -31,6 +31,20 @@ impl WrappedKey {
     }
 }
 
+/// The KEK as Vault describes it (no key material).
+#[derive(Debug, Clone)]
+pub struct KekInfo {
+    pub name: String,
+    pub latest_version: i32,
+    pub min_decryption_version: i32,
+    pub exportable: bool,
+    pub deletion_allowed: bool,
+    pub allow_plaintext_backup: bool,
+    pub derived: bool,
+    /// When each version was created.
+    pub versions: std::collections::BTreeMap<i32, chrono::DateTime<chrono::Utc>>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// Vault is down, sealed, too slow, or the breaker is open. Retry later; nothing was written.
@@ -225,6 +239,51 @@ impl TransitKeys {
         }
         let info: KeyInfo = self.call("read_key", "keys", None).await?;
         Ok(info.latest_version)
+    }
+
+    /// What Vault says about the KEK: its protections and the age of each version (for
+    /// `warung compliance verify`).
+    pub async fn describe(&self) -> Result<KekInfo, KeyError> {
+        #[derive(Debug, Deserialize)]
+        struct Raw {
+            latest_version: i32,
+            min_decryption_version: i32,
+            #[serde(default)]
+            exportable: bool,
+            #[serde(default)]
+            deletion_allowed: bool,
+            #[serde(default)]
+            allow_plaintext_backup: bool,
+            #[serde(default)]
+            derived: bool,
+            #[serde(default)]
+            keys: std::collections::BTreeMap<String, serde_json::Value>,
+        }
+        let raw: Raw = self.call("read_key", "keys", None).await?;
+        let created = |value: &serde_json::Value| -> Option<chrono::DateTime<chrono::Utc>> {
+            match value {
+                // Symmetric keys: unix seconds.
+                serde_json::Value::Number(n) => chrono::DateTime::from_timestamp(n.as_i64()?, 0),
+                serde_json::Value::String(s) => s.parse().ok(),
+                serde_json::Value::Object(o) => o.get("creation_time")?.as_str()?.parse().ok(),
+                _ => None,
+            }
+        };
+        let versions = raw
+            .keys
+            .iter()
+            .filter_map(|(v, value)| Some((v.parse().ok()?, created(value)?)))
+            .collect();
+        Ok(KekInfo {
+            name: self.vault.kek_name.clone(),
+            latest_version: raw.latest_version,
+            min_decryption_version: raw.min_decryption_version,
+            exportable: raw.exportable,
+            deletion_allowed: raw.deletion_allowed,
+            allow_plaintext_backup: raw.allow_plaintext_backup,
+            derived: raw.derived,
+            versions,
+        })
     }
 
     /// Adds a new KEK version. Existing wrapped DEKs keep opening (older versions stay

@@ -31,7 +31,7 @@ pub use self::{
     blind::{BlindIndex, IndexKind},
     breaker::Breaker,
     cipher::{Binding, Dek, OpenError, SubjectCipher},
-    keys::{KeyError, Keys, LocalKeys, TransitKeys, TransitPerField, WrappedKey},
+    keys::{KekInfo, KeyError, Keys, LocalKeys, TransitKeys, TransitPerField, WrappedKey},
 };
 use crate::{
     clients::Redis,

@@ -162,7 +162,8 @@ async fn readable(read: &PgPool, table: &str) -> anyhow::Result<bool> {
         "select has_table_privilege(c.oid, 'SELECT')
                 and (not c.relrowsecurity or exists (
                     select 1 from pg_policy p where p.polrelid = c.oid and p.polcmd in ('r', '*')
-                      and (0 = any(p.polroles) or (select oid from pg_roles where rolname = current_user) = any(p.polroles))))
+                      and exists (select 1 from unnest(p.polroles) r
+                              where r = 0 or pg_has_role(current_user, r, 'USAGE'))))
          from pg_class c join pg_namespace n on n.oid = c.relnamespace
          where n.nspname = 'public' and c.relname = $1",
     )

@@ -101,7 +101,7 @@ async fn logs(ctx: &Ctx) -> anyhow::Result<Finding> {
         }
         Ok(Finding::from_violations(
             violations,
-            format!("{lines} lines in {} files, no personal data", paths.len()),
+            format!("{lines} lines in {} file(s), no personal data", paths.len()),
             |n| format!("{n} log files hold personal data"),
         ))
     })

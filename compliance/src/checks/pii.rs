@@ -238,6 +238,10 @@ async fn sealed_bound(ctx: &Ctx) -> anyhow::Result<Finding> {
         for col in ctx.sealed.iter() {
             let samples = samples(ctx, &mut tx, col).await?;
             for (i, sample) in samples.iter().enumerate() {
+                // A value that is not in the sealed format at all is pii.sealed_format's finding.
+                if sample.sealed.0.len() < 29 || sample.sealed.0.first() != Some(&1) {
+                    continue;
+                }
                 match ctx
                     .pii
                     .open(&mut tx, sample.subject, col.field, &sample.sealed)

@@ -1,7 +1,7 @@
 //! Retention: every policy and every shop's choice sits within the law's bounds, every job ran
 //! in its last schedule slot (from the job-run records), and no slot ran twice.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use croner::{
     Cron,
     parser::{CronParser, Seconds},
@@ -46,6 +46,12 @@ pub(super) fn checks() -> Vec<Check> {
 /// How late a run may start after its slot and still count (scheduler start-up, a lock held
 /// by the previous run).
 const GRACE: Duration = Duration::hours(1);
+
+/// The slot a time belongs to: the schedule's last firing at or before it. croner carries the
+/// time's fraction of a second over into what it finds, so whole seconds go in.
+fn slot(cron: &Cron, at: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
+    Ok(cron.find_previous_occurrence(&at.trunc_subsecs(0), true)?)
+}
 
 fn parse(schedule: &str) -> anyhow::Result<Cron> {
     Ok(CronParser::builder()
@@ -105,7 +111,7 @@ async fn jobs_on_schedule(ctx: &Ctx) -> anyhow::Result<Finding> {
     let mut violations = Vec::new();
     for (name, schedule) in ctx.jobs.iter() {
         let cron = parse(schedule)?;
-        let slot = cron.find_previous_occurrence(&(now - GRACE), true)?;
+        let slot = slot(&cron, now - GRACE)?;
         if slot < deployed {
             continue;
         }
@@ -148,7 +154,7 @@ async fn no_double_run(ctx: &Ctx) -> anyhow::Result<Finding> {
         .await?;
         let mut seen: std::collections::BTreeMap<DateTime<Utc>, i64> = Default::default();
         for (id, started) in runs {
-            let slot = cron.find_previous_occurrence(&started, true)?;
+            let slot = slot(&cron, started)?;
             if let Some(first) = seen.insert(slot, id) {
                 violations.push(format!(
                     "{name}: runs {first} and {id} both carried out the slot of {}",
@@ -165,4 +171,27 @@ async fn no_double_run(ctx: &Ctx) -> anyhow::Result<Finding> {
         ),
         |n| format!("{n} schedule slots ran twice: the lock or the fencing epoch failed"),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Utc};
+
+    use super::{parse, slot};
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_run_belongs_to_the_slot_at_or_before_it() {
+        let daily = parse("0 10 3 * * *").unwrap();
+        let slot = |t| slot(&daily, at(t)).unwrap();
+        assert_eq!(slot("2026-12-01T04:40:00Z"), at("2026-12-01T03:10:00Z"));
+        assert_eq!(slot("2026-12-01T04:39:59Z"), slot("2026-12-01T04:40:00Z"));
+        assert_eq!(slot("2026-12-01T03:10:00Z"), at("2026-12-01T03:10:00Z"));
+        assert_eq!(slot("2026-12-01T03:09:59Z"), at("2026-11-30T03:10:00Z"));
+        assert_eq!(slot("2026-12-01T04:40:00.123456Z"), at("2026-12-01T03:10:00Z"));
+        assert_eq!(slot("2026-12-01T04:39:59.654321Z"), at("2026-12-01T03:10:00Z"));
+    }
 }

@@ -240,7 +240,7 @@ async fn roles_own_nothing(ctx: &Ctx) -> anyhow::Result<Finding> {
             .into_iter()
             .map(|(r, o)| format!("{r} owns {o}"))
             .collect(),
-        format!("{} owns nothing", roles.join(", ")),
+        format!("{} own nothing", roles.join(", ")),
         |n| {
             format!(
                 "the deployment's roles own {n} objects (an owner escapes FORCE'd RLS and grants)"

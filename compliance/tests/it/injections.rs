@@ -118,10 +118,10 @@ violation!(
     an_object_owned_by_the_app_role,
     ["tenancy.roles_own_nothing"],
     |v| {
+        // A schema: the app role has no CREATE on `public`, so it can be given nothing there.
         v.owner_exec(&[
-            "create function ft_owned() returns int language sql as 'select 1'",
             "grant warung_app to warung",
-            "alter function ft_owned() owner to warung_app",
+            "create schema ft_owned authorization warung_app",
             "revoke warung_app from warung",
         ])
         .await;
@@ -148,13 +148,16 @@ async fn a_verifier_role_that_may_create_databases() {
             &VerifyArgs::default(),
         )
         .await;
-    assert_only(&report, &["tenancy.roles_unprivileged"]);
-    v.owner_exec(&[
-        &format!("drop owned by {role}"),
-        &format!("drop role {role}"),
-    ])
-    .await;
+    // The role lives in the cluster, not in the test's database: gone before any assertion.
     v.finish().await;
+    let owner = sqlx::PgPool::connect(&env["WARUNG_DATABASE__MIGRATE_URL"])
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("drop role {role}")))
+        .execute(&owner)
+        .await
+        .unwrap();
+    assert_only(&report, &["tenancy.roles_unprivileged"]);
 }
 
 violation!(
@@ -209,6 +212,43 @@ violation!(
     .await;
     }
 );
+
+#[tokio::test]
+async fn a_table_the_verifier_cannot_read_is_an_error_never_a_clean_scan() {
+    let v = Verifier::start().await;
+    // A tenant table made by hand, without the helper: RLS forced, the app's policy, and no
+    // policy (or grant) for the verifier. Its rows hold an email the scan must not miss quietly.
+    v.owner_exec(&[
+        "create table ft_notes (tenant_id uuid not null references tenants (id), id uuid not null,
+             note text not null, primary key (tenant_id, id))",
+        "alter table ft_notes enable row level security",
+        "alter table ft_notes force row level security",
+        "create policy tenant_isolation on ft_notes to warung_app
+             using (tenant_id = warung_current_tenant()) with check (tenant_id = warung_current_tenant())",
+        "grant select, insert on ft_notes to warung_app",
+        "revoke all on ft_notes from warung_compliance",
+    ])
+    .await;
+    v.app_exec(&format!(
+        "insert into ft_notes values ('{}', gen_random_uuid(), 'call siti@example.id')",
+        v.tenant()
+    ))
+    .await;
+    let report = v.verify().await;
+    let mut errors = report.ids(platform::compliance::Status::Error);
+    errors.sort_unstable();
+    assert_eq!(
+        errors,
+        ["pii.plaintext_email", "pii.plaintext_nik", "pii.plaintext_phone"],
+        "{}",
+        report.to_table(false)
+    );
+    let finding = report.finding("pii.plaintext_email").unwrap();
+    assert!(finding.summary.contains("ft_notes"), "{}", finding.summary);
+    assert_eq!(report.ids(platform::compliance::Status::Fail), ["tenancy.verifier_read_only"]);
+    assert!(!report.passed());
+    v.finish().await;
+}
 
 violation!(
     a_write_grant_to_the_verifier,

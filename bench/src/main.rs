@@ -7,6 +7,7 @@
 mod commerce;
 mod pii;
 mod pipeline;
+mod scan;
 
 use std::{io::Write, time::Duration};
 
@@ -27,6 +28,8 @@ enum Bench {
     Pipeline(pipeline::Args),
     /// `POST /orders` vs pgbench with the same SQL; customer create per cipher (#6).
     Commerce(commerce::Args),
+    /// The compliance verifier's PII scan: detector and whole-scan throughput, memory (#16).
+    Scan(scan::Args),
 }
 
 #[tokio::main]
@@ -35,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
         Bench::Pii(args) => pii::run(args).await,
         Bench::Pipeline(args) => pipeline::run(args).await,
         Bench::Commerce(args) => commerce::run(args).await,
+        Bench::Scan(args) => scan::run(args).await,
     }
 }
 

@@ -239,13 +239,20 @@ async fn a_table_the_verifier_cannot_read_is_an_error_never_a_clean_scan() {
     errors.sort_unstable();
     assert_eq!(
         errors,
-        ["pii.plaintext_email", "pii.plaintext_nik", "pii.plaintext_phone"],
+        [
+            "pii.plaintext_email",
+            "pii.plaintext_nik",
+            "pii.plaintext_phone"
+        ],
         "{}",
         report.to_table(false)
     );
     let finding = report.finding("pii.plaintext_email").unwrap();
     assert!(finding.summary.contains("ft_notes"), "{}", finding.summary);
-    assert_eq!(report.ids(platform::compliance::Status::Fail), ["tenancy.verifier_read_only"]);
+    assert_eq!(
+        report.ids(platform::compliance::Status::Fail),
+        ["tenancy.verifier_read_only"]
+    );
     assert!(!report.passed());
     v.finish().await;
 }

@@ -9,6 +9,7 @@ use platform::{
     compliance::{ComplianceProbe, Ctx},
     config::Config,
     db::{Db, SystemDb},
+    events::{self, Actor, AuditRecord, Resource},
     id::TenantId,
 };
 
@@ -113,8 +114,43 @@ async fn resolve_tenant(read: &sqlx::PgPool, given: &str) -> anyhow::Result<Tena
         .with_context(|| format!("no tenant `{given}`"))
 }
 
-/// Runs every check and writes the outputs. Returns the report; the caller decides the exit
-/// code ([`compliance::Report::passed`]).
+/// Records the run in the audit trail: a `compliance.verified` record holding the SHA-256 of
+/// the report's JSON and its totals, so a filed report can be matched to the chain. Warung's
+/// audit chains are per tenant and there is no platform chain, so the record goes into the
+/// chain of every tenant the run looked at (one with `--tenant`): each shop's own trail shows
+/// when it was verified and with what result. Written as the app role through the ordinary
+/// outbox, like any audited change; the verifier's own role stays read-only.
+pub async fn record(ctx: &Ctx, report: &compliance::Report, digest: &str) -> anyhow::Result<usize> {
+    let db = Db::connect_as(&ctx.config.database.app_url, "warung-compliance-record", 2)?;
+    let tenants = ctx.tenants().await?;
+    let details = serde_json::json!({
+        "report_sha256": digest,
+        "tool": report.tool,
+        "version": report.version,
+        "started_at": report.started_at,
+        "scope": if report.tenant.is_some() { "tenant" } else { "deployment" },
+        "passed": report.passed(),
+        "totals": report.totals,
+        "failed": report.ids(platform::compliance::Status::Fail),
+        "errors": report.ids(platform::compliance::Status::Error),
+    });
+    for tenant in &tenants {
+        let mut tx = db.tenant(*tenant).begin().await?;
+        let record = AuditRecord::new(
+            Actor::System { name: "compliance" },
+            "compliance.verified",
+            Resource::new("compliance_report", digest),
+        )
+        .details(details.clone());
+        events::emit_audit(&mut tx, &record).await?;
+        tx.commit().await?;
+    }
+    db.close().await;
+    Ok(tenants.len())
+}
+
+/// Runs every check, writes the outputs and records the run ([`record`]). Returns the report;
+/// the caller decides the exit code ([`compliance::Report::passed`]).
 pub async fn run(ctx: &Ctx, args: &VerifyArgs) -> anyhow::Result<compliance::Report> {
     // Read the previous report first: a bad path should fail before minutes of checks.
     let previous: Option<compliance::Report> = match &args.diff {
@@ -133,6 +169,8 @@ pub async fn run(ctx: &Ctx, args: &VerifyArgs) -> anyhow::Result<compliance::Rep
     let checks = compliance::all_checks(&probes());
     let report = compliance::run(ctx, &checks).await;
     let json = report.to_json();
+    let digest = compliance::Report::digest(&json);
+    let recorded = record(ctx, &report, &digest).await?;
     if let Some(path) = &args.json {
         std::fs::write(path, &json).with_context(|| format!("cannot write {}", path.display()))?;
     }
@@ -155,6 +193,9 @@ pub async fn run(ctx: &Ctx, args: &VerifyArgs) -> anyhow::Result<compliance::Rep
             list(&diff.still_failing)
         ));
     }
+    table.push_str(&format!(
+        "Report SHA-256 {digest} (of the JSON form), recorded as compliance.verified in {recorded} tenants' audit trails.\n"
+    ));
     std::io::Write::write_all(&mut std::io::stdout(), table.as_bytes())?;
     Ok(report)
 }

@@ -115,17 +115,33 @@ impl ComplianceProbe for Probe {
     }
 }
 
+/// A required purpose without current evidence.
+#[derive(sqlx::FromRow)]
+struct Gap {
+    tenant_id: uuid::Uuid,
+    subject: uuid::Uuid,
+    kind: String,
+    purpose: String,
+    granted: Option<bool>,
+    policy_version: Option<String>,
+}
+
+/// A data-subject request not closed yet.
+#[derive(sqlx::FromRow)]
+struct OpenRequest {
+    tenant_id: uuid::Uuid,
+    id: uuid::Uuid,
+    #[sqlx(rename = "type")]
+    kind: String,
+    jurisdiction: String,
+    received_at: DateTime<Utc>,
+    due_at: DateTime<Utc>,
+}
+
 /// Active people and the required purposes of their audience whose latest record is missing,
 /// a withdrawal, or made under an older major version of the policy in force.
 async fn required_evidence(ctx: &Ctx) -> anyhow::Result<Finding> {
-    let rows: Vec<(
-        uuid::Uuid,
-        uuid::Uuid,
-        String,
-        String,
-        Option<bool>,
-        Option<String>,
-    )> = sqlx::query_as(
+    let rows: Vec<Gap> = sqlx::query_as(
         "with people as (
                  select tenant_id, id, 'staff' as kind, 'merchant' as audience from staff_users
                  where status = 'active' and erased_at is null and tenant_id = any($1)
@@ -135,7 +151,8 @@ async fn required_evidence(ctx: &Ctx) -> anyhow::Result<Finding> {
              current_major as (
                  select distinct on (audience) audience, major from privacy_policies
                  where published_at <= now() order by audience, major desc, minor desc)
-             select p.tenant_id, p.id, p.kind, r.code, latest.granted, latest.policy_version
+             select p.tenant_id, p.id as subject, p.kind, r.code as purpose, latest.granted,
+                    latest.policy_version
              from people p
              join privacy_purposes r on r.audience = p.audience and r.required
              join current_major m on m.audience = p.audience
@@ -152,7 +169,15 @@ async fn required_evidence(ctx: &Ctx) -> anyhow::Result<Finding> {
     .await?;
     let violations = rows
         .iter()
-        .map(|(tenant, subject, kind, purpose, granted, version)| {
+        .map(|gap| {
+            let Gap {
+                tenant_id: tenant,
+                subject,
+                kind,
+                purpose,
+                granted,
+                policy_version: version,
+            } = gap;
             let why = match (granted, version) {
                 (None, _) => "no consent record".to_owned(),
                 (Some(false), _) => "withdrawn".to_owned(),
@@ -237,18 +262,7 @@ async fn evidence_append_only(ctx: &Ctx) -> anyhow::Result<Finding> {
     ))
 }
 
-async fn open_requests(
-    ctx: &Ctx,
-) -> anyhow::Result<
-    Vec<(
-        uuid::Uuid,
-        uuid::Uuid,
-        String,
-        String,
-        DateTime<Utc>,
-        DateTime<Utc>,
-    )>,
-> {
+async fn open_requests(ctx: &Ctx) -> anyhow::Result<Vec<OpenRequest>> {
     Ok(sqlx::query_as(
         "select tenant_id, id, type, jurisdiction, received_at, due_at from privacy_requests
          where status not in ('completed', 'expired', 'rejected') and tenant_id = any($1)
@@ -264,11 +278,15 @@ async fn requests_on_time(ctx: &Ctx) -> anyhow::Result<Finding> {
     let open = open_requests(ctx).await?;
     let violations = open
         .iter()
-        .filter(|r| r.5 < now)
-        .map(|(tenant, id, kind, law, _, due)| {
+        .filter(|r| r.due_at < now)
+        .map(|r| {
             format!(
-                "tenant {tenant}: {kind} request {id} ({law}) overdue by {} hours",
-                (now - *due).num_hours()
+                "tenant {}: {} request {} ({}) overdue by {} hours",
+                r.tenant_id,
+                r.kind,
+                r.id,
+                r.jurisdiction,
+                (now - r.due_at).num_hours()
             )
         })
         .collect();
@@ -282,19 +300,23 @@ async fn requests_on_time(ctx: &Ctx) -> anyhow::Result<Finding> {
 async fn due_times_lawful(ctx: &Ctx) -> anyhow::Result<Finding> {
     let open = open_requests(ctx).await?;
     let mut violations = Vec::new();
-    for (tenant, id, kind, law, received, due) in &open {
-        let (Some(law), Some(kind)) = (Jurisdiction::parse(law), RequestType::parse(kind)) else {
+    for r in &open {
+        let (tenant, id, due) = (r.tenant_id, r.id, r.due_at);
+        let (Some(law), Some(kind)) = (
+            Jurisdiction::parse(&r.jurisdiction),
+            RequestType::parse(&r.kind),
+        ) else {
             violations.push(format!(
                 "tenant {tenant}: request {id} has an unknown law or type"
             ));
             continue;
         };
-        let lawful = due_at(law, kind, *received);
-        if *due > lawful {
+        let lawful = due_at(law, kind, r.received_at);
+        if due > lawful {
             violations.push(format!(
                 "tenant {tenant}: {} request {id} is due {} hours after the law's limit",
                 kind.as_str(),
-                (*due - lawful).num_hours()
+                (due - lawful).num_hours()
             ));
         }
     }

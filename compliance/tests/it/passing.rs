@@ -175,9 +175,22 @@ async fn a_shop_in_everyday_use_passes_every_check() {
     }
 
     // The JSON on disk is the report; the JUnit file has one testcase per check.
-    let json: compliance::Report =
-        serde_json::from_str(&std::fs::read_to_string(folder.path().join("report.json")).unwrap())
-            .unwrap();
+    let text = std::fs::read_to_string(folder.path().join("report.json")).unwrap();
+    let json: compliance::Report = serde_json::from_str(&text).unwrap();
+    // The run is in the shop's audit trail, with the digest of exactly that file.
+    v.app.deliver_audit().await;
+    let recorded: Vec<serde_json::Value> = sqlx::query_scalar(
+        "select envelope from audit_events where tenant_id = $1 and event_type = 'compliance.verified'",
+    )
+    .bind(v.tenant())
+    .fetch_all(v.app.system.pool())
+    .await
+    .unwrap();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    let details = &recorded[0]["payload"]["details"];
+    assert_eq!(details["report_sha256"], compliance::Report::digest(&text));
+    assert_eq!(details["totals"]["checks"], report.totals.checks);
+    assert_eq!(details["passed"], true);
     assert_eq!(json.totals, report.totals);
     let junit = std::fs::read_to_string(folder.path().join("report.xml")).unwrap();
     assert_eq!(junit.matches("<testcase ").count(), report.totals.checks);

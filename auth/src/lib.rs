@@ -12,6 +12,7 @@
 //! background work, [`jobs`] for its scheduled jobs, [`MODULE`] for `gateway` to compose.
 
 mod api;
+mod compliance;
 pub mod credentials;
 mod intake;
 pub mod keys;
@@ -32,7 +33,7 @@ pub const MODULE: Module = Module {
     jobs,
     permissions: &[],
     subject_data: None,
-    compliance: None,
+    compliance: Some(&compliance::Probe),
 };
 
 /// HTTP routes of this module.
@@ -47,27 +48,33 @@ pub fn workers(_state: &AppState) -> Vec<Worker> {
 
 /// Scheduled jobs of this module.
 pub fn jobs(state: &AppState) -> Vec<Job> {
-    use platform::retention::{self, TableSweep};
-    vec![retention::job(
+    vec![platform::retention::job(
         "retention.auth",
         "0 10 3 * * *",
         state.config.jobs.retention_batch_size,
-        vec![
-            // Refresh tokens go with their session (on delete cascade).
-            std::sync::Arc::new(TableSweep {
-                category: "sessions",
-                table: "sessions",
-                key: "id",
-                age: "coalesce(revoked_at, expires_at)",
-                condition: "true",
-            }),
-            std::sync::Arc::new(TableSweep {
-                category: "auth_tokens",
-                table: "auth_tokens",
-                key: "token_hash",
-                age: "coalesce(used_at, expires_at)",
-                condition: "true",
-            }),
-        ],
+        retention_tasks(),
     )]
+}
+
+/// What `retention.auth` sweeps: sessions and single-use tokens.
+pub fn retention_tasks() -> Vec<std::sync::Arc<dyn platform::retention::RetentionTask>> {
+    use platform::retention::TableSweep;
+    use std::sync::Arc;
+    vec![
+        // Refresh tokens go with their session (on delete cascade).
+        Arc::new(TableSweep {
+            category: "sessions",
+            table: "sessions",
+            key: "id",
+            age: "coalesce(revoked_at, expires_at)",
+            condition: "true",
+        }),
+        Arc::new(TableSweep {
+            category: "auth_tokens",
+            table: "auth_tokens",
+            key: "token_hash",
+            age: "coalesce(used_at, expires_at)",
+            condition: "true",
+        }),
+    ]
 }

@@ -358,6 +358,14 @@ pub static ENTRIES: &[Entry] = &[
         "Publish the policy version in both Indonesian and English (privacy_policy_texts) in a migration.",
     ),
     e(
+        "consent.mail_only_with_consent",
+        &["Pasal 9", "Pasal 20 ayat (2) huruf a", "Pasal 40 ayat (1)"],
+        &["Art. 7(3)", "Art. 21(3)"],
+        &["A1", "A3"],
+        &["7.10"],
+        "Find how the mail left without consent (the sender re-checks consent at send time: a bug or a hand retry), stop that path, and tell the affected people.",
+    ),
+    e(
         "consent.evidence_append_only",
         &["Pasal 24", "Pasal 31"],
         &["Art. 5(2)", "Art. 7(1)"],
@@ -414,6 +422,14 @@ pub static ENTRIES: &[Entry] = &[
         &["A7"],
         &["7.14", "5.5"],
         "Set the shop's choice back within bounds (`PUT /api/v1/retention/policies`) or fix the policy in a migration.",
+    ),
+    e(
+        "retention.nothing_overdue",
+        RETENTION_PDP,
+        &["Art. 5(1)(e)"],
+        &["A7"],
+        &["7.14", "5.6"],
+        "Run the module's retention job now (`warung jobs run retention.<module>`); if rows stay, read its job_runs for failures and the category's policy and the shop's choice.",
     ),
     e(
         "retention.jobs_on_schedule",

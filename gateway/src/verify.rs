@@ -1,7 +1,7 @@
 //! `warung compliance verify`: composes the verifier from every module's probe and the
 //! deployment's config, runs it, and writes the report (terminal table, JSON, JUnit).
 
-use std::{io::IsTerminal, path::PathBuf, sync::Arc};
+use std::{io::IsTerminal, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use platform::{
@@ -57,11 +57,17 @@ pub async fn context(config: Config, args: &VerifyArgs) -> anyhow::Result<Ctx> {
             "database.compliance_url (WARUNG_DATABASE__COMPLIANCE_URL) is required: the verifier reads as its own read-only role"
         );
     };
-    let read_db = Db::connect_as(&url, "warung-compliance", 4)?;
+    // A check may stream a whole table in one statement; the runner bounds each check.
+    let read_db = Db::connect_as(&url, "warung-compliance", 4, Duration::from_secs(300))?;
     let read = read_db.global().clone();
-    let app = Db::connect_as(&config.database.app_url, "warung-compliance-probe", 2)?
-        .global()
-        .clone();
+    let app = Db::connect_as(
+        &config.database.app_url,
+        "warung-compliance-probe",
+        2,
+        Duration::from_secs(60),
+    )?
+    .global()
+    .clone();
     let system = SystemDb::connect(&config.database)?.pool().clone();
     let state = AppState::connect(config.clone())?;
     let jobs: Vec<(&'static str, &'static str)> = modules::ALL
@@ -73,6 +79,7 @@ pub async fn context(config: Config, args: &VerifyArgs) -> anyhow::Result<Ctx> {
         .iter()
         .flat_map(|p| p.sealed_columns().iter().copied())
         .collect();
+    let retention: Vec<_> = probes().iter().flat_map(|p| p.retention_tasks()).collect();
     let tenant = match &args.tenant {
         None => None,
         Some(given) => Some(resolve_tenant(&read, given).await?),
@@ -91,6 +98,7 @@ pub async fn context(config: Config, args: &VerifyArgs) -> anyhow::Result<Ctx> {
         scan_logs: args.scan_logs.clone(),
         scan_topics: args.scan_topics,
         jobs: jobs.into(),
+        retention: retention.into(),
         memo: Arc::default(),
     })
 }
@@ -121,7 +129,12 @@ async fn resolve_tenant(read: &sqlx::PgPool, given: &str) -> anyhow::Result<Tena
 /// when it was verified and with what result. Written as the app role through the ordinary
 /// outbox, like any audited change; the verifier's own role stays read-only.
 pub async fn record(ctx: &Ctx, report: &compliance::Report, digest: &str) -> anyhow::Result<usize> {
-    let db = Db::connect_as(&ctx.config.database.app_url, "warung-compliance-record", 2)?;
+    let db = Db::connect_as(
+        &ctx.config.database.app_url,
+        "warung-compliance-record",
+        2,
+        Duration::from_secs(15),
+    )?;
     let tenants = ctx.tenants().await?;
     let details = serde_json::json!({
         "report_sha256": digest,

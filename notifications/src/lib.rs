@@ -12,6 +12,7 @@
 //! [`cancel_for_subject`].
 
 mod api;
+mod compliance;
 pub mod domain;
 pub mod intake;
 pub mod marketing;
@@ -58,7 +59,7 @@ pub const MODULE: Module = Module {
         marketing::SendMarketing::INFO,
     ],
     subject_data: Some(&privacy::Provider),
-    compliance: None,
+    compliance: Some(&compliance::Probe),
 };
 
 /// HTTP routes of this module.
@@ -91,19 +92,25 @@ pub fn workers(state: &AppState) -> Vec<Worker> {
 
 /// Scheduled jobs of this module: retention of the mail log.
 pub fn jobs(state: &AppState) -> Vec<Job> {
-    use platform::retention::{self, TableSweep};
-    vec![retention::job(
+    vec![platform::retention::job(
         "retention.notifications",
         "0 30 3 * * *",
         state.config.jobs.retention_batch_size,
-        vec![Arc::new(TableSweep {
-            category: "notification_logs",
-            table: "notification_deliveries",
-            key: "id",
-            age: "updated_at",
-            condition: "status in ('sent', 'dead', 'cancelled')",
-        })],
+        retention_tasks(),
     )]
+}
+
+/// What `retention.notifications` sweeps: the mail log.
+pub fn retention_tasks() -> Vec<std::sync::Arc<dyn platform::retention::RetentionTask>> {
+    use platform::retention::TableSweep;
+    use std::sync::Arc;
+    vec![Arc::new(TableSweep {
+        category: "notification_logs",
+        table: "notification_deliveries",
+        key: "id",
+        age: "updated_at",
+        condition: "status in ('sent', 'dead', 'cancelled')",
+    })]
 }
 
 /// Sends `template` to `recipient` now, without waiting for an event: for the mail that must

@@ -10,6 +10,7 @@
 //! `gateway` to compose; [`domain`] holds the rules (totals, payments, refunds, statuses).
 
 mod api;
+mod compliance;
 pub mod domain;
 pub mod idempotency;
 pub mod privacy;
@@ -30,7 +31,7 @@ pub const MODULE: Module = Module {
     jobs,
     permissions: &[ReadOrders::INFO, WriteOrders::INFO, RefundOrders::INFO],
     subject_data: Some(&privacy::Provider),
-    compliance: None,
+    compliance: Some(&compliance::Probe),
 };
 
 /// HTTP routes of this module.
@@ -45,17 +46,23 @@ pub fn workers(_state: &AppState) -> Vec<Worker> {
 
 /// Scheduled jobs of this module: retention of idempotency keys.
 pub fn jobs(state: &AppState) -> Vec<Job> {
-    use platform::retention::{self, TableSweep};
-    vec![retention::job(
+    vec![platform::retention::job(
         "retention.orders",
         "0 20 3 * * *",
         state.config.jobs.retention_batch_size,
-        vec![std::sync::Arc::new(TableSweep {
-            category: "idempotency_keys",
-            table: "idempotency_keys",
-            key: "key",
-            age: "created_at",
-            condition: "true",
-        })],
+        retention_tasks(),
     )]
+}
+
+/// What `retention.orders` sweeps: idempotency keys.
+pub fn retention_tasks() -> Vec<std::sync::Arc<dyn platform::retention::RetentionTask>> {
+    use platform::retention::TableSweep;
+    use std::sync::Arc;
+    vec![Arc::new(TableSweep {
+        category: "idempotency_keys",
+        table: "idempotency_keys",
+        key: "key",
+        age: "created_at",
+        condition: "true",
+    })]
 }

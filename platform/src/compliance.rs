@@ -218,6 +218,11 @@ pub trait ComplianceProbe: Send + Sync + Debug {
     fn checks(&self) -> Vec<Check> {
         Vec::new()
     }
+
+    /// Its retention sweeps: the verifier dry-runs them to find rows kept past their policy.
+    fn retention_tasks(&self) -> Vec<Arc<dyn crate::retention::RetentionTask>> {
+        Vec::new()
+    }
 }
 
 /// What a check gets. `read` is the verifier's own role (`warung_compliance`: SELECT only,
@@ -243,6 +248,8 @@ pub struct Ctx {
     pub scan_logs: Option<std::path::PathBuf>,
     /// `--scan-topics`: also sample every Kafka topic.
     pub scan_topics: bool,
+    /// Every module's retention sweeps (dry-run only).
+    pub retention: Arc<[Arc<dyn crate::retention::RetentionTask>]>,
     /// Every scheduled job of the deployment: name and six-field cron schedule.
     pub jobs: Arc<[(&'static str, &'static str)]>,
     /// Results one check computes for several (e.g. one PII scan for three shapes).

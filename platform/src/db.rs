@@ -67,14 +67,22 @@ impl Db {
     }
 
     /// A handle on another role's connection, e.g. the compliance verifier's read-only role:
-    /// tenant transactions on it read as that role (and its policies) sees.
+    /// tenant transactions on it read as that role (and its policies) sees. Its statements may
+    /// run for `statement_timeout` (a scan streams a whole table in one statement); the other
+    /// session bounds are the request path's.
     pub fn connect_as(
         url: &SecretString,
         application: &str,
         max: u32,
+        statement_timeout: Duration,
     ) -> Result<Self, sqlx::Error> {
+        let timeout = format!("{}ms", statement_timeout.as_millis());
+        let options = options(url, application)?.options([("statement_timeout", timeout.as_str())]);
         Ok(Self {
-            pool: pool(url, application, max, Duration::from_secs(10))?,
+            pool: PgPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_lazy_with(options),
         })
     }
 

@@ -59,6 +59,10 @@ impl ComplianceProbe for Probe {
         SEALED
     }
 
+    fn retention_tasks(&self) -> Vec<std::sync::Arc<dyn platform::retention::RetentionTask>> {
+        crate::retention_tasks()
+    }
+
     fn checks(&self) -> Vec<Check> {
         vec![
             Check {

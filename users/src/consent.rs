@@ -498,3 +498,40 @@ mod tests {
         assert!(!reconsent_required("garbage", ["1.0"]));
     }
 }
+
+/// A choice to look up as of a moment: whose, in which shop, for which purpose, and when.
+#[derive(Debug, Clone, Copy)]
+pub struct ChoiceAt<'a> {
+    pub tenant: uuid::Uuid,
+    pub subject: uuid::Uuid,
+    pub purpose: &'a str,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// For each item, whether the subject's latest choice for the purpose recorded at or before
+/// `at` was a grant (`false` when they had made none): evidence, for the compliance verifier,
+/// that a mail needing consent had it when it left. One query for all items.
+pub async fn granted_at(
+    conn: &mut sqlx::PgConnection,
+    items: &[ChoiceAt<'_>],
+) -> Result<Vec<bool>, sqlx::Error> {
+    let tenants: Vec<uuid::Uuid> = items.iter().map(|i| i.tenant).collect();
+    let subjects: Vec<uuid::Uuid> = items.iter().map(|i| i.subject).collect();
+    let purposes: Vec<&str> = items.iter().map(|i| i.purpose).collect();
+    let ats: Vec<chrono::DateTime<chrono::Utc>> = items.iter().map(|i| i.at).collect();
+    sqlx::query_scalar(
+        "select coalesce((select c.granted from consent_records c
+                          where c.tenant_id = i.t and c.subject_id = i.s and c.purpose = i.p
+                            and c.recorded_at <= i.at
+                          order by c.recorded_at desc, c.id desc limit 1), false)
+         from unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[])
+              with ordinality as i(t, s, p, at, n)
+         order by i.n",
+    )
+    .bind(&tenants)
+    .bind(&subjects)
+    .bind(&purposes)
+    .bind(&ats)
+    .fetch_all(conn)
+    .await
+}

@@ -64,34 +64,40 @@ pub fn workers(_state: &AppState) -> Vec<Worker> {
 /// Scheduled jobs of this module: data-subject requests (expiry, erasures) and retention of
 /// invitations and export bundles.
 pub fn jobs(state: &AppState) -> Vec<Job> {
-    use platform::retention::{self, TableSweep};
-    use std::sync::Arc;
     vec![
         privacy::erasure::job(state),
-        retention::job(
+        platform::retention::job(
             "retention.users",
             "0 0 3 * * *",
             state.config.jobs.retention_batch_size,
-            vec![
-                Arc::new(TableSweep {
-                    category: "invitations",
-                    table: "staff_invitations",
-                    key: "id",
-                    age: "coalesce(accepted_at, expires_at)",
-                    condition: "true",
-                }),
-                Arc::new(privacy::retention::INACTIVE_GUESTS),
-                Arc::new(privacy::retention::DELETED_STAFF),
-                Arc::new(privacy::retention::UNVERIFIED_SIGNUPS),
-                // A downloaded bundle has served its purpose; an unused one goes at expiry.
-                Arc::new(TableSweep {
-                    category: "privacy_exports",
-                    table: "privacy_exports",
-                    key: "id",
-                    age: "least(coalesce(downloaded_at, expires_at), expires_at)",
-                    condition: "true",
-                }),
-            ],
+            retention_tasks(),
         ),
+    ]
+}
+
+/// What `retention.users` sweeps: invitations, inactive guests, deleted staff, unverified
+/// sign-ups and export bundles.
+pub fn retention_tasks() -> Vec<std::sync::Arc<dyn platform::retention::RetentionTask>> {
+    use platform::retention::TableSweep;
+    use std::sync::Arc;
+    vec![
+        Arc::new(TableSweep {
+            category: "invitations",
+            table: "staff_invitations",
+            key: "id",
+            age: "coalesce(accepted_at, expires_at)",
+            condition: "true",
+        }),
+        Arc::new(privacy::retention::INACTIVE_GUESTS),
+        Arc::new(privacy::retention::DELETED_STAFF),
+        Arc::new(privacy::retention::UNVERIFIED_SIGNUPS),
+        // A downloaded bundle has served its purpose; an unused one goes at expiry.
+        Arc::new(TableSweep {
+            category: "privacy_exports",
+            table: "privacy_exports",
+            key: "id",
+            age: "least(coalesce(downloaded_at, expires_at), expires_at)",
+            condition: "true",
+        }),
     ]
 }

@@ -23,6 +23,15 @@ pub(super) fn checks() -> Vec<Check> {
             |c| policies_within_law(c).boxed(),
         ),
         check(
+            "retention.nothing_overdue",
+            Retention,
+            "No row is kept past its retention policy by more than one run interval",
+            Severity::High,
+            0.8,
+            true,
+            |c| nothing_overdue(c).boxed(),
+        ),
+        check(
             "retention.jobs_on_schedule",
             Retention,
             "Every scheduled job succeeded in its last schedule slot",
@@ -93,6 +102,41 @@ async fn policies_within_law(ctx: &Ctx) -> anyhow::Result<Finding> {
         violations,
         format!("{policies} policies and every shop's choices are within their bounds"),
         |n| format!("{n} retention periods outside what the law allows"),
+    ))
+}
+
+/// How long past its cutoff a row may still be there: one run of a daily job, and its grace.
+const RUN_INTERVAL: Duration = Duration::days(1);
+
+/// Every module's sweep, dry-run as of one run interval ago: what it counts was past its
+/// shop's cutoff a day ago and should be gone.
+async fn nothing_overdue(ctx: &Ctx) -> anyhow::Result<Finding> {
+    let at = ctx.clock.now() - RUN_INTERVAL - GRACE;
+    let scope = ctx.tenant.map(|t| t.0);
+    let mut conn = ctx.read.acquire().await?;
+    let mut violations = Vec::new();
+    for task in ctx.retention.iter() {
+        let cutoffs = platform::retention::cutoffs(&mut conn, task.category(), at).await?;
+        for (tenant, rows) in task.sweep(&mut conn, &cutoffs, 0, true).await? {
+            if rows > 0 && scope.is_none_or(|s| s == tenant) {
+                violations.push(format!(
+                    "{}: {rows} rows of tenant {tenant} kept more than a day past their policy",
+                    task.category()
+                ));
+            }
+        }
+    }
+    Ok(Finding::from_violations(
+        violations,
+        format!(
+            "{} categories swept (dry run): nothing kept past its policy",
+            ctx.retention.len()
+        ),
+        |n| {
+            format!(
+                "{n} categories keep rows past their policy: the retention jobs are not keeping up"
+            )
+        },
     ))
 }
 

@@ -485,6 +485,22 @@ violation!(
     }
 );
 
+violation!(
+    a_marketing_mail_to_a_customer_who_declined,
+    ["consent.mail_only_with_consent"],
+    |v| {
+        v.system_exec(&format!(
+            "insert into notification_deliveries (tenant_id, id, event_id, event_type, template,
+                 recipient_kind, recipient_id, context, status, sent_at)
+             values ('{}', gen_random_uuid(), gen_random_uuid(), 'marketing.message', 'marketing',
+                     'customer', '{}', '{{}}', 'sent', now())",
+            v.tenant(),
+            v.customer(1)
+        ))
+        .await;
+    }
+);
+
 // ---- Data-subject requests -------------------------------------------------------------------
 
 fn request_row(
@@ -622,6 +638,21 @@ violation!(
         v.tenant()
     ))
     .await;
+    }
+);
+
+violation!(
+    a_used_token_kept_past_its_policy,
+    ["retention.nothing_overdue"],
+    |v| {
+        // auth_tokens are kept 7 days after use or expiry by default: this one expired 20 ago.
+        v.app_exec(&format!(
+            "insert into auth_tokens (tenant_id, token_hash, purpose, user_id, created_at, expires_at)
+             values ('{}', decode(md5(random()::text), 'hex'), 'email_verification', gen_random_uuid(),
+                     now() - interval '21 days', now() - interval '20 days')",
+            v.tenant()
+        ))
+        .await;
     }
 );
 

@@ -124,7 +124,12 @@ async fn append_only(ctx: &Ctx, role: Role) -> anyhow::Result<Finding> {
     };
     let (pool, tenant_setting, name) = match role {
         Role::App => (&ctx.app, Some(TenantId(tenant)), "app"),
-        Role::System => (&ctx.system, None, "system"),
+        Role::System => {
+            let Some(system) = &ctx.system else {
+                anyhow::bail!("this run has no connection as the workers' role");
+            };
+            (system, None, "system")
+        }
     };
     let row = format!(
         "tenant_id = '{tenant}' and event_id = '{event}' and occurred_at = '{}'",

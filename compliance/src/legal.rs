@@ -12,7 +12,8 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The law a check gives evidence for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Legal {
     pub uu_pdp: Vec<String>,
     pub gdpr: Vec<String>,

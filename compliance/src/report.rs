@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256};
 
 use crate::legal::{self, Legal};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A verification: what ran, when, over what, and every finding.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Report {
     pub tool: String,
     pub version: String,
@@ -24,7 +25,7 @@ pub struct Report {
     pub findings: Vec<ReportFinding>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Totals {
     pub checks: usize,
     pub pass: usize,
@@ -34,7 +35,9 @@ pub struct Totals {
     pub error: usize,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One check's result, with its law and its fix. Evidence is counts, names and ids: never a
+/// personal value.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReportFinding {
     pub id: String,
     pub title: String,
@@ -44,6 +47,7 @@ pub struct ReportFinding {
     pub impact: f32,
     pub legal: Legal,
     pub summary: String,
+    #[schema(value_type = Object)]
     pub evidence: serde_json::Value,
     pub remediation: String,
     /// Where docs/COMPLIANCE.md explains the check and its fix.

@@ -35,7 +35,7 @@ pub struct Cli {
 pub enum Command {
     /// Serve HTTP and run background workers for some or all modules.
     Serve {
-        /// `all`, or a comma-separated list (tenants, users, auth, products, orders, notifications, audit, admin).
+        /// `all`, or a comma-separated list (tenants, users, auth, products, orders, notifications, audit, admin, compliance).
         #[arg(long, default_value = "all")]
         modules: String,
         /// Also serve these modules' HTTP routes, without their workers and jobs (e.g. the

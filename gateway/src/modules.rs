@@ -3,7 +3,7 @@
 use platform::{Module, health::Dependency};
 
 /// Every module, in dependency order (`admin` is gateway's own: the operator's routes).
-pub const ALL: [Module; 8] = [
+pub const ALL: [Module; 9] = [
     tenants::MODULE,
     users::MODULE,
     auth::MODULE,
@@ -12,6 +12,7 @@ pub const ALL: [Module; 8] = [
     notifications::MODULE,
     audit::MODULE,
     crate::admin::MODULE,
+    crate::verify::MODULE,
 ];
 
 /// What the gateway's own edge needs whatever modules run: PostgreSQL (every module), Redis

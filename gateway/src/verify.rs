@@ -1,19 +1,126 @@
 //! `warung compliance verify`: composes the verifier from every module's probe and the
-//! deployment's config, runs it, and writes the report (terminal table, JSON, JUnit).
+//! deployment's config, runs it, and writes the report (terminal table, JSON, JUnit, OSCAL).
+//! Also the shop owner's own report, `GET /api/v1/compliance/report` (the `compliance`
+//! module): the same checks of tenant data, on connections bound to the owner's tenant.
 
 use std::{io::IsTerminal, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
+use axum::extract::State;
 use platform::{
-    AppState,
+    AppState, Authorized, Error, Module,
     compliance::{ComplianceProbe, Ctx},
     config::Config,
     db::{Db, SystemDb},
     events::{self, Actor, AuditRecord, Resource},
+    health::Dependency,
+    http::Json,
     id::TenantId,
+    permission,
+    throttle::{self, Window},
 };
 
 use crate::modules;
+
+permission!(pub ReadComplianceReport = "compliance.read", [Owner], "Run the compliance checks of the shop's own data (a few times an hour)");
+
+/// The owner's report: a route only. Served where the process is given
+/// `database.compliance_url`; elsewhere it answers 404.
+pub const MODULE: Module = Module {
+    name: "compliance",
+    needs: &[Dependency::Postgres, Dependency::Redis, Dependency::Vault],
+    router,
+    workers: |_| Vec::new(),
+    jobs: |_| Vec::new(),
+    permissions: &[ReadComplianceReport::INFO],
+    subject_data: None,
+    compliance: None,
+};
+
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(owner_report))
+}
+
+/// Owner reports per shop per hour: each reads every table of the shop.
+const OWNER_REPORTS: Window = Window {
+    limit: 6,
+    seconds: 3600,
+};
+
+/// The shop's own compliance report: every check of tenant data (PII at rest in its rows,
+/// sealed values, its audit chain, consent, its data-subject requests, retention), run now on
+/// connections that row-level security confines to the shop, and recorded in its audit trail
+/// as `compliance.verified`. Checks of the whole deployment (roles, keys, transport) are the
+/// operator's. At most 6 an hour.
+#[utoipa::path(get, path = "/api/v1/compliance/report", tag = "compliance",
+    security(("bearer" = ["compliance.read"])),
+    responses(
+        (status = 200, body = compliance::Report),
+        (status = 401, body = platform::error::Problem),
+        (status = 403, body = platform::error::Problem),
+        (status = 404, body = platform::error::Problem, description = "this deployment does not serve compliance reports"),
+        (status = 429, body = platform::error::Problem),
+        (status = 503, body = platform::error::Problem),
+    ))]
+async fn owner_report(
+    caller: Authorized<ReadComplianceReport>,
+    State(state): State<AppState>,
+) -> platform::Result<Json<compliance::Report>> {
+    let Some(url) = state.config.database.compliance_url.clone() else {
+        return Err(Error::NotFound);
+    };
+    let tenant = caller.tenant;
+    throttle::take(
+        &state.redis,
+        &format!("compliance-report:{tenant}"),
+        OWNER_REPORTS,
+    )
+    .await?;
+    let read_db = Db::connect_as_tenant(
+        &url,
+        "warung-compliance-owner",
+        2,
+        Duration::from_secs(120),
+        tenant,
+    )
+    .map_err(Error::from)?;
+    let ctx = Ctx {
+        read: read_db.global().clone(),
+        read_db,
+        app: state.db.global().clone(),
+        system: None,
+        pii: state.pii.clone(),
+        config: state.config.clone(),
+        clock: state.clock.clone(),
+        sealed: sealed_columns().into(),
+        tenant: Some(tenant),
+        fast: false,
+        scan_logs: None,
+        scan_topics: false,
+        jobs: Arc::new([]),
+        retention: retention_tasks().into(),
+        memo: Arc::default(),
+    };
+    let checks = compliance::all_checks(&probes());
+    let report = compliance::run(&ctx, &checks).await;
+    let digest = compliance::Report::digest(&report.to_json());
+    record(&ctx, &report, &digest)
+        .await
+        .map_err(Error::Internal)?;
+    ctx.read.close().await;
+    Ok(Json(report))
+}
+
+fn sealed_columns() -> Vec<platform::compliance::SealedColumn> {
+    probes()
+        .iter()
+        .flat_map(|p| p.sealed_columns().iter().copied())
+        .collect()
+}
+
+fn retention_tasks() -> Vec<Arc<dyn platform::retention::RetentionTask>> {
+    probes().iter().flat_map(|p| p.retention_tasks()).collect()
+}
 
 /// What the command was asked for.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -75,11 +182,8 @@ pub async fn context(config: Config, args: &VerifyArgs) -> anyhow::Result<Ctx> {
         .flat_map(|m| (m.jobs)(&state))
         .map(|job| (job.name, job.schedule))
         .collect();
-    let sealed: Vec<_> = probes()
-        .iter()
-        .flat_map(|p| p.sealed_columns().iter().copied())
-        .collect();
-    let retention: Vec<_> = probes().iter().flat_map(|p| p.retention_tasks()).collect();
+    let sealed = sealed_columns();
+    let retention = retention_tasks();
     let tenant = match &args.tenant {
         None => None,
         Some(given) => Some(resolve_tenant(&read, given).await?),
@@ -88,7 +192,7 @@ pub async fn context(config: Config, args: &VerifyArgs) -> anyhow::Result<Ctx> {
         read,
         read_db,
         app,
-        system,
+        system: Some(system),
         pii: state.pii.clone(),
         config: Arc::new(config),
         clock: state.clock.clone(),

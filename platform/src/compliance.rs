@@ -15,7 +15,19 @@ use sqlx::PgPool;
 
 use crate::{clock::SharedClock, config::Config, db::Db, id::TenantId, pii::PiiCipher};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Status {
     Pass,
@@ -37,7 +49,19 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Low,
@@ -73,7 +97,19 @@ pub struct CheckSpec {
     pub tenant_data: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Group {
     PiiAtRest,
@@ -235,7 +271,8 @@ pub struct Ctx {
     /// Tenant transactions over the read-only role, for opening sealed samples.
     pub read_db: Db,
     pub app: PgPool,
-    pub system: PgPool,
+    /// The workers' role; absent where only tenant data is checked (a shop owner's report).
+    pub system: Option<PgPool>,
     pub pii: PiiCipher,
     pub config: Arc<Config>,
     pub clock: SharedClock,

@@ -76,8 +76,35 @@ impl Db {
         max: u32,
         statement_timeout: Duration,
     ) -> Result<Self, sqlx::Error> {
+        Self::connect_with(url, application, max, statement_timeout, None)
+    }
+
+    /// [`Self::connect_as`], with every connection of the pool bound to `tenant` from its start
+    /// (`app.tenant_id` as a session setting): row-level security then shows that role only the
+    /// tenant's rows, whatever the queries run on it (a shop owner's own compliance report).
+    pub fn connect_as_tenant(
+        url: &SecretString,
+        application: &str,
+        max: u32,
+        statement_timeout: Duration,
+        tenant: TenantId,
+    ) -> Result<Self, sqlx::Error> {
+        Self::connect_with(url, application, max, statement_timeout, Some(tenant))
+    }
+
+    fn connect_with(
+        url: &SecretString,
+        application: &str,
+        max: u32,
+        statement_timeout: Duration,
+        tenant: Option<TenantId>,
+    ) -> Result<Self, sqlx::Error> {
         let timeout = format!("{}ms", statement_timeout.as_millis());
-        let options = options(url, application)?.options([("statement_timeout", timeout.as_str())]);
+        let mut options =
+            options(url, application)?.options([("statement_timeout", timeout.as_str())]);
+        if let Some(tenant) = tenant {
+            options = options.options([("app.tenant_id", tenant.to_string())]);
+        }
         Ok(Self {
             pool: PgPoolOptions::new()
                 .max_connections(max)

@@ -44,7 +44,8 @@ impl AppState {
         // is built from config before this (gateway, for workers and operator commands only).
         config.database.system_url = secrecy::SecretString::from(String::new());
         config.database.migrate_url = None;
-        config.database.compliance_url = None;
+        // The verifier's read-only URL stays: a shop owner's own report (`GET
+        // /api/v1/compliance/report`) opens it with every connection bound to their tenant.
         let redis = Redis::connect(&config.redis)?;
         let vault = Vault::connect(&config.vault)?;
         let pii = pii_cipher(&config, &vault, &redis)?;

@@ -11,4 +11,5 @@
 
 mod harness;
 mod injections;
+mod owner;
 mod passing;

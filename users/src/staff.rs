@@ -446,11 +446,18 @@ pub fn may_assign(actor: Role, from: Option<Role>, to: Role) -> bool {
     }
 }
 
-/// Number of live owners; the last one can be neither demoted nor deleted.
+/// Whether `user` is an active owner: the role the last-owner rule protects.
+pub(crate) fn is_active_owner(user: &StaffUser) -> bool {
+    user.role == Role::Owner && user.status == Status::Active
+}
+
+/// Number of active owners; the last one can be neither demoted, deleted nor erased. An owner
+/// invited but not signed up yet does not count: they may never accept, and a shop must not be
+/// left to nobody.
 pub(crate) async fn owners(tx: &mut TenantTx) -> Result<i64> {
     // `for update` on the owners: two concurrent demotions cannot both see two owners.
     let ids = sqlx::query_scalar!(
-        "select id from staff_users where role = 'owner' and status <> 'deleted' for update"
+        "select id from staff_users where role = 'owner' and status = 'active' for update"
     )
     .fetch_all(&mut **tx)
     .await?;

@@ -249,3 +249,47 @@ async fn deleting_an_account_ends_its_sessions_at_once_and_frees_its_email() {
         .await;
     assert_eq!(reinvite.status(), 201);
 }
+
+/// An owner invited but never signed up is no owner: the only one who signed up can neither
+/// step down, delete their account nor have it erased, while that invitation is pending (#18).
+#[tokio::test]
+async fn an_owner_invitation_never_accepted_does_not_count_as_an_owner() {
+    let app = TestApp::spawn().await;
+    let merchant = app.merchant().await;
+    let owner = &merchant.owner;
+    let email = format!("co-owner.{}@example.id", uuid::Uuid::now_v7().simple());
+    let invited = app
+        .post_json(
+            "/api/v1/users/invitations",
+            Some(&owner.bearer()),
+            &json!({"email": email, "role": "owner", "locale": "en"}),
+        )
+        .await;
+    assert_eq!(invited.status(), 201, "{}", invited.text().await.unwrap());
+    let invitee: Value = invited.json().await.unwrap();
+
+    let demote = patch(&app, &owner.bearer(), owner.id, json!({"role": "manager"})).await;
+    assert_eq!(demote.status(), 409);
+    assert_eq!(demote.json::<Value>().await.unwrap()["code"], "last_owner");
+    let deleted = delete(&app, &owner.bearer(), owner.id).await;
+    assert_eq!(deleted.status(), 409);
+    assert_eq!(deleted.json::<Value>().await.unwrap()["code"], "last_owner");
+    let erasure = app
+        .post_json(
+            "/api/v1/privacy/requests",
+            Some(&owner.bearer()),
+            &json!({"type": "erasure"}),
+        )
+        .await;
+    assert_eq!(erasure.status(), 409, "{}", erasure.text().await.unwrap());
+    assert_eq!(erasure.json::<Value>().await.unwrap()["code"], "last_owner");
+    assert_eq!(
+        app.get_as("/api/v1/me", &owner.bearer()).await.status(),
+        200,
+        "the owner is still there"
+    );
+
+    // The pending owner may go: the shop keeps its active owner.
+    let id = invitee["user_id"].as_str().unwrap();
+    assert_eq!(delete(&app, &owner.bearer(), id).await.status(), 204);
+}

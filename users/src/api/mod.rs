@@ -235,7 +235,10 @@ async fn update_staff(
     if !staff::may_assign(caller.role, Some(target.role), new_role) {
         return Err(Error::Forbidden);
     }
-    if target.role == Role::Owner && new_role != Role::Owner && staff::owners(&mut tx).await? <= 1 {
+    if staff::is_active_owner(&target)
+        && new_role != Role::Owner
+        && staff::owners(&mut tx).await? <= 1
+    {
         return Err(Error::conflict(
             "last_owner",
             "The last owner cannot be demoted.",
@@ -316,7 +319,7 @@ async fn delete_staff(
     if !staff::may_assign(caller.role, Some(target.role), target.role) {
         return Err(Error::Forbidden);
     }
-    if target.role == Role::Owner && staff::owners(&mut tx).await? <= 1 {
+    if staff::is_active_owner(&target) && staff::owners(&mut tx).await? <= 1 {
         return Err(Error::conflict(
             "last_owner",
             "The last owner cannot be deleted.",

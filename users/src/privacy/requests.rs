@@ -348,7 +348,7 @@ fn hours(n: u64) -> i64 {
 
 pub(crate) async fn refuse_last_owner(tx: &mut TenantTx, id: SubjectId) -> Result<()> {
     let is_owner = sqlx::query_scalar!(
-        "select role = 'owner' from staff_users where id = $1 and status <> 'deleted'",
+        "select role = 'owner' and status = 'active' from staff_users where id = $1",
         id.0
     )
     .fetch_optional(&mut **tx)

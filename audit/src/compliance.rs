@@ -123,7 +123,7 @@ async fn append_only(ctx: &Ctx, role: Role) -> anyhow::Result<Finding> {
         return Ok(Finding::skip("the audit store holds no record yet to try"));
     };
     let (pool, tenant_setting, name) = match role {
-        Role::App => (&ctx.app, Some(TenantId(tenant)), "app"),
+        Role::App => (ctx.app.global(), Some(TenantId(tenant)), "app"),
         Role::System => {
             let Some(system) = &ctx.system else {
                 anyhow::bail!("this run has no connection as the workers' role");

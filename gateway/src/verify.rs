@@ -87,7 +87,7 @@ async fn owner_report(
     let ctx = Ctx {
         read: read_db.global().clone(),
         read_db,
-        app: state.db.global().clone(),
+        app: state.db.clone(),
         system: None,
         pii: state.pii.clone(),
         config: state.config.clone(),
@@ -167,14 +167,6 @@ pub async fn context(config: Config, args: &VerifyArgs) -> anyhow::Result<Ctx> {
     // A check may stream a whole table in one statement; the runner bounds each check.
     let read_db = Db::connect_as(&url, "warung-compliance", 4, Duration::from_secs(300))?;
     let read = read_db.global().clone();
-    let app = Db::connect_as(
-        &config.database.app_url,
-        "warung-compliance-probe",
-        2,
-        Duration::from_secs(60),
-    )?
-    .global()
-    .clone();
     let system = SystemDb::connect(&config.database)?.pool().clone();
     let state = AppState::connect(config.clone())?;
     let jobs: Vec<(&'static str, &'static str)> = modules::ALL
@@ -191,7 +183,7 @@ pub async fn context(config: Config, args: &VerifyArgs) -> anyhow::Result<Ctx> {
     Ok(Ctx {
         read,
         read_db,
-        app,
+        app: state.db.clone(),
         system: Some(system),
         pii: state.pii.clone(),
         config: Arc::new(config),
@@ -233,12 +225,6 @@ async fn resolve_tenant(read: &sqlx::PgPool, given: &str) -> anyhow::Result<Tena
 /// when it was verified and with what result. Written as the app role through the ordinary
 /// outbox, like any audited change; the verifier's own role stays read-only.
 pub async fn record(ctx: &Ctx, report: &compliance::Report, digest: &str) -> anyhow::Result<usize> {
-    let db = Db::connect_as(
-        &ctx.config.database.app_url,
-        "warung-compliance-record",
-        2,
-        Duration::from_secs(15),
-    )?;
     let tenants = ctx.tenants().await?;
     let details = serde_json::json!({
         "report_sha256": digest,
@@ -252,7 +238,7 @@ pub async fn record(ctx: &Ctx, report: &compliance::Report, digest: &str) -> any
         "errors": report.ids(platform::compliance::Status::Error),
     });
     for tenant in &tenants {
-        let mut tx = db.tenant(*tenant).begin().await?;
+        let mut tx = ctx.app.tenant(*tenant).begin().await?;
         let record = AuditRecord::new(
             Actor::System { name: "compliance" },
             "compliance.verified",
@@ -262,7 +248,6 @@ pub async fn record(ctx: &Ctx, report: &compliance::Report, digest: &str) -> any
         events::emit_audit(&mut tx, &record).await?;
         tx.commit().await?;
     }
-    db.close().await;
     Ok(tenants.len())
 }
 

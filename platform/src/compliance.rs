@@ -193,6 +193,18 @@ impl Finding {
         self.evidence = evidence;
         self
     }
+
+    /// Adds one field to the evidence (which becomes an object if it was not one).
+    pub fn with_field(mut self, key: &str, value: impl Serialize) -> Self {
+        if !self.evidence.is_object() {
+            self.evidence = serde_json::json!({});
+        }
+        if let (Some(map), Ok(value)) = (self.evidence.as_object_mut(), serde_json::to_value(value))
+        {
+            map.insert(key.to_owned(), value);
+        }
+        self
+    }
 }
 
 pub type CheckFn = for<'a> fn(&'a Ctx) -> BoxFuture<'a, anyhow::Result<Finding>>;
@@ -270,7 +282,8 @@ pub struct Ctx {
     pub read: PgPool,
     /// Tenant transactions over the read-only role, for opening sealed samples.
     pub read_db: Db,
-    pub app: PgPool,
+    /// The app role: write probes (always rolled back) and the run's own audit record.
+    pub app: Db,
     /// The workers' role; absent where only tenant data is checked (a shop owner's report).
     pub system: Option<PgPool>,
     pub pii: PiiCipher,

@@ -255,7 +255,7 @@ async fn evidence_append_only(ctx: &Ctx) -> anyhow::Result<Finding> {
             format!("delete from consent_records where tenant_id = '{tenant}' and id = '{id}'"),
         ),
     ] {
-        if !platform::compliance::refused(&ctx.app, Some(tenant_id), &statement).await? {
+        if !platform::compliance::refused(ctx.app.global(), Some(tenant_id), &statement).await? {
             accepted.push(format!("the app role may {what} consent evidence"));
         }
     }

@@ -5,7 +5,7 @@ use futures::FutureExt;
 use platform::{
     compliance::{Check, Ctx, Finding, Group::PiiAtRest, SealedColumn, Severity},
     id::TenantId,
-    pii::{IndexKind, Opened, PiiError, Sealed, SubjectId},
+    pii::{Opened, PiiError, Sealed, SubjectId},
 };
 use sha2::{Digest, Sha256};
 
@@ -300,7 +300,8 @@ async fn sealed_bound(ctx: &Ctx) -> anyhow::Result<Finding> {
         ),
         |n| format!("{n} sampled sealed values are not bound to their place"),
     )
-    .with_counts(opened, erased))
+    .with_field("opened", opened)
+    .with_field("erased", erased))
 }
 
 async fn blind_index_keyed(ctx: &Ctx) -> anyhow::Result<Finding> {
@@ -325,7 +326,7 @@ async fn blind_index_keyed(ctx: &Ctx) -> anyhow::Result<Finding> {
                 };
                 checked += 1;
                 let value = value.expose();
-                let normalized = normalize(kind, value);
+                let normalized = kind.normalize(value);
                 let unkeyed = [
                     value.as_bytes().to_vec(),
                     normalized.as_bytes().to_vec(),
@@ -355,20 +356,4 @@ async fn blind_index_keyed(ctx: &Ctx) -> anyhow::Result<Finding> {
         format!("{checked} sampled blind indexes are the tenant's keyed HMAC"),
         |n| format!("{n} blind indexes are not keyed HMACs"),
     ))
-}
-
-fn normalize(kind: IndexKind, value: &str) -> String {
-    kind.normalize(value)
-}
-
-trait Counts {
-    fn with_counts(self, opened: u64, erased: u64) -> Self;
-}
-
-impl Counts for Finding {
-    fn with_counts(mut self, opened: u64, erased: u64) -> Self {
-        super::tenancy::merge(&mut self.evidence, "opened", serde_json::json!(opened));
-        super::tenancy::merge(&mut self.evidence, "erased", serde_json::json!(erased));
-        self
-    }
 }

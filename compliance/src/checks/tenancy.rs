@@ -146,7 +146,7 @@ async fn rls_forced(ctx: &Ctx) -> anyhow::Result<Finding> {
         format!("{} tenant tables, every one enabled and forced", rows.len()),
         |n| format!("{n} tenant tables are not protected by forced row-level security"),
     )
-    .with_tables(rows.len()))
+    .with_field("tables", rows.len()))
 }
 
 async fn policies_isolate(ctx: &Ctx) -> anyhow::Result<Finding> {
@@ -380,7 +380,7 @@ async fn app_sees_one_tenant(ctx: &Ctx) -> anyhow::Result<Finding> {
     .fetch_one(&ctx.read)
     .await?;
     let tables = app_readable(ctx).await?;
-    let mut tx = ctx.app.begin().await?;
+    let mut tx = ctx.app.global().begin().await?;
     sqlx::query("select set_config('app.tenant_id', $1, true)")
         .bind(probe.to_string())
         .execute(&mut *tx)
@@ -406,12 +406,12 @@ async fn app_sees_one_tenant(ctx: &Ctx) -> anyhow::Result<Finding> {
         ),
         |n| format!("the app role sees other tenants' rows in {n} tables"),
     )
-    .with_probe_tenant(probe))
+    .with_field("probe_tenant", probe))
 }
 
 async fn app_without_tenant(ctx: &Ctx) -> anyhow::Result<Finding> {
     let tables = app_readable(ctx).await?;
-    let mut tx = ctx.app.begin().await?;
+    let mut tx = ctx.app.global().begin().await?;
     let mut violations = Vec::new();
     for (table, _) in &tables {
         let visible: i64 =
@@ -480,35 +480,4 @@ async fn no_public_grants(ctx: &Ctx) -> anyhow::Result<Finding> {
         "no table privilege is granted to PUBLIC",
         |n| format!("{n} privileges granted to every role (PUBLIC)"),
     ))
-}
-
-/// Evidence helpers for this group.
-trait Evidence {
-    fn with_tables(self, n: usize) -> Self;
-    fn with_probe_tenant(self, tenant: uuid::Uuid) -> Self;
-}
-
-impl Evidence for Finding {
-    fn with_tables(mut self, n: usize) -> Self {
-        merge(&mut self.evidence, "tables", serde_json::json!(n));
-        self
-    }
-
-    fn with_probe_tenant(mut self, tenant: uuid::Uuid) -> Self {
-        merge(
-            &mut self.evidence,
-            "probe_tenant",
-            serde_json::json!(tenant),
-        );
-        self
-    }
-}
-
-pub(crate) fn merge(evidence: &mut serde_json::Value, key: &str, value: serde_json::Value) {
-    if !evidence.is_object() {
-        *evidence = serde_json::json!({});
-    }
-    if let Some(map) = evidence.as_object_mut() {
-        map.insert(key.to_owned(), value);
-    }
 }

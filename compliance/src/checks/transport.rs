@@ -103,7 +103,7 @@ async fn database_tls(ctx: &Ctx) -> anyhow::Result<Finding> {
     }
     let ssl: Option<bool> =
         sqlx::query_scalar("select ssl from pg_stat_ssl where pid = pg_backend_pid()")
-            .fetch_optional(&ctx.app)
+            .fetch_optional(ctx.app.global())
             .await?;
     Ok(if ssl == Some(true) {
         Finding::pass("the app role's connection is encrypted")

@@ -693,7 +693,7 @@ async fn production_mode_on_a_plaintext_loopback_stack() {
     let report = v.run(&ctx).await;
     let db_tls: bool =
         sqlx::query_scalar("select ssl from pg_stat_ssl where pid = pg_backend_pid()")
-            .fetch_one(&ctx.app)
+            .fetch_one(ctx.app.global())
             .await
             .unwrap();
     let mut expected = vec!["transport.vault_tls", "transport.smtp_tls"];

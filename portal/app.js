@@ -47,6 +47,9 @@ const LINK_TEXT = {
     filed: "Jika alamat ini milik pelanggan toko tersebut, email dengan tautan konfirmasi sedang dikirim.",
     "privacy/confirm": "Konfirmasi permintaan data pribadi",
     "privacy/download": "Unduh data Anda",
+    "consent/confirm": "Konfirmasi kabar dari toko",
+    consent_intro: "Toko mencatat bahwa Anda ingin menerima kabar dan penawarannya lewat email. Tekan tombol jika Anda memang menginginkannya; tanpa konfirmasi Anda, tidak ada yang dikirim.",
+    consent_confirm: "Ya, kirimi saya kabar", consent_done: "Terkonfirmasi. Anda dapat menariknya kapan saja.",
     confirm_intro: "Tekan tombol untuk mengonfirmasi bahwa Anda yang mengajukan permintaan ini. Tautan hanya berlaku sekali.",
     confirm: "Konfirmasi permintaan", download: "Unduh (zip: JSON dan CSV)",
     download_intro: "Salinan data Anda siap. Tautan hanya berlaku sekali: simpan berkasnya.",
@@ -74,6 +77,9 @@ const LINK_TEXT = {
     filed: "If this address belongs to a customer of that shop, a mail with a confirmation link is on its way.",
     "privacy/confirm": "Confirm your personal data request",
     "privacy/download": "Download your data",
+    "consent/confirm": "Confirm news from the shop",
+    consent_intro: "The shop noted that you would like its news and offers by email. Press the button if you do; without your confirmation nothing is sent.",
+    consent_confirm: "Yes, send me news", consent_done: "Confirmed. You can withdraw it at any time.",
     confirm_intro: "Press the button to confirm that you made this request. The link works once.",
     confirm: "Confirm the request", download: "Download (zip: JSON and CSV)",
     download_intro: "The copy of your data is ready. The link works once: keep the file.",
@@ -89,7 +95,7 @@ const LINK_TEXT = {
 };
 
 function linkRoute() {
-  const match = /^#\/(verify-email|reset-password|accept-invitation|privacy\/confirm|privacy\/download)\?token=([^&]+)$/.exec(location.hash);
+  const match = /^#\/(verify-email|reset-password|accept-invitation|privacy\/confirm|privacy\/download|consent\/confirm)\?token=([^&]+)$/.exec(location.hash);
   return match && { page: match[1], token: decodeURIComponent(match[2]) };
 }
 
@@ -158,6 +164,10 @@ async function renderLink(route) {
   }
   if (route.page.startsWith("privacy/")) {
     renderPrivacyLink(route, t, linkForm);
+    return;
+  }
+  if (route.page === "consent/confirm") {
+    renderConsentLink(route, t, linkForm);
     return;
   }
   const fields = [];
@@ -231,6 +241,20 @@ function renderPrivacyLink(route, t, linkForm) {
       return linkOutcome(response, t.downloaded);
     } catch {
       box.replaceChildren(el("p", { text: t.unavailable }));
+    }
+  };
+}
+
+// Double opt-in: a grant staff recorded counts only once the customer presses this button
+// (never on opening the link, which mail scanners do).
+function renderConsentLink(route, t, linkForm) {
+  linkForm.replaceChildren(el("p", { text: t.consent_intro }), el("button", { type: "submit", text: t.consent_confirm }));
+  linkForm.onsubmit = async (event) => {
+    event.preventDefault();
+    try {
+      await linkOutcome(await post("/api/v1/consents/confirm", { token: route.token }), t.consent_done);
+    } catch {
+      document.getElementById("link-result").replaceChildren(el("p", { text: t.unavailable }));
     }
   };
 }

@@ -5,8 +5,13 @@
 //! - Each tenant's records extend its hash chain under a row lock on `audit_chain_heads`.
 //! - Offsets are committed only after the database commit; a crash re-delivers, which the
 //!   idempotency absorbs.
-//! - A message that cannot be parsed or stored goes to `audit_dead_letters` with the reason and
-//!   the consumer moves on. Nothing is dropped silently.
+//! - A message that cannot be parsed, or whose records the database refuses for what they are
+//!   (a data or integrity error: an unknown tenant, a bad value), goes to `audit_dead_letters`
+//!   with the reason and its tenant, and the consumer moves on. Nothing is dropped silently.
+//! - Anything else (a lock or statement timeout, a serialization failure, a deadlock, a lost
+//!   connection) says nothing about the records: the batch is retried with backoff and its
+//!   offsets stay uncommitted until it is stored. A 9-second lock on a chain head delays the
+//!   tenant's records; it never sends them to the dead letters.
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
@@ -26,6 +31,18 @@ pub const GROUP: &str = "warung-audit-sink";
 const BATCH: usize = 500;
 const LINGER: Duration = Duration::from_millis(200);
 const LAG_EVERY: Duration = Duration::from_secs(15);
+const RETRY_FIRST: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Whether `err` is about the records themselves, so storing them again would fail again:
+/// PostgreSQL's data exceptions (class 22) and integrity violations (class 23). Everything else
+/// (lock and statement timeouts, serialization failures, deadlocks, connections, resources) may
+/// pass on the next try.
+pub fn deterministic(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code.starts_with("22") || code.starts_with("23"))
+}
 
 pub async fn run(ctx: WorkerContext, config: KafkaConfig) -> anyhow::Result<()> {
     let consumer: Arc<StreamConsumer> = Arc::new(
@@ -50,7 +67,22 @@ pub async fn run(ctx: WorkerContext, config: KafkaConfig) -> anyhow::Result<()> 
                 Err(_) => break,
             }
         }
-        store(&ctx.system, &batch).await?;
+        let mut wait = RETRY_FIRST;
+        loop {
+            match store(&ctx.system, &batch).await {
+                Ok(()) => break,
+                Err(err) if !deterministic(&err) => {
+                    metrics::counter!("audit_sink_retries_total").increment(1);
+                    tracing::warn!(error = %err, retry_in_ms = wait.as_millis(), "audit batch not stored; retrying");
+                    tokio::select! {
+                        () = ctx.shutdown.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                    wait = (wait * 2).min(RETRY_MAX);
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
         let mut offsets = TopicPartitionList::new();
         for message in &batch {
             offsets.add_partition_offset(
@@ -118,7 +150,7 @@ pub async fn store(system: &SystemDb, batch: &[OwnedMessage]) -> Result<(), sqlx
     for message in batch {
         match parse(message) {
             Ok(record) => records.push(record),
-            Err(reason) => dead_letter(&mut tx, message, &reason).await?,
+            Err(reason) => dead_letter(&mut tx, message, None, &reason).await?,
         }
     }
     // Per tenant in a stable order, so concurrent sinks lock chain heads in the same order.
@@ -128,6 +160,8 @@ pub async fn store(system: &SystemDb, batch: &[OwnedMessage]) -> Result<(), sqlx
         let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
         match extend_chain(&mut savepoint, group).await {
             Ok(()) => savepoint.commit().await?,
+            // Not about these records: the whole batch is tried again, nothing committed.
+            Err(err) if !deterministic(&err) => return Err(err),
             Err(err) => {
                 savepoint.rollback().await?;
                 let reason = format!(
@@ -136,7 +170,7 @@ pub async fn store(system: &SystemDb, batch: &[OwnedMessage]) -> Result<(), sqlx
                         .map_or("database error".into(), |e| e.message().to_owned())
                 );
                 for record in group {
-                    dead_letter(&mut tx, record.message, &reason).await?;
+                    dead_letter(&mut tx, record.message, Some(record.tenant), &reason).await?;
                 }
             }
         }
@@ -263,21 +297,29 @@ impl Rows {
     }
 }
 
+/// Keeps a message that cannot be stored, with its tenant when it names one (the record's, or
+/// else its key's): verifying that tenant's chain then reports it.
 async fn dead_letter(
     tx: &mut sqlx::PgConnection,
     message: &OwnedMessage,
+    tenant: Option<uuid::Uuid>,
     reason: &str,
 ) -> Result<(), sqlx::Error> {
     metrics::counter!("audit_sink_dead_letters_total").increment(1);
+    let key = message
+        .key()
+        .map(|k| String::from_utf8_lossy(k).into_owned());
+    let tenant = tenant.or_else(|| key.as_deref().and_then(|k| k.parse().ok()));
     sqlx::query!(
-        "insert into audit_dead_letters (topic, kafka_partition, kafka_offset, message_key, reason, payload)
-         values ($1, $2, $3, $4, $5, $6)",
+        "insert into audit_dead_letters (topic, kafka_partition, kafka_offset, message_key, reason, payload, tenant_id)
+         values ($1, $2, $3, $4, $5, $6, $7)",
         message.topic(),
         message.partition(),
         message.offset(),
-        message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+        key,
         reason,
         message.payload(),
+        tenant,
     )
     .execute(&mut *tx)
     .await?;

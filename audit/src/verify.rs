@@ -1,6 +1,7 @@
 //! Chain verification (`warung audit verify`): recomputes every tenant's hash chain from the
 //! stored envelopes and names the first broken link: a changed record, a missing one, or a
-//! chain whose stored head does not match its last record (records removed from the end).
+//! chain whose stored head does not match its last record (records removed from the end), or
+//! records of the tenant the sink could not store (in `audit_dead_letters`).
 
 use platform::{db::SystemDb, id::TenantId};
 use sqlx::PgConnection;
@@ -136,6 +137,18 @@ async fn verify_once(
             None if last > 0 => broken(1, None, "chain head missing"),
             _ => None,
         };
+    }
+    if first_break.is_none() {
+        // Records of this tenant that never made it into the chain.
+        let lost = sqlx::query_scalar!(
+            r#"select count(*) as "lost!" from audit_dead_letters where tenant_id = $1"#,
+            tenant.0
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        if lost > 0 {
+            first_break = broken(expected, None, "records in the dead letters");
+        }
     }
     Ok(Some(ChainReport {
         tenant,

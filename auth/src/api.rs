@@ -1,10 +1,8 @@
 //! HTTP handlers of auth: merchant onboarding, sign-in and sessions, mailed-token flows,
 //! invitation acceptance, `/me` and the JWKS.
 
-use std::net::SocketAddr;
-
 use axum::{
-    extract::{ConnectInfo, State},
+    extract::State,
     http::{HeaderMap, StatusCode, header},
     response::IntoResponse,
 };
@@ -12,7 +10,7 @@ use chrono::TimeDelta;
 use platform::{
     AppState, Error, Principal, Result, Role,
     events::Actor,
-    http::Json,
+    http::{ClientAddr, Json},
     id::{SessionId, TenantId, UserId},
     throttle, tokens,
 };
@@ -21,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use users::{
     consent::{self, Audience, Choice, ConsentState, Evidence, Method},
     invitations,
-    staff::{self, Locale, NewStaff, Profile, Status},
+    staff::{self, Locale, NewStaff, Profile, StaffUser, Status},
 };
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -59,10 +57,6 @@ fn password_rules(password: &str) -> std::result::Result<(), validator::Validati
         error.message = Some("must be 12 to 128 characters".into());
         Err(error)
     }
-}
-
-pub(crate) fn public_writes_key(addr: SocketAddr) -> String {
-    format!("warung:public-writes:{}", addr.ip())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -139,19 +133,14 @@ struct OnboardedOwner {
     ))]
 async fn onboard(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    client: ClientAddr,
     headers: HeaderMap,
     Json(body): Json<OnboardRequest>,
 ) -> Result<(StatusCode, Json<OnboardResponse>)> {
     let auth = Service::from_state(&state)?;
     platform::error::validate(&body)?;
     consent::validate(&state.db, Audience::Merchant, &body.consents).await?;
-    throttle::take(
-        &state.redis,
-        &public_writes_key(addr),
-        auth.public_writes_per_ip(),
-    )
-    .await?;
+    throttle::public_write(&state.redis, &state.config.rate_limit, client).await?;
     let hash = auth
         .hasher()
         .hash(&SecretString::from(body.owner.password.clone()))
@@ -199,7 +188,7 @@ async fn onboard(
         owner.into(),
         &body.consents,
         Method::Signup,
-        &Evidence::of(addr, &headers),
+        &Evidence::of(client, &headers),
     )
     .await?;
     let ttl =
@@ -264,58 +253,67 @@ fn invalid_credentials() -> Error {
     ))]
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    client: ClientAddr,
     Json(body): Json<LoginRequest>,
 ) -> Result<Json<TokenResponse>> {
     let auth = Service::from_state(&state)?;
     let password = SecretString::from(body.password);
-    let ip_key = format!("warung:login-failures:ip:{}", addr.ip());
-    throttle::check(&state.redis, &ip_key, auth.login_failures_per_ip()).await?;
+    // A failure is reserved before the attempt and given back when the attempt does not fail:
+    // forty concurrent guesses get as many checks as the limit allows, not forty.
+    let per_client = throttle::reserve(
+        &state.redis,
+        &format!("warung:login-failures:ip:{client}"),
+        auth.login_failures_per_ip(),
+    )
+    .await?;
+    let signed_in = sign_in(&state, &auth, client, &body.tenant, &body.email, &password).await;
+    if !matches!(signed_in, Err(Error::Unauthorized)) {
+        per_client.release(&state.redis).await;
+    }
+    signed_in.map(Json)
+}
 
-    let tenant = match tenants::by_slug(&state.db, body.tenant.trim()).await? {
-        Some((tenant, true)) => tenant,
-        _ => {
-            auth.hasher().verify(&password, None).await?;
-            throttle::hit(&state.redis, &ip_key, auth.login_failures_per_ip()).await?;
-            return Err(invalid_credentials());
-        }
+/// Checks the password under the account's limit, which is keyed on the account and the client
+/// address together: a stranger's guesses lock the stranger out, not the person everywhere.
+async fn sign_in(
+    state: &AppState,
+    auth: &Service,
+    client: ClientAddr,
+    slug: &str,
+    email: &str,
+    password: &SecretString,
+) -> Result<TokenResponse> {
+    let Some((tenant, true)) = tenants::by_slug(&state.db, slug.trim()).await? else {
+        auth.hasher().verify(password, None).await?;
+        return Err(invalid_credentials());
     };
     let mut tx = state.db.tenant(tenant).begin().await?;
     let index = state
         .pii
-        .blind_index(&mut tx, platform::pii::IndexKind::Email, &body.email)
+        .blind_index(&mut tx, platform::pii::IndexKind::Email, email)
         .await?;
     let account_key = format!(
-        "warung:login-failures:account:{}:{}",
+        "warung:login-failures:account:{}:{}:{client}",
         tenant.0.simple(),
         hex::encode(&index.0)
     );
-    throttle::check(
+    let per_account = throttle::reserve(
         &state.redis,
         &account_key,
         auth.login_failures_per_account(),
     )
     .await?;
-    let user = staff::find_by_email(&state.pii, &mut tx, &body.email)
-        .await?
-        .filter(|u| u.status == Status::Active);
-    let hash = match &user {
-        Some(user) => credentials::password_hash(&mut tx, user.id).await?,
-        None => None,
-    };
-    tx.rollback().await?;
-
-    let matches = auth.hasher().verify(&password, hash.as_deref()).await?;
-    let Some(user) = user.filter(|_| matches) else {
-        throttle::hit(&state.redis, &ip_key, auth.login_failures_per_ip()).await?;
-        throttle::hit(
-            &state.redis,
-            &account_key,
-            auth.login_failures_per_account(),
-        )
-        .await?;
-        metrics::counter!("auth_login_failures_total").increment(1);
-        return Err(invalid_credentials());
+    let checked = check_password(state, auth, tx, email, password).await;
+    let user = match checked {
+        Ok(Some(user)) => user,
+        Ok(None) => {
+            metrics::counter!("auth_login_failures_total").increment(1);
+            return Err(invalid_credentials());
+        }
+        Err(err) => {
+            per_account.release(&state.redis).await;
+            return Err(err);
+        }
     };
     throttle::clear(&state.redis, &account_key).await;
 
@@ -325,12 +323,33 @@ async fn login(
     let (session, refresh) = sessions::create(&mut tx, user.id, now, ttl).await?;
     tx.commit().await?;
     metrics::counter!("auth_logins_total").increment(1);
-    Ok(Json(TokenResponse {
+    Ok(TokenResponse {
         access_token: auth.access_token(tenant, &user, session, now)?,
         refresh_token: refresh.text.expose_secret().to_owned(),
         token_type: "Bearer",
         expires_in: auth.access_ttl_secs(),
-    }))
+    })
+}
+
+/// The active account `email` names, if `password` is its password. Unknown accounts cost the
+/// same hashing time as known ones.
+async fn check_password(
+    state: &AppState,
+    auth: &Service,
+    mut tx: platform::db::TenantTx,
+    email: &str,
+    password: &SecretString,
+) -> Result<Option<StaffUser>> {
+    let user = staff::find_by_email(&state.pii, &mut tx, email)
+        .await?
+        .filter(|u| u.status == Status::Active);
+    let hash = match &user {
+        Some(user) => credentials::password_hash(&mut tx, user.id).await?,
+        None => None,
+    };
+    tx.rollback().await?;
+    let matches = auth.hasher().verify(password, hash.as_deref()).await?;
+    Ok(user.filter(|_| matches))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -454,16 +473,11 @@ struct Accepted {
     responses((status = 202, body = Accepted), (status = 429, body = Problem), (status = 503, body = Problem)))]
 async fn request_password_reset(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    client: ClientAddr,
     Json(body): Json<ResetRequest>,
 ) -> Result<(StatusCode, Json<Accepted>)> {
     let auth = Service::from_state(&state)?;
-    throttle::take(
-        &state.redis,
-        &public_writes_key(addr),
-        auth.public_writes_per_ip(),
-    )
-    .await?;
+    throttle::public_write(&state.redis, &state.config.rate_limit, client).await?;
     if let Some((tenant, true)) = tenants::by_slug(&state.db, body.tenant.trim()).await? {
         let mut tx = state.db.tenant(tenant).begin().await?;
         if let Some(user) = staff::find_by_email(&state.pii, &mut tx, &body.email)
@@ -549,7 +563,7 @@ struct AcceptedInvitation {
     responses((status = 201, body = AcceptedInvitation), (status = 400, body = Problem), (status = 422, body = Problem)))]
 async fn accept_invitation(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    client: ClientAddr,
     headers: HeaderMap,
     Json(body): Json<AcceptInvitation>,
 ) -> Result<(StatusCode, Json<AcceptedInvitation>)> {
@@ -581,7 +595,7 @@ async fn accept_invitation(
         user.id.into(),
         &body.consents,
         Method::Invitation,
-        &Evidence::of(addr, &headers),
+        &Evidence::of(client, &headers),
     )
     .await?;
     tx.commit().await?;

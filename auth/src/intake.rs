@@ -9,15 +9,10 @@
 //! Every way, nothing happens until the person confirms by the link mailed to their own
 //! address (`users::privacy::requests`).
 
-use std::net::SocketAddr;
-
-use axum::{
-    extract::{ConnectInfo, State},
-    http::StatusCode,
-};
+use axum::{extract::State, http::StatusCode};
 use platform::{
     AppState, Authorized, Error, Principal, Result,
-    http::Json,
+    http::{ClientAddr, Json},
     pii::{Subject, SubjectId, SubjectKind},
     throttle,
 };
@@ -31,8 +26,6 @@ use users::{
 };
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
-
-use crate::{api::public_writes_key, service::Service};
 
 type Problem = platform::error::Problem;
 
@@ -94,11 +87,11 @@ enum Filed {
 async fn file(
     caller: Option<Principal>,
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    client: ClientAddr,
     Json(body): Json<NewRequest>,
 ) -> Result<(StatusCode, Json<Filed>)> {
     let Some(caller) = caller else {
-        return file_public(&state, addr, body).await;
+        return file_public(&state, client, body).await;
     };
     if body.tenant.is_some() || body.email.is_some() {
         return Err(Error::invalid(
@@ -154,18 +147,18 @@ const PUBLIC_ANSWER_TIME: std::time::Duration = std::time::Duration::from_millis
 
 async fn file_public(
     state: &AppState,
-    addr: SocketAddr,
+    client: ClientAddr,
     body: NewRequest,
 ) -> Result<(StatusCode, Json<Filed>)> {
     let started = tokio::time::Instant::now();
-    let answer = file_public_now(state, addr, body).await;
+    let answer = file_public_now(state, client, body).await;
     tokio::time::sleep_until(started + PUBLIC_ANSWER_TIME).await;
     answer
 }
 
 async fn file_public_now(
     state: &AppState,
-    addr: SocketAddr,
+    client: ClientAddr,
     body: NewRequest,
 ) -> Result<(StatusCode, Json<Filed>)> {
     let mut missing = Vec::new();
@@ -190,13 +183,7 @@ async fn file_public_now(
     if !missing.is_empty() {
         return Err(Error::Validation(missing));
     }
-    let auth = Service::from_state(state)?;
-    throttle::take(
-        &state.redis,
-        &public_writes_key(addr),
-        auth.public_writes_per_ip(),
-    )
-    .await?;
+    throttle::public_write(&state.redis, &state.config.rate_limit, client).await?;
     let accepted = (
         StatusCode::ACCEPTED,
         Json(Filed::Accepted { status: "accepted" }),

@@ -7,7 +7,7 @@ use platform::{
     AppState, Error, Principal, Result, Role,
     authz::{Authentication, BoxFuture, Sessions},
     clients::Redis,
-    config::{AuthConfig, RateLimitConfig},
+    config::AuthConfig,
     db::{Db, TenantTx},
     events::Actor,
     id::{SessionId, TenantId, UserId},
@@ -29,7 +29,6 @@ struct Inner {
     db: Db,
     redis: Redis,
     config: AuthConfig,
-    rate: RateLimitConfig,
 }
 
 impl Service {
@@ -41,7 +40,6 @@ impl Service {
                 db: state.db.clone(),
                 redis: state.redis.clone(),
                 config: state.config.auth.clone(),
-                rate: state.config.rate_limit.clone(),
             }),
         })
     }
@@ -79,13 +77,6 @@ impl Service {
         Window {
             limit: u64::from(self.inner.config.max_failures_per_ip),
             seconds: self.inner.config.failure_window_secs,
-        }
-    }
-
-    pub fn public_writes_per_ip(&self) -> Window {
-        Window {
-            limit: self.inner.rate.public_writes_per_ip_per_hour,
-            seconds: 3600,
         }
     }
 

@@ -14,7 +14,10 @@ use platform::{
     AppState, Error, Module,
     authz::Authentication,
     health::{self, Dependency, Readiness},
-    http::request_id::{self, RequestId},
+    http::{
+        client::TrustedProxies,
+        request_id::{self, RequestId},
+    },
 };
 use tower_http::{
     catch_panic::CatchPanicLayer, cors::CorsLayer,
@@ -201,6 +204,14 @@ pub fn build(state: AppState, modules: &[Module]) -> Router {
         .layer(Extension(required))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(crate::edge::per_ip_limit(&state.config.rate_limit))
+        // Before every per-client limit: who the client is, behind trusted proxies too.
+        .layer(middleware::from_fn_with_state(
+            Arc::new(TrustedProxies::new(
+                &state.config.http.trusted_proxies,
+                state.config.http.client_address_header,
+            )),
+            platform::http::client::resolve,
+        ))
         .layer(cors)
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,

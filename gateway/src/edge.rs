@@ -11,21 +11,41 @@
 use std::{sync::Arc, time::Duration};
 
 use axum::{body::Body, response::IntoResponse};
-use platform::{AppState, Error, config::RateLimitConfig, id::TenantId};
+use platform::{AppState, Error, config::RateLimitConfig, http::ClientAddr, id::TenantId};
 use tower_governor::{
-    GovernorError, GovernorLayer, governor::GovernorConfigBuilder,
-    key_extractor::PeerIpKeyExtractor,
+    GovernorError, GovernorLayer, governor::GovernorConfigBuilder, key_extractor::KeyExtractor,
 };
+
+/// The governor's key: the client address resolved by `platform::http::client::resolve`
+/// (the TCP peer, or the forwarded client behind a trusted proxy).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientKey;
+
+impl KeyExtractor for ClientKey {
+    type Key = std::net::IpAddr;
+
+    fn extract<T>(&self, req: &axum::http::Request<T>) -> Result<Self::Key, GovernorError> {
+        req.extensions()
+            .get::<ClientAddr>()
+            .map(|client| client.0)
+            .ok_or(GovernorError::UnableToExtractKey)
+    }
+}
 
 pub fn per_ip_limit(
     config: &RateLimitConfig,
-) -> GovernorLayer<PeerIpKeyExtractor, governor::middleware::NoOpMiddleware, Body> {
+) -> GovernorLayer<ClientKey, governor::middleware::NoOpMiddleware, Body> {
     let period = Duration::from_nanos(1_000_000_000 / config.per_ip_per_second.max(1));
+    #[allow(
+        clippy::expect_used,
+        reason = "the period is at least 1 ns and the burst at least 1, so the builder succeeds"
+    )]
     let governor = GovernorConfigBuilder::default()
-        .period(period)
-        .burst_size(config.per_ip_burst)
+        .key_extractor(ClientKey)
+        .period(period.max(Duration::from_nanos(1)))
+        .burst_size(config.per_ip_burst.max(1))
         .finish()
-        .unwrap_or_default();
+        .expect("a valid governor configuration");
     let limiter = Arc::downgrade(governor.limiter());
     every_minute_while(move || {
         let Some(limiter) = limiter.upgrade() else {

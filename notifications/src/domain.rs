@@ -26,6 +26,8 @@ pub enum Template {
     AccountDeletionScheduled,
     /// A shop's own news to customers who agreed to marketing mail.
     Marketing,
+    /// A customer confirms a grant staff recorded for them (double opt-in).
+    ConsentConfirmation,
 }
 
 /// A link carrying a single-use token: where the token is sealed in the event, and the page of
@@ -38,7 +40,7 @@ pub struct TokenLink {
 }
 
 impl Template {
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::EmailVerification,
         Self::PasswordReset,
         Self::StaffInvitation,
@@ -51,6 +53,7 @@ impl Template {
         Self::ConsentChanged,
         Self::AccountDeletionScheduled,
         Self::Marketing,
+        Self::ConsentConfirmation,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +70,7 @@ impl Template {
             Self::ConsentChanged => "consent_changed",
             Self::AccountDeletionScheduled => "account_deletion_scheduled",
             Self::Marketing => "marketing",
+            Self::ConsentConfirmation => "consent_confirmation",
         }
     }
 
@@ -82,6 +86,7 @@ impl Template {
             Self::StaffInvitation => link(sealed::INVITATION_TOKEN, "accept-invitation"),
             Self::PrivacyIdentityCheck => link(sealed::PRIVACY_TOKEN, "privacy/confirm"),
             Self::PrivacyExportReady => link(sealed::PRIVACY_TOKEN, "privacy/download"),
+            Self::ConsentConfirmation => link(sealed::CONSENT_TOKEN, "consent/confirm"),
             _ => None,
         }
     }
@@ -109,6 +114,29 @@ impl Template {
                 | Self::ErasureCompleted
                 | Self::ConsentChanged
         )
+    }
+}
+
+impl Template {
+    /// Mail the person is owed because they exercised a data right (the answer to a request
+    /// they filed, the notice of their erasure). It is never held back by outbound quotas or
+    /// by the shop's unverified owner: the law's clock runs regardless.
+    pub fn owed_to_the_person(self) -> bool {
+        matches!(
+            self,
+            Self::PrivacyRequestReceived
+                | Self::PrivacyIdentityCheck
+                | Self::PrivacyExportReady
+                | Self::ErasureScheduled
+                | Self::ErasureCompleted
+        )
+    }
+
+    /// Whether this mail to `recipient` waits until the shop's owner has verified their own
+    /// address: every mail to a customer that is not owed to them. A shop signed up a minute
+    /// ago by someone who never proved an address cannot write to strangers.
+    pub fn needs_verified_shop(self, recipient: SubjectKind) -> bool {
+        recipient == SubjectKind::Customer && !self.owed_to_the_person()
     }
 }
 
@@ -198,6 +226,7 @@ pub fn plan(event_type: &str, payload: &Value) -> Result<Option<Plan>, String> {
         "privacy.export_ready" => subject(Template::PrivacyExportReady),
         "privacy.erasure_scheduled" => subject(Template::ErasureScheduled),
         "consent.changed" => subject(Template::ConsentChanged),
+        "consent.confirmation_requested" => subject(Template::ConsentConfirmation),
         "retention.deletion_scheduled" => subject(Template::AccountDeletionScheduled),
         "marketing.message" => subject(Template::Marketing),
         // `erasure_completed` has no event: the privacy flow sends it with `deliver_now`
@@ -283,6 +312,51 @@ mod tests {
     use serde_json::json;
 
     const ID: &str = "0190a0b0-0000-7000-8000-000000000001";
+
+    #[test]
+    fn only_what_a_person_is_owed_reaches_customers_of_an_unverified_shop() {
+        for template in Template::ALL {
+            assert_eq!(
+                template.needs_verified_shop(SubjectKind::Customer),
+                !template.owed_to_the_person(),
+                "{template:?}"
+            );
+        }
+        for waits in [
+            Template::OrderReceipt,
+            Template::ConsentChanged,
+            Template::Marketing,
+            Template::ConsentConfirmation,
+        ] {
+            assert!(waits.needs_verified_shop(SubjectKind::Customer), "{waits:?}");
+        }
+        for owed in [
+            Template::PrivacyRequestReceived,
+            Template::PrivacyIdentityCheck,
+            Template::PrivacyExportReady,
+            Template::ErasureScheduled,
+            Template::ErasureCompleted,
+        ] {
+            assert!(!owed.needs_verified_shop(SubjectKind::Customer), "{owed:?}");
+        }
+        // Staff mail (verifying the owner's own address among it) never waits for that.
+        assert!(
+            Template::ALL
+                .into_iter()
+                .all(|t| !t.needs_verified_shop(SubjectKind::Staff))
+        );
+        let confirm = plan(
+            "consent.confirmation_requested",
+            &json!({ "subject": { "kind": "customer", "id": ID } }),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(confirm.template, Template::ConsentConfirmation);
+        assert_eq!(
+            Template::ConsentConfirmation.token_link().unwrap().page,
+            "consent/confirm"
+        );
+    }
 
     #[test]
     fn staff_events_mail_the_user_they_name() {

@@ -6,6 +6,8 @@
 //!   idempotency absorbs.
 //! - A receipt is queued only for a customer who consented to receipt mail (checked again at
 //!   send time).
+//! - Consent-change confirmations are coalesced: at most one per person per
+//!   `notifications.consent_change_every_secs`.
 //! - An event that should send mail but cannot (no recipient in it, an unknown tenant) goes to
 //!   `notification_dead_letters` with the reason. Nothing is dropped silently.
 
@@ -84,6 +86,20 @@ async fn take(
             return Ok(false);
         }
     }
+    // Consent-change confirmations: at most one per person per period; one already waiting
+    // will show every change, since it shows the choices as they stand when it is sent.
+    let mut due = None;
+    let every = state.config.notifications.consent_change_every_secs;
+    if plan.template == domain::Template::ConsentChanged && every > 0 {
+        let every = std::time::Duration::from_secs(every.unsigned_abs());
+        match repo::coalesced_slot(system, envelope.tenant, &plan, every).await? {
+            None => {
+                metrics::counter!("notification_coalesced_total").increment(1);
+                return Ok(false);
+            }
+            Some(at) => due = Some(at),
+        }
+    }
     match repo::queue(
         system,
         envelope.tenant,
@@ -91,7 +107,7 @@ async fn take(
         &envelope.event_type,
         &plan,
         &envelope.payload,
-        false,
+        due,
     )
     .await
     {

@@ -135,7 +135,17 @@ pub async fn deliver_now(
         template,
         recipient,
     };
-    let id = match repo::queue(system, tenant, key, "direct", &plan, &context, true).await? {
+    let id = match repo::queue(
+        system,
+        tenant,
+        key,
+        "direct",
+        &plan,
+        &context,
+        Some(repo::held()),
+    )
+    .await?
+    {
         Some(id) => id,
         None => match repo::find(system, tenant, key, template.name()).await? {
             Some((_, status)) if status == "sent" => return Ok(true),

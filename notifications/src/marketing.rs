@@ -1,4 +1,6 @@
-//! A shop's news to its customers, only to those whose latest `marketing` choice is a grant:
+//! A shop's news to its customers, only to those whose latest `marketing` choice is a grant in
+//! effect (one staff recorded counts only once the customer confirmed it, see
+//! `users::consent::confirmation`), and only once the shop's owner has verified their address:
 //! one `marketing.message` event per recipient, planned and sent like every other mail, with
 //! the consent checked again at send time (a withdrawal in between stops it).
 
@@ -66,6 +68,7 @@ fn check(body: &Message) -> Result<()> {
         (status = 202, body = Sent),
         (status = 401, body = platform::error::Problem),
         (status = 403, body = platform::error::Problem),
+        (status = 409, description = "`owner_unverified`: the owner has not verified their email address yet", body = platform::error::Problem),
         (status = 422, body = platform::error::Problem),
     ))]
 async fn send(
@@ -75,6 +78,12 @@ async fn send(
 ) -> Result<(StatusCode, Json<Sent>)> {
     check(&body)?;
     let mut tx = state.db.tenant(caller.tenant).begin().await?;
+    if !users::staff::owner_verified(&mut tx).await? {
+        return Err(Error::conflict(
+            "owner_unverified",
+            "The shop writes to customers once its owner has verified their email address.",
+        ));
+    }
     let recipients = users::consent::customers_granting(&mut tx, "marketing").await?;
     let campaign = uuid::Uuid::now_v7();
     for customer in &recipients {

@@ -48,6 +48,8 @@ const FILES: &[(&str, &str)] = files!(
     "id/account_deletion_scheduled.html",
     "id/marketing.txt",
     "id/marketing.html",
+    "id/consent_confirmation.txt",
+    "id/consent_confirmation.html",
     "en/layout.txt",
     "en/layout.html",
     "en/email_verification.txt",
@@ -74,6 +76,8 @@ const FILES: &[(&str, &str)] = files!(
     "en/account_deletion_scheduled.html",
     "en/marketing.txt",
     "en/marketing.html",
+    "en/consent_confirmation.txt",
+    "en/consent_confirmation.html",
 );
 
 /// A rendered mail, ready for the envelope.

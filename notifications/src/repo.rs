@@ -45,9 +45,10 @@ pub fn held() -> DateTime<Utc> {
     DateTime::from_timestamp(253_402_214_400, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-/// Queues one mail for an event. A second call for the same event and template (a redelivered
-/// event) changes nothing and returns `None`. A `held` mail is not due until sent directly
-/// ([`claim`] with `only`), so no background sender races the caller for it.
+/// Queues one mail for an event, due at `due` (now when `None`). A second call for the same
+/// event and template (a redelivered event) changes nothing and returns `None`. A mail due at
+/// [`held`] is not due until sent directly ([`claim`] with `only`), so no background sender
+/// races the caller for it.
 pub async fn queue(
     system: &SystemDb,
     tenant: TenantId,
@@ -55,13 +56,13 @@ pub async fn queue(
     event_type: &str,
     plan: &Plan,
     context: &Value,
-    held: bool,
+    due: Option<DateTime<Utc>>,
 ) -> Result<Option<DeliveryId>, sqlx::Error> {
     let id = DeliveryId::new();
     let inserted = sqlx::query!(
         "insert into notification_deliveries
              (tenant_id, id, event_id, event_type, template, recipient_kind, recipient_id, context, next_attempt_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, case when $9 then $10::timestamptz else now() end)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, now()))
          on conflict (tenant_id, event_id, template) do nothing",
         tenant.0,
         id.0,
@@ -71,8 +72,7 @@ pub async fn queue(
         plan.recipient.kind_str(),
         plan.recipient.id.0,
         context,
-        held,
-        self::held(),
+        due,
     )
     .execute(system.pool())
     .await?
@@ -153,13 +153,68 @@ pub async fn renew(system: &SystemDb, row: &Row, lease: Duration) -> Result<bool
     Ok(renewed == 1)
 }
 
+/// When the next mail of `template` to `plan`'s recipient may go, if at most one may go every
+/// `every`: `None` when one is already waiting (it will show the state of things when it is
+/// sent, so it covers this event too); otherwise the moment the last one sent is `every` old
+/// (or now).
+pub async fn coalesced_slot(
+    system: &SystemDb,
+    tenant: TenantId,
+    plan: &Plan,
+    every: Duration,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"select bool_or(status in ('pending', 'sending')) as "waiting",
+                  greatest(now(), max(sent_at) + make_interval(secs => $4)) as "due!"
+           from notification_deliveries
+           where tenant_id = $1 and recipient_id = $2 and template = $3"#,
+        tenant.0,
+        plan.recipient.id.0,
+        plan.template.name(),
+        every.as_secs_f64(),
+    )
+    .fetch_one(system.pool())
+    .await?;
+    Ok((!row.waiting.unwrap_or(false)).then_some(row.due))
+}
+
+/// Mails sent lately: by the shop in the last hour, and to this mail's recipient in the last
+/// 24 hours (what the outbound quotas count).
+pub async fn sent_lately(system: &SystemDb, row: &Row) -> Result<(i64, i64), sqlx::Error> {
+    let counts = sqlx::query!(
+        r#"select
+             (select count(*) from notification_deliveries
+              where tenant_id = $1 and sent_at > now() - interval '1 hour') as "shop!",
+             (select count(*) from notification_deliveries
+              where tenant_id = $1 and recipient_id = $2 and sent_at > now() - interval '24 hours') as "person!""#,
+        row.tenant_id,
+        row.recipient_id,
+    )
+    .fetch_one(system.pool())
+    .await?;
+    Ok((counts.shop, counts.person))
+}
+
 /// What became of a claimed mail.
 #[derive(Debug, Clone)]
 pub enum Outcome {
     Sent,
-    Retry { after: Duration, reason: String },
-    Dead { reason: String },
-    Cancelled { reason: String },
+    Retry {
+        after: Duration,
+        reason: String,
+    },
+    /// Not sent yet and not failed: it waits (an outbound quota, an unverified shop). The
+    /// attempt does not count.
+    Held {
+        after: Duration,
+        reason: String,
+    },
+    Dead {
+        reason: String,
+    },
+    Cancelled {
+        reason: String,
+    },
 }
 
 /// Records the outcome of this sender's claim on a mail. Returns `false` when the claim was no
@@ -167,7 +222,9 @@ pub enum Outcome {
 pub async fn settle(system: &SystemDb, row: &Row, outcome: &Outcome) -> Result<bool, sqlx::Error> {
     let (status, delay, reason) = match outcome {
         Outcome::Sent => ("sent", Duration::ZERO, None),
-        Outcome::Retry { after, reason } => ("pending", *after, Some(reason.as_str())),
+        Outcome::Retry { after, reason } | Outcome::Held { after, reason } => {
+            ("pending", *after, Some(reason.as_str()))
+        }
         Outcome::Dead { reason } => ("dead", Duration::ZERO, Some(reason.as_str())),
         Outcome::Cancelled { reason } => ("cancelled", Duration::ZERO, Some(reason.as_str())),
     };
@@ -175,7 +232,8 @@ pub async fn settle(system: &SystemDb, row: &Row, outcome: &Outcome) -> Result<b
         "update notification_deliveries
          set status = $4, next_attempt_at = now() + make_interval(secs => $5), last_error = $6,
              lease_token = null, lease_until = null, updated_at = now(),
-             sent_at = case when $4 = 'sent' then now() else sent_at end
+             sent_at = case when $4 = 'sent' then now() else sent_at end,
+             attempts = attempts - case when $7 then 1 else 0 end
          where tenant_id = $1 and id = $2 and lease_token = $3 and status = 'sending'",
         row.tenant_id,
         row.id,
@@ -183,6 +241,7 @@ pub async fn settle(system: &SystemDb, row: &Row, outcome: &Outcome) -> Result<b
         status,
         delay.as_secs_f64(),
         reason,
+        matches!(outcome, Outcome::Held { .. }),
     )
     .execute(system.pool())
     .await?

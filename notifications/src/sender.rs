@@ -56,6 +56,8 @@ pub struct Sender {
 enum Stop {
     /// Not sending, and it never will be (the subject was erased, withdrew consent, ...).
     Cancel(&'static str),
+    /// Not sending yet: it waits (a quota, an unverified shop), without using an attempt.
+    Hold(&'static str),
     Fail(Failure, String),
 }
 
@@ -168,6 +170,10 @@ impl Sender {
                 Err(Stop::Cancel(reason)) => Outcome::Cancelled {
                     reason: reason.into(),
                 },
+                Err(Stop::Hold(reason)) => Outcome::Held {
+                    after: Duration::from_secs(self.settings.held_recheck_secs),
+                    reason: reason.into(),
+                },
                 Err(Stop::Fail(failure, reason)) => self.after(row, (failure, reason)),
             },
         };
@@ -188,6 +194,11 @@ impl Sender {
                 metrics::counter!("notification_email_dead_total", "template" => label)
                     .increment(1);
                 tracing::warn!(delivery = %row.id, template = label, reason = reason.as_str(), "mail is dead");
+            }
+            Outcome::Held { reason, .. } => {
+                metrics::counter!("notification_held_total", "template" => label, "reason" => reason.clone())
+                    .increment(1);
+                tracing::info!(delivery = %row.id, template = label, reason = reason.as_str(), "mail held");
             }
             Outcome::Cancelled { reason } => {
                 metrics::counter!("notification_email_cancelled_total", "template" => label)
@@ -234,6 +245,7 @@ impl Sender {
         {
             return Err(Stop::Cancel("subject_restricted"));
         }
+        self.hold_back(&mut tx, row, template, recipient).await?;
         let shop = tenants::current(&mut tx).await?;
         let contact =
             match contact::reach(&self.state.pii, &mut tx, recipient.kind, recipient.id).await? {
@@ -292,10 +304,25 @@ impl Sender {
                 vars[key] = moment(at).into();
             }
         }
-        for key in ["request_type", "changes", "headline", "message"] {
+        for key in ["request_type", "changes", "headline", "message", "purpose"] {
             if let Some(value) = context.get(key) {
                 vars[key] = value.clone();
             }
+        }
+        if template == Template::ConsentChanged {
+            // Coalesced (one per period): it tells the choices as they stand now.
+            let choices = users::consent::current(&mut tx, recipient.id).await?;
+            vars["changes"] = choices
+                .iter()
+                .map(|c| {
+                    json!({
+                        "purpose": c.purpose,
+                        "granted": c.granted,
+                        "awaiting_confirmation": c.awaiting_confirmation,
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into();
         }
         if template == Template::OrderReceipt {
             vars["order"] = self.receipt(&mut tx, context, locale).await?;
@@ -347,6 +374,44 @@ impl Sender {
             .message_id(Some(format!("<{}@{domain}>", row.id)))
             .multipart(MultiPart::alternative_plain_html(mail.text, mail.html))
             .map_err(|_| Stop::Fail(Failure::Permanent, "bad_message".into()))
+    }
+
+    /// Holds back what may not go yet: mail to customers of a shop whose owner never verified
+    /// their address, and mail over the shop's hourly or the person's daily quota (held longer
+    /// than `held_max_hours`, it is cancelled). Mail owed to the person for a data right they
+    /// used is never held. Several senders check at once, so a quota can be passed by at most
+    /// the mails in flight.
+    async fn hold_back(
+        &self,
+        tx: &mut platform::db::TenantTx,
+        row: &Row,
+        template: Template,
+        recipient: Recipient,
+    ) -> Result<(), Stop> {
+        if template.owed_to_the_person() {
+            return Ok(());
+        }
+        let hold = |reason| {
+            let held_for = self.state.clock.now() - row.created_at;
+            if held_for > chrono::TimeDelta::hours(self.settings.held_max_hours) {
+                Stop::Cancel("held_too_long")
+            } else {
+                Stop::Hold(reason)
+            }
+        };
+        if template.needs_verified_shop(recipient.kind) && !users::staff::owner_verified(tx).await?
+        {
+            return Err(hold("owner_unverified"));
+        }
+        let (shop, person) = repo::sent_lately(&self.system, row).await?;
+        let over = |limit: i64, count: i64| limit > 0 && count >= limit;
+        if over(self.settings.recipient_per_day, person) {
+            return Err(hold("recipient_quota"));
+        }
+        if over(self.settings.tenant_per_hour, shop) {
+            return Err(hold("tenant_quota"));
+        }
+        Ok(())
     }
 
     /// The receipt's lines and amounts, read through `orders`' API at send time.

@@ -1,10 +1,8 @@
 //! HTTP handlers of orders: create (with stock taken and an optional guest customer), pay,
 //! refund, cancel, list and open. Money-moving POSTs require an `Idempotency-Key`.
 
-use std::net::SocketAddr;
-
 use axum::{
-    extract::{ConnectInfo, Path, State},
+    extract::{Path, State},
     http::HeaderMap,
     response::{IntoResponse, Response},
 };
@@ -13,7 +11,7 @@ use platform::{
     AppState, Authorized, Error, Result,
     db::TenantTx,
     error::FieldError,
-    http::{Json, Page, PageParams, Query},
+    http::{ClientAddr, Json, Page, PageParams, Query},
     id::{TenantId, UserId},
 };
 use products::{
@@ -105,7 +103,7 @@ async fn create_order(
     caller: Authorized<WriteOrders>,
     State(state): State<AppState>,
     key: IdempotencyKey,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    client: ClientAddr,
     headers: HeaderMap,
     Json(body): Json<CreateOrder>,
 ) -> Result<Response> {
@@ -146,7 +144,7 @@ async fn create_order(
                 &guest.as_new(true),
                 &guest.consents,
                 ConsentMethod::Checkout,
-                &Evidence::of(addr, &headers),
+                &Evidence::of(client, &headers),
             )
             .await?,
         ),

@@ -66,6 +66,11 @@ pub struct HttpConfig {
     pub body_limit_bytes: usize,
     /// How long a graceful shutdown waits for in-flight requests and workers, in milliseconds.
     pub shutdown_grace_ms: u64,
+    /// Proxies (CIDRs or addresses) whose forwarding header names the client. Empty: the TCP
+    /// peer is the client, and forwarding headers are ignored.
+    pub trusted_proxies: Vec<crate::http::client::ProxyRange>,
+    /// The header the trusted proxies write: `x-forwarded-for` or `forwarded` (RFC 7239).
+    pub client_address_header: crate::http::client::ForwardedHeader,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -227,6 +232,20 @@ pub struct NotificationsConfig {
     pub lease_secs: u64,
     /// How often the sender looks for due mail when nothing woke it.
     pub poll_ms: u64,
+    /// Mails one shop may send in any hour; more wait (held, not failed) until the hour
+    /// frees up. 0: no limit.
+    pub tenant_per_hour: i64,
+    /// Mails one person (a staff member or a customer of a shop) may be sent in any 24 hours;
+    /// more wait. Mail answering their own data-rights requests is never held. 0: no limit.
+    pub recipient_per_day: i64,
+    /// How long a held mail waits before the sender looks at it again.
+    pub held_recheck_secs: u64,
+    /// A mail held longer than this is cancelled (`held_too_long`): a shop whose owner never
+    /// verifies does not keep a growing queue.
+    pub held_max_hours: i64,
+    /// At most one consent-change confirmation per person in this many seconds; changes in
+    /// between are told in the next one (it shows the choices as they stand when it is sent).
+    pub consent_change_every_secs: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -344,6 +363,8 @@ fn defaults() -> serde_json::Value {
             "request_timeout_ms": 30_000,
             "body_limit_bytes": 1_048_576,
             "shutdown_grace_ms": 20_000,
+            "trusted_proxies": [],
+            "client_address_header": "x-forwarded-for",
         },
         "database": {
             "max_connections": 20,
@@ -406,6 +427,11 @@ fn defaults() -> serde_json::Value {
             "concurrency": 4,
             "lease_secs": 120,
             "poll_ms": 1_000,
+            "tenant_per_hour": 1_000,
+            "recipient_per_day": 20,
+            "held_recheck_secs": 300,
+            "held_max_hours": 168,
+            "consent_change_every_secs": 3_600,
         },
         "privacy": {
             "verification_ttl_hours": 48,
@@ -597,6 +623,14 @@ impl Config {
         check(
             mail.lease_secs.saturating_mul(1000) >= self.smtp.timeout_ms.saturating_mul(10),
             "notifications.lease_secs must be at least 10 × smtp.timeout_ms",
+        );
+        check(
+            mail.tenant_per_hour >= 0
+                && mail.recipient_per_day >= 0
+                && mail.held_recheck_secs > 0
+                && mail.held_max_hours > 0
+                && mail.consent_change_every_secs >= 0,
+            "notifications: tenant_per_hour, recipient_per_day, consent_change_every_secs must be >= 0; held_recheck_secs, held_max_hours > 0",
         );
         let privacy = &self.privacy;
         check(
@@ -854,5 +888,25 @@ mod tests {
             config.http.cors_allowed_origins,
             vec!["https://portal.example"]
         );
+    }
+
+    #[test]
+    fn trusted_proxies_parse_and_a_bad_one_stops_start_up() {
+        let env = with(
+            base_env(),
+            "WARUNG_HTTP__TRUSTED_PROXIES",
+            r#"["10.0.0.0/8", "192.168.1.7"]"#,
+        );
+        let env = with(env, "WARUNG_HTTP__CLIENT_ADDRESS_HEADER", "forwarded");
+        let config = Config::load_from(None, env).unwrap();
+        assert_eq!(config.http.trusted_proxies.len(), 2);
+        assert_eq!(
+            config.http.client_address_header,
+            crate::http::client::ForwardedHeader::Forwarded
+        );
+
+        let env = with(base_env(), "WARUNG_HTTP__TRUSTED_PROXIES", r#"["ingress"]"#);
+        let err = Config::load_from(None, env).unwrap_err().to_string();
+        assert!(err.contains("not an address or a CIDR range"), "{err}");
     }
 }

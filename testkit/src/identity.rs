@@ -110,6 +110,29 @@ impl TestApp {
         }
     }
 
+    /// A merchant whose owner has verified their address through the mailed link, as a shop
+    /// must before it writes to any customer.
+    pub async fn verified_merchant(&self) -> Merchant {
+        let merchant = self.merchant().await;
+        let token = self
+            .mailed_token(
+                merchant.tenant,
+                merchant.owner.id,
+                "staff.email_verification_requested",
+                platform::events::sealed::EMAIL_VERIFICATION_TOKEN,
+            )
+            .await;
+        let verified = self
+            .post_json(
+                "/api/v1/auth/verify-email",
+                None,
+                &json!({ "token": token }),
+            )
+            .await;
+        assert_eq!(verified.status(), 204);
+        merchant
+    }
+
     /// Signs in; panics unless it succeeds.
     pub async fn login(&self, slug: &str, email: &str, password: &str) -> Value {
         let response = self
@@ -205,13 +228,11 @@ impl TestApp {
         .fetch_one(self.system.pool())
         .await
         .unwrap_or_else(|e| panic!("no {event_type} event about {subject}: {e}"));
-        self.open_token(
-            tenant,
-            subject,
-            &payload,
-            platform::events::sealed::PRIVACY_TOKEN,
-        )
-        .await
+        let field = match event_type {
+            "consent.confirmation_requested" => platform::events::sealed::CONSENT_TOKEN,
+            _ => platform::events::sealed::PRIVACY_TOKEN,
+        };
+        self.open_token(tenant, subject, &payload, field).await
     }
 
     async fn open_token(

@@ -14,6 +14,8 @@ use platform::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub mod confirmation;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Audience {
@@ -150,6 +152,8 @@ pub enum Method {
     Api,
     /// A data-subject request (a withdrawal request withdraws every optional purpose).
     Request,
+    /// The person confirmed, from their own mailbox, a grant staff recorded for them.
+    Confirmation,
 }
 
 impl Method {
@@ -161,6 +165,7 @@ impl Method {
             Self::Settings => "settings",
             Self::Api => "api",
             Self::Request => "request",
+            Self::Confirmation => "confirmation",
         }
     }
 }
@@ -174,9 +179,9 @@ pub struct Evidence {
 
 impl Evidence {
     /// The client of a request: its address and user agent.
-    pub fn of(addr: std::net::SocketAddr, headers: &axum::http::HeaderMap) -> Self {
+    pub fn of(client: platform::http::ClientAddr, headers: &axum::http::HeaderMap) -> Self {
         Self {
-            client_address: Some(addr.ip().to_string()),
+            client_address: Some(client.to_string()),
             user_agent: headers
                 .get(axum::http::header::USER_AGENT)
                 .and_then(|v| v.to_str().ok())
@@ -256,13 +261,20 @@ pub async fn record(
         Audience::Merchant => "staff",
         Audience::Customer => "customer",
     };
+    // Only a customer's own confirmation makes such a grant count (double opt-in).
+    let confirm_first = match (audience, method) {
+        (Audience::Customer, m) if m != Method::Confirmation => double_opt_in(db, audience).await?,
+        _ => Vec::new(),
+    };
     let tenant = tx.tenant();
     for choice in choices {
+        let awaiting = choice.granted && confirm_first.contains(&choice.purpose);
         let id = uuid::Uuid::now_v7();
         sqlx::query!(
             "insert into consent_records (tenant_id, id, subject_id, subject_kind, purpose, policy_version,
-                                          granted, method, ip_hash, user_agent_hash, recorded_at)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now())",
+                                          granted, method, ip_hash, user_agent_hash, recorded_at,
+                                          awaiting_confirmation)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now(), $11)",
             tenant.0,
             id,
             subject.0,
@@ -273,13 +285,14 @@ pub async fn record(
             method.as_str(),
             ip_hash.as_deref(),
             ua_hash.as_deref(),
+            awaiting,
         )
         .execute(&mut **tx)
         .await?;
-        let action = if choice.granted {
-            "consent.granted"
-        } else {
-            "consent.withdrawn"
+        let action = match (choice.granted, awaiting) {
+            (true, true) => "consent.awaiting_confirmation",
+            (true, false) => "consent.granted",
+            (false, _) => "consent.withdrawn",
         };
         let record = AuditRecord::new(actor, action, Resource::new("consent", id)).details(
             serde_json::json!({
@@ -290,22 +303,39 @@ pub async fn record(
             }),
         );
         events::emit_audit(tx, &record).await?;
+        if awaiting {
+            confirmation::request(pii, tx, actor, subject, &choice.purpose).await?;
+        }
     }
     Ok(())
+}
+
+/// The purposes of `audience` whose grant on someone's behalf waits for their confirmation.
+async fn double_opt_in(db: &Db, audience: Audience) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar!(
+        "select code from privacy_purposes where audience = $1 and double_opt_in",
+        audience.as_str()
+    )
+    .fetch_all(db.global())
+    .await?)
 }
 
 /// The latest choice per purpose of a subject.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ConsentState {
     pub purpose: String,
+    /// Whether the purpose is granted, in effect.
     pub granted: bool,
+    /// A grant recorded on the person's behalf that waits for them to confirm it from their
+    /// mailbox (double opt-in); until then `granted` is `false`.
+    pub awaiting_confirmation: bool,
     pub policy_version: String,
     pub recorded_at: chrono::DateTime<chrono::Utc>,
 }
 
 pub async fn current(tx: &mut TenantTx, subject: SubjectId) -> Result<Vec<ConsentState>> {
     let rows = sqlx::query!(
-        "select distinct on (purpose) purpose, granted, policy_version, recorded_at
+        "select distinct on (purpose) purpose, granted, awaiting_confirmation, policy_version, recorded_at
          from consent_records where subject_id = $1
          order by purpose, recorded_at desc, id desc",
         subject.0
@@ -316,19 +346,22 @@ pub async fn current(tx: &mut TenantTx, subject: SubjectId) -> Result<Vec<Consen
         .into_iter()
         .map(|r| ConsentState {
             purpose: r.purpose,
-            granted: r.granted,
+            granted: r.granted && !r.awaiting_confirmation,
+            awaiting_confirmation: r.awaiting_confirmation,
             policy_version: r.policy_version,
             recorded_at: r.recorded_at,
         })
         .collect())
 }
 
-/// Whether `subject`'s latest choice for `purpose` is a grant (no record: not granted). Checked
-/// at the moment of processing, so a withdrawal takes effect at once.
+/// Whether `subject`'s latest choice for `purpose` is a grant in effect (no record, or a grant
+/// still awaiting the person's confirmation: not granted). Checked at the moment of
+/// processing, so a withdrawal takes effect at once.
 pub async fn granted(tx: &mut TenantTx, subject: SubjectId, purpose: &str) -> Result<bool> {
     let granted = sqlx::query_scalar!(
-        "select granted from consent_records where subject_id = $1 and purpose = $2
-         order by recorded_at desc, id desc limit 1",
+        r#"select granted and not awaiting_confirmation as "granted!" from consent_records
+         where subject_id = $1 and purpose = $2
+         order by recorded_at desc, id desc limit 1"#,
         subject.0,
         purpose
     )
@@ -343,11 +376,12 @@ pub async fn granted(tx: &mut TenantTx, subject: SubjectId, purpose: &str) -> Re
 pub async fn customers_granting(tx: &mut TenantTx, purpose: &str) -> Result<Vec<SubjectId>> {
     let ids = sqlx::query_scalar!(
         "select latest.subject_id from (
-             select distinct on (subject_id) subject_id, granted from consent_records
+             select distinct on (subject_id) subject_id, granted, awaiting_confirmation
+             from consent_records
              where subject_kind = 'customer' and purpose = $1
              order by subject_id, recorded_at desc, id desc) latest
          join customers c on c.id = latest.subject_id
-         where latest.granted and c.email is not null and c.erased_at is null
+         where latest.granted and not latest.awaiting_confirmation and c.email is not null and c.erased_at is null
            and c.restricted_at is null
          order by latest.subject_id",
         purpose
@@ -445,8 +479,10 @@ pub async fn change(
         .iter()
         .filter(|choice| {
             !now.iter().any(|state| {
+                // A grant awaiting confirmation is already this choice: asking again would
+                // only mail the person again.
                 state.purpose == choice.purpose
-                    && state.granted == choice.granted
+                    && (state.granted || state.awaiting_confirmation) == choice.granted
                     && state.policy_version == version
             })
         })
@@ -520,7 +556,7 @@ pub async fn granted_at(
     let purposes: Vec<&str> = items.iter().map(|i| i.purpose).collect();
     let ats: Vec<chrono::DateTime<chrono::Utc>> = items.iter().map(|i| i.at).collect();
     sqlx::query_scalar(
-        "select coalesce((select c.granted from consent_records c
+        "select coalesce((select c.granted and not c.awaiting_confirmation from consent_records c
                           where c.tenant_id = i.t and c.subject_id = i.s and c.purpose = i.p
                             and c.recorded_at <= i.at
                           order by c.recorded_at desc, c.id desc limit 1), false)

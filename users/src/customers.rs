@@ -467,8 +467,27 @@ pub async fn update(
     id: CustomerId,
     change: &Change<'_>,
 ) -> Result<()> {
-    if !exists(tx, id).await? {
-        return Err(Error::NotFound);
+    // Requests, then the person (the erasure job's lock order): an edit waits for an erasure
+    // under way, then refuses; it never writes fresh blind indexes onto an erased row.
+    let erasing = sqlx::query_scalar!(
+        "select id from privacy_requests where subject_id = $1 and type = 'erasure'
+           and status in ('scheduled', 'erasing') for share",
+        id.0
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let erased_at = sqlx::query_scalar!(
+        "select erased_at from customers where id = $1 for update",
+        id.0
+    )
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(Error::NotFound)?;
+    if erased_at.is_some() || !erasing.is_empty() {
+        return Err(Error::conflict(
+            "customer_erasing",
+            "This customer's data is being erased or has been erased: it can no longer be changed.",
+        ));
     }
     let subject = subject(id);
     let full_name =

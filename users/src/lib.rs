@@ -88,6 +88,13 @@ pub fn retention_tasks() -> Vec<std::sync::Arc<dyn platform::retention::Retentio
             age: "coalesce(accepted_at, expires_at)",
             condition: "true",
         }),
+        Arc::new(TableSweep {
+            category: "consent_confirmations",
+            table: "consent_confirmations",
+            key: "id",
+            age: "coalesce(confirmed_at, expires_at)",
+            condition: "true",
+        }),
         Arc::new(privacy::retention::INACTIVE_GUESTS),
         Arc::new(privacy::retention::DELETED_STAFF),
         Arc::new(privacy::retention::UNVERIFIED_SIGNUPS),

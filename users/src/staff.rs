@@ -464,6 +464,18 @@ pub(crate) async fn owners(tx: &mut TenantTx) -> Result<i64> {
     Ok(i64::try_from(ids.len()).unwrap_or(i64::MAX))
 }
 
+/// Whether an active owner of the transaction's shop has verified their email address: until
+/// then the shop writes to no customer (no one has proved they can be reached, so no one
+/// answers for what the shop sends).
+pub async fn owner_verified(tx: &mut TenantTx) -> Result<bool> {
+    Ok(sqlx::query_scalar!(
+        r#"select exists (select 1 from staff_users where role = 'owner' and status = 'active'
+                           and email_verified_at is not null) as "verified!""#
+    )
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

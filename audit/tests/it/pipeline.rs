@@ -320,3 +320,45 @@ async fn tamper(
     }
     panic!("tampering failed: {last:?}");
 }
+
+#[tokio::test]
+async fn pipeline_a_locked_chain_head_delays_a_record_and_never_dead_letters_it() {
+    let app = pipeline_app().await;
+    let t = app.tenant().await;
+    chain_length(&app, t.id, 1).await;
+    // Someone holds the tenant's chain head longer than the sink's lock timeout (5 s).
+    let mut holder = app.system.pool().begin().await.unwrap();
+    sqlx::query("select 1 from audit_chain_heads where tenant_id = $1 for update")
+        .bind(t.id)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let delayed = uuid::Uuid::now_v7();
+    produce(&app, &t.id.to_string(), &envelope(t.id, delayed)).await;
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let early: i64 = sqlx::query_scalar(
+        "select count(*) from audit_events where tenant_id = $1 and event_id = $2",
+    )
+    .bind(t.id)
+    .bind(delayed)
+    .fetch_one(app.system.pool())
+    .await
+    .unwrap();
+    assert_eq!(early, 0, "stored through a held lock");
+    holder.rollback().await.unwrap();
+
+    assert_eq!(stored(&app, t.id, delayed).await, 1, "the record was lost");
+    let dead: i64 =
+        sqlx::query_scalar("select count(*) from audit_dead_letters where tenant_id = $1")
+            .bind(t.id)
+            .fetch_one(app.system.pool())
+            .await
+            .unwrap();
+    assert_eq!(dead, 0, "a lock timeout is not the record's fault");
+    assert!(
+        audit::verify::tenant(&app.system, t.id)
+            .await
+            .unwrap()
+            .intact()
+    );
+}

@@ -38,3 +38,51 @@ async fn the_app_roles_cannot_rewrite_the_audit_store() {
         refused(app.system.pool(), "system role", sql).await;
     }
 }
+
+#[tokio::test]
+async fn verification_reports_a_tenants_dead_letters_as_a_break() {
+    let app = TestApp::spawn().await;
+    let merchant = app.merchant().await;
+    app.deliver_audit().await;
+    let verified: serde_json::Value = app
+        .get_as("/api/v1/audit/verify", &merchant.owner.bearer())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(verified["intact"], true, "{verified}");
+    let other = app.merchant().await;
+
+    sqlx::query(
+        "insert into audit_dead_letters (topic, kafka_partition, kafka_offset, message_key, reason, payload, tenant_id)
+         values ('warung.audit.v1', 0, 0, $1, 'not storable: test', null, $2)",
+    )
+    .bind(merchant.tenant.to_string())
+    .bind(merchant.tenant)
+    .execute(app.system.pool())
+    .await
+    .unwrap();
+    let report = audit::verify::tenant(&app.system, merchant.tenant)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.first_break.map(|b| b.reason),
+        Some("records in the dead letters")
+    );
+    let verified: serde_json::Value = app
+        .get_as("/api/v1/audit/verify", &merchant.owner.bearer())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(verified["intact"], false, "{verified}");
+    // Another shop's dead letter is not theirs.
+    app.deliver_audit().await;
+    let theirs: serde_json::Value = app
+        .get_as("/api/v1/audit/verify", &other.owner.bearer())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs["intact"], true, "{theirs}");
+}

@@ -256,3 +256,52 @@ async fn sign_ups_are_limited_per_client_address_across_processes() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn consent_evidence_and_the_public_budget_name_the_client_behind_a_trusted_proxy() {
+    let app = TestApp::builder()
+        .set("WARUNG_HTTP__TRUSTED_PROXIES", r#"["127.0.0.0/8"]"#)
+        .start()
+        .await;
+    let client = "203.0.113.50";
+    let budget = format!("warung:public-writes:{client}");
+    let mut conn = app.state.redis.conn();
+    let _: i64 = redis::cmd("DEL")
+        .arg(&budget)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let response = app
+        .client
+        .post(app.url("/api/v1/onboarding/merchants"))
+        .header("x-forwarded-for", format!("10.9.8.7, {client}"))
+        .json(&signup_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.unwrap();
+    let tenant: platform::id::TenantId = created["tenant"]["id"].as_str().unwrap().parse().unwrap();
+
+    let counted: Option<u64> = redis::cmd("GET")
+        .arg(&budget)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(counted, Some(1));
+    let mut tx = app.tenant_tx(tenant).await;
+    let expected = app
+        .state
+        .pii
+        .blind_index(&mut tx, platform::pii::IndexKind::ClientAddress, client)
+        .await
+        .unwrap();
+    let hashes: Vec<Option<Vec<u8>>> =
+        sqlx::query_scalar("select ip_hash from consent_records where tenant_id = $1")
+            .bind(tenant)
+            .fetch_all(app.system.pool())
+            .await
+            .unwrap();
+    assert!(!hashes.is_empty());
+    assert!(hashes.iter().all(|h| h.as_deref() == Some(&expected.0[..])));
+}

@@ -278,3 +278,140 @@ async fn password_reset_answers_the_same_for_unknown_accounts_and_ends_every_ses
     assert_eq!(old.status(), 401);
     app.login(&merchant.slug, &owner.email, new_password).await;
 }
+
+async fn forget(app: &TestApp, keys: &[String]) {
+    let mut conn = app.state.redis.conn();
+    let _: i64 = redis::cmd("DEL")
+        .arg(keys)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn concurrent_wrong_passwords_get_no_more_checks_than_the_limit() {
+    let app = TestApp::builder()
+        .set("WARUNG_AUTH__MAX_FAILURES_PER_ACCOUNT", "5")
+        .start()
+        .await;
+    let merchant = app.merchant().await;
+    let body = json!({"tenant": merchant.slug, "email": merchant.owner.email, "password": "wrong password 123"});
+    let attempts = (0..40).map(|_| app.post_json("/api/v1/auth/login", None, &body));
+    let statuses: Vec<u16> = futures::future::join_all(attempts)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((checked, refused), (5, 35), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn a_strangers_guesses_lock_the_stranger_out_not_the_person() {
+    let app = TestApp::builder()
+        .set("WARUNG_AUTH__MAX_FAILURES_PER_ACCOUNT", "3")
+        .start()
+        .await;
+    let merchant = app.merchant().await;
+    let attempt = |from: [u8; 4], password: &'static str| {
+        app.client_from(from)
+            .post(app.url("/api/v1/auth/login"))
+            .json(&json!({"tenant": merchant.slug, "email": merchant.owner.email, "password": password}))
+            .send()
+    };
+    for _ in 0..3 {
+        let wrong = attempt([127, 0, 0, 5], "wrong password 123").await.unwrap();
+        assert_eq!(wrong.status(), 401);
+    }
+    let locked = attempt([127, 0, 0, 5], PASSWORD).await.unwrap();
+    assert_eq!(locked.status(), 429);
+    // The owner, elsewhere, signs in.
+    let owner = attempt([127, 0, 0, 6], PASSWORD).await.unwrap();
+    assert_eq!(owner.status(), 200);
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_limited_not_the_proxy() {
+    let setup = TestApp::spawn().await;
+    let merchant = setup.merchant().await;
+    let keys: Vec<String> = ["198.51.100.7", "198.51.100.8", "127.0.0.7"]
+        .iter()
+        .map(|ip| format!("warung:login-failures:ip:{ip}"))
+        .collect();
+    forget(&setup, &keys).await;
+    let behind_proxy = TestApp::builder()
+        .set("WARUNG_AUTH__MAX_FAILURES_PER_IP", "2")
+        .set("WARUNG_HTTP__TRUSTED_PROXIES", r#"["127.0.0.1/32"]"#)
+        .start()
+        .await;
+    let attempt =
+        |app: &TestApp, from: [u8; 4], forwarded: &str, email: String, password: &'static str| {
+            app.client_from(from)
+                .post(app.url("/api/v1/auth/login"))
+                .header("x-forwarded-for", forwarded)
+                .json(&json!({"tenant": merchant.slug, "email": email, "password": password}))
+                .send()
+        };
+    for n in 0..2 {
+        let wrong = attempt(
+            &behind_proxy,
+            [127, 0, 0, 1],
+            "198.51.100.7",
+            format!("guess{n}@example.id"),
+            "wrong password 123",
+        )
+        .await
+        .unwrap();
+        assert_eq!(wrong.status(), 401);
+    }
+    // The client behind the proxy is refused; a client forging its leftmost hop still is.
+    for forwarded in ["198.51.100.7", "203.0.113.1, 198.51.100.7"] {
+        let refused = attempt(
+            &behind_proxy,
+            [127, 0, 0, 1],
+            forwarded,
+            merchant.owner.email.clone(),
+            PASSWORD,
+        )
+        .await
+        .unwrap();
+        assert_eq!(refused.status(), 429, "{forwarded}");
+    }
+    // Another client of the same proxy is not.
+    let other = attempt(
+        &behind_proxy,
+        [127, 0, 0, 1],
+        "198.51.100.8",
+        merchant.owner.email.clone(),
+        PASSWORD,
+    )
+    .await
+    .unwrap();
+    assert_eq!(other.status(), 200);
+
+    // A peer that is not a trusted proxy cannot choose its address by header.
+    for n in 0..2 {
+        let wrong = attempt(
+            &behind_proxy,
+            [127, 0, 0, 7],
+            &format!("192.0.2.{n}"),
+            format!("guess{n}@example.id"),
+            "wrong password 123",
+        )
+        .await
+        .unwrap();
+        assert_eq!(wrong.status(), 401);
+    }
+    let refused = attempt(
+        &behind_proxy,
+        [127, 0, 0, 7],
+        "192.0.2.99",
+        merchant.owner.email.clone(),
+        PASSWORD,
+    )
+    .await
+    .unwrap();
+    assert_eq!(refused.status(), 429);
+    forget(&setup, &keys).await;
+}

@@ -72,3 +72,27 @@ async fn responses_carry_security_headers() {
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
     assert_eq!(response.headers()["cache-control"], "no-store");
 }
+
+#[tokio::test]
+async fn the_edge_limit_counts_each_client_behind_a_trusted_proxy_on_its_own() {
+    let app = TestApp::builder()
+        .set("WARUNG_RATE_LIMIT__PER_IP_PER_SECOND", "1")
+        .set("WARUNG_RATE_LIMIT__PER_IP_BURST", "2")
+        .set("WARUNG_HTTP__TRUSTED_PROXIES", r#"["127.0.0.1"]"#)
+        .start()
+        .await;
+    let from = |forwarded: &'static str| {
+        app.client
+            .get(app.url("/health/live"))
+            .header("x-forwarded-for", forwarded)
+            .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(from("198.51.100.20").await.unwrap().status(), 200);
+    }
+    let refused = from("198.51.100.20").await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    // The proxy's other clients are not limited by that one.
+    assert_eq!(from("198.51.100.21").await.unwrap().status(), 200);
+}

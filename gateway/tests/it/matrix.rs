@@ -221,7 +221,7 @@ async fn fixtures(app: &TestApp, a: &Merchant, a_staff: &Staff) -> Fixtures {
         "direct",
         &plan,
         &json!({}),
-        false,
+        None,
     )
     .await
     .unwrap()

@@ -21,7 +21,7 @@ async fn held(app: &TestApp, merchant: &testkit::Merchant, plan: &Plan) -> repo:
         "direct",
         plan,
         &json!({}),
-        true,
+        Some(repo::held()),
     )
     .await
     .unwrap()

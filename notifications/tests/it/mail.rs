@@ -218,7 +218,7 @@ async fn mail_verification_arrives_in_the_owners_language_with_a_link_that_works
     assert_eq!(reused.status(), 401);
 
     // The log shows it sent, once, without the address; opening the address was audited.
-    let merchant = app.merchant().await;
+    let merchant = app.verified_merchant().await;
     wait_for_mail(&merchant.owner.email, 1, WITHIN).await;
     let rows = wait_deliveries(&app, &merchant, "template=email_verification", |rows| {
         rows.iter().any(|r| r["status"] == "sent")
@@ -264,7 +264,7 @@ async fn mail_verification_arrives_in_the_owners_language_with_a_link_that_works
 #[tokio::test]
 async fn mail_receipt_goes_only_to_a_customer_who_consented() {
     let app = mail_app(None, &[]).await;
-    let merchant = app.merchant().await;
+    let merchant = app.verified_merchant().await;
     let product = app.product(&merchant.owner, 18_000, 10).await;
     let line = json!([{"product_id": product["id"], "quantity": 2}]);
 
@@ -311,7 +311,7 @@ async fn mail_receipt_goes_only_to_a_customer_who_consented() {
 #[tokio::test]
 async fn mail_for_an_event_delivered_twice_is_sent_once() {
     let app = mail_app(None, &[]).await;
-    let merchant = app.merchant().await;
+    let merchant = app.verified_merchant().await;
     let email = unique_email("twice");
     invite(&app, &merchant, &email).await;
     let first = wait_for_mail(&email, 1, WITHIN).await;
@@ -354,7 +354,7 @@ async fn mail_queued_while_smtp_is_down_all_arrives_once_when_it_returns() {
         &[("WARUNG_NOTIFICATIONS__MAX_ATTEMPTS", "100")],
     )
     .await;
-    let merchant = app.merchant().await;
+    let merchant = app.verified_merchant().await;
     wait_for_mail(&merchant.owner.email, 1, WITHIN).await;
     proxy.cut();
     let emails: Vec<String> = (0..8).map(|i| unique_email(&format!("burst{i}"))).collect();
@@ -492,7 +492,7 @@ async fn mail_to_an_erased_person_is_cancelled_except_the_erasure_completed_mail
         ],
     )
     .await;
-    let merchant = app.merchant().await;
+    let merchant = app.verified_merchant().await;
     wait_for_mail(&merchant.owner.email, 1, WITHIN).await;
     proxy.cut();
     let staff_email = unique_email("erased-staff");
@@ -617,7 +617,7 @@ async fn mail_for_privacy_events_follows_their_contract() {
     use platform::events::{self, AuditRecord, DomainEvent, Resource};
 
     let app = mail_app(None, &[]).await;
-    let merchant = app.merchant().await;
+    let merchant = app.verified_merchant().await;
     let email = unique_email("subject");
     let customer = app.customer(&merchant.owner, &customer_body(&email)).await;
     let id: SubjectId = SubjectId(customer["id"].as_str().unwrap().parse().unwrap());
@@ -758,8 +758,12 @@ async fn mail_for_privacy_events_follows_their_contract() {
 
 #[tokio::test]
 async fn mail_receipts_stop_once_the_customer_withdraws_and_each_change_is_confirmed() {
-    let app = mail_app(None, &[]).await;
-    let merchant = app.merchant().await;
+    let app = mail_app(
+        None,
+        &[("WARUNG_NOTIFICATIONS__CONSENT_CHANGE_EVERY_SECS", "3")],
+    )
+    .await;
+    let merchant = app.verified_merchant().await;
     let email = unique_email("withdraws");
     let customer = app.customer(&merchant.owner, &customer_body(&email)).await;
     let consents = format!(
@@ -801,10 +805,40 @@ async fn mail_receipts_stop_once_the_customer_withdraws_and_each_change_is_confi
         )
         .await;
     assert_eq!(response.status(), 200);
-    let mails = wait_for_mail(&email, 2, WITHIN).await;
-    assert!(mails[1].text.contains("- marketing: granted"));
+    // Marketing asked for at the till waits for the customer's own confirmation; the change
+    // is confirmed no sooner than the period after the last one, with the choices as they are.
+    let mails = wait_for_mail(&email, 3, WITHIN).await;
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.subject.starts_with("Do you want news"))
+    );
+    let changed: Vec<&Mail> = mails
+        .iter()
+        .filter(|m| m.subject == "Your consent choices were updated")
+        .collect();
+    assert_eq!(changed.len(), 2);
+    assert!(
+        changed[1]
+            .text
+            .contains("- marketing: awaiting your confirmation")
+            && changed[1].text.contains("- receipt_email: withdrawn"),
+        "{}",
+        changed[1].text
+    );
+    let sent: Vec<chrono::DateTime<chrono::Utc>> =
+        deliveries(&app, &merchant, "template=consent_changed")
+            .await
+            .iter()
+            .map(|d| d["sent_at"].as_str().unwrap().parse().unwrap())
+            .collect();
+    assert_eq!(sent.len(), 2);
+    assert!(
+        (sent[0] - sent[1]).num_milliseconds().abs() >= 3_000,
+        "{sent:?}"
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(mails_to(&email).len(), 2, "no receipt after the withdrawal");
+    assert_eq!(mails_to(&email).len(), 3, "no receipt after the withdrawal");
     assert!(
         deliveries(&app, &merchant, "template=order_receipt")
             .await
@@ -815,7 +849,7 @@ async fn mail_receipts_stop_once_the_customer_withdraws_and_each_change_is_confi
 #[tokio::test]
 async fn mail_a_person_who_writes_in_confirms_by_mail_and_downloads_their_data() {
     let app = mail_app(None, &[]).await;
-    let merchant = app.merchant().await;
+    let merchant = app.verified_merchant().await;
     let email = format!("putri.{}@example.id", uuid::Uuid::now_v7().simple());
     app.customer(&merchant.owner, &customer_body(&email)).await;
     let filed = app
@@ -889,7 +923,7 @@ async fn mail_a_person_who_writes_in_confirms_by_mail_and_downloads_their_data()
 #[tokio::test]
 async fn mail_marketing_reaches_only_customers_who_agreed_and_stops_when_they_withdraw() {
     let app = mail_app(None, &[]).await;
-    let merchant = app.merchant().await;
+    let merchant = app.verified_merchant().await;
     let owner = &merchant.owner;
     let with_marketing = |email: &str, granted: bool| {
         let mut body = customer_body(email);
@@ -920,18 +954,48 @@ async fn mail_marketing_reaches_only_customers_who_agreed_and_stops_when_they_wi
             .await
         }
     };
+    // Staff said yes for them: nothing counts until each confirms from their own mailbox.
+    let early = send("Belum boleh").await;
+    assert_eq!(early.status(), 202);
+    assert_eq!(early.json::<Value>().await.unwrap()["recipients"], 0);
+    for email in [&stays, &leaves] {
+        let ask = wait_for_mail(email, 1, WITHIN).await.remove(0);
+        assert!(
+            ask.subject.starts_with("Do you want news from"),
+            "{}",
+            ask.subject
+        );
+        assert!(
+            ask.link().contains("/portal/#/consent/confirm?token="),
+            "{}",
+            ask.link()
+        );
+        let confirm = json!({"token": ask.token()});
+        let confirmed = app
+            .post_json("/api/v1/consents/confirm", None, &confirm)
+            .await;
+        assert_eq!(confirmed.status(), 200);
+        let again = app
+            .post_json("/api/v1/consents/confirm", None, &confirm)
+            .await;
+        assert_eq!(again.status(), 400, "the link works once");
+    }
     let first = send("Promo minggu ini").await;
     assert_eq!(first.status(), 202);
     assert_eq!(first.json::<Value>().await.unwrap()["recipients"], 2);
     for email in [&stays, &leaves] {
-        let mail = wait_for_mail(email, 1, WITHIN).await;
-        assert_eq!(mail[0].subject, "Promo minggu ini");
-        assert!(mail[0].text.contains("gratis satu"));
+        let mails = wait_for_mail(email, 2, WITHIN).await;
+        let mail = mails
+            .iter()
+            .find(|m| m.subject == "Promo minggu ini")
+            .expect("the news");
+        assert!(mail.text.contains("gratis satu"));
         assert!(
-            mail[0].text.contains("/portal/#/privacy"),
+            mail.text.contains("/portal/#/privacy"),
             "saying no is one link away"
         );
     }
+    assert!(mails_to(&never).is_empty(), "no grant, no question");
 
     // One withdraws at the till: the next news does not reach them.
     let withdrawn = app
@@ -955,7 +1019,7 @@ async fn mail_marketing_reaches_only_customers_who_agreed_and_stops_when_they_wi
             .filter(|m| m.subject.starts_with("Promo"))
             .count()
     };
-    wait_for_mail(&stays, 2, WITHIN).await;
+    wait_for_mail(&stays, 3, WITHIN).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(news(&stays), 2);
     assert_eq!(
@@ -978,4 +1042,192 @@ async fn mail_marketing_reaches_only_customers_who_agreed_and_stops_when_they_wi
     assert_eq!(refused.status(), 403);
     let injected = send("Promo\r\nBcc: everyone@example.id").await;
     assert_eq!(injected.status(), 422, "a headline is one line");
+}
+
+#[tokio::test]
+async fn mail_a_shop_whose_owner_never_verified_writes_to_no_customer_until_they_do() {
+    let app = mail_app(None, &[("WARUNG_NOTIFICATIONS__HELD_RECHECK_SECS", "1")]).await;
+    let merchant = app.merchant().await;
+    let email = unique_email("stranger");
+    let customer = app.customer(&merchant.owner, &customer_body(&email)).await;
+    let product = app.product(&merchant.owner, 5_000, 5).await;
+    let lines = json!([{"product_id": product["id"], "quantity": 1}]);
+    let cash = json!({"method": "cash", "amount_minor": 5_000});
+    paid_order(&app, &merchant, lines, &customer["id"], cash).await;
+
+    let held = wait_deliveries(&app, &merchant, "template=order_receipt", |rows| {
+        rows.iter()
+            .any(|r| r["last_error"] == "owner_unverified" && r["status"] == "pending")
+    })
+    .await;
+    assert_eq!(held[0]["attempts"], 0, "holding uses no attempt: {held:#?}");
+    let news = json!({"headline": "Promo", "message": "Diskon"});
+    let refused = app
+        .send(
+            "POST",
+            "/api/v1/marketing/messages",
+            &merchant.owner,
+            None,
+            Some(&news),
+        )
+        .await;
+    assert_eq!(refused.status(), 409);
+    assert_eq!(
+        refused.json::<Value>().await.unwrap()["code"],
+        "owner_unverified"
+    );
+    assert!(mails_to(&email).is_empty());
+
+    // The owner proves their address: the held receipt goes.
+    let token = app
+        .mailed_token(
+            merchant.tenant,
+            merchant.owner.id,
+            "staff.email_verification_requested",
+            platform::events::sealed::EMAIL_VERIFICATION_TOKEN,
+        )
+        .await;
+    let verified = app
+        .post_json(
+            "/api/v1/auth/verify-email",
+            None,
+            &json!({ "token": token }),
+        )
+        .await;
+    assert_eq!(verified.status(), 204);
+    let receipt = wait_for_mail(&email, 1, WITHIN).await;
+    assert!(
+        receipt[0].subject.contains("receipt #"),
+        "{}",
+        receipt[0].subject
+    );
+}
+
+#[tokio::test]
+async fn mail_over_a_quota_waits_and_is_sent_once_the_quota_allows() {
+    let quotas = [
+        ("WARUNG_NOTIFICATIONS__TENANT_PER_HOUR", "3"),
+        ("WARUNG_NOTIFICATIONS__RECIPIENT_PER_DAY", "2"),
+        ("WARUNG_NOTIFICATIONS__HELD_RECHECK_SECS", "1"),
+        ("WARUNG_NOTIFICATIONS__CONCURRENCY", "1"),
+        ("WARUNG_NOTIFICATIONS__BATCH_SIZE", "1"),
+    ];
+    let app = mail_app(None, &quotas).await;
+    // The owner's own verification mail is the shop's first of the hour.
+    let merchant = app.verified_merchant().await;
+    wait_deliveries(&app, &merchant, "template=email_verification", |rows| {
+        rows.iter().any(|r| r["status"] == "sent")
+    })
+    .await;
+    let product = app.product(&merchant.owner, 1_000, 50).await;
+    let lines = json!([{"product_id": product["id"], "quantity": 1}]);
+    let cash = json!({"method": "cash", "amount_minor": 1_000});
+    let (a, b) = (unique_email("quota-a"), unique_email("quota-b"));
+    let customer_a = app.customer(&merchant.owner, &customer_body(&a)).await;
+    let customer_b = app.customer(&merchant.owner, &customer_body(&b)).await;
+    for _ in 0..3 {
+        paid_order(
+            &app,
+            &merchant,
+            lines.clone(),
+            &customer_a["id"],
+            cash.clone(),
+        )
+        .await;
+    }
+    let rows = wait_deliveries(&app, &merchant, "template=order_receipt", |rows| {
+        rows.len() == 3
+            && rows.iter().filter(|r| r["status"] == "sent").count() == 2
+            && rows.iter().any(|r| r["last_error"] == "recipient_quota")
+    })
+    .await;
+    assert!(rows.iter().all(|r| r["status"] != "dead"), "{rows:#?}");
+    // The verification mail and two receipts: the shop's hour is full.
+    paid_order(
+        &app,
+        &merchant,
+        lines.clone(),
+        &customer_b["id"],
+        cash.clone(),
+    )
+    .await;
+    wait_deliveries(&app, &merchant, "template=order_receipt", |rows| {
+        rows.iter()
+            .any(|r| r["recipient"]["id"] == customer_b["id"] && r["last_error"] == "tenant_quota")
+    })
+    .await;
+    assert_eq!(mails_to(&a).len(), 2);
+    assert!(mails_to(&b).is_empty());
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(
+            "notification_held_total{template=\"order_receipt\",reason=\"recipient_quota\"}"
+        ) || metrics.contains(
+            "notification_held_total{reason=\"recipient_quota\",template=\"order_receipt\"}"
+        ),
+        "{metrics}"
+    );
+
+    // Held is not lost: a sender allowed more sends them, once each.
+    let roomier = mail_app(None, &[("WARUNG_NOTIFICATIONS__HELD_RECHECK_SECS", "1")]).await;
+    wait_for_mail(&a, 3, WITHIN).await;
+    wait_for_mail(&b, 1, WITHIN).await;
+    app.stop().await;
+    roomier.stop().await;
+    assert_eq!(mails_to(&a).len(), 3);
+    assert_eq!(mails_to(&b).len(), 1);
+}
+
+#[tokio::test]
+async fn mail_consent_changes_in_quick_succession_are_confirmed_once_per_period() {
+    let app = mail_app(
+        None,
+        &[("WARUNG_NOTIFICATIONS__CONSENT_CHANGE_EVERY_SECS", "4")],
+    )
+    .await;
+    let merchant = app.verified_merchant().await;
+    let email = unique_email("toggles");
+    let customer = app.customer(&merchant.owner, &customer_body(&email)).await;
+    let path = format!(
+        "/api/v1/customers/{}/consents",
+        customer["id"].as_str().unwrap()
+    );
+    for granted in [true, false, true, false, true] {
+        let body = json!({"consents": [{"purpose": "analytics", "granted": granted}]});
+        let response = app
+            .send("PUT", &path, &merchant.owner, None, Some(&body))
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+    // Five changes, five events: at most two mails, the last telling the final choice.
+    let last = wait_for_mail(&email, 1, WITHIN).await;
+    let settled = if last.iter().all(|m| m.text.contains("- analytics: granted")) {
+        last
+    } else {
+        wait_for_mail(&email, 2, WITHIN).await
+    };
+    assert!(
+        settled
+            .last()
+            .unwrap()
+            .text
+            .contains("- analytics: granted"),
+        "{}",
+        settled.last().unwrap().text
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mails = mails_to(&email);
+    assert!(
+        (1..=2).contains(&mails.len()),
+        "{} mails for five changes",
+        mails.len()
+    );
+    let outbox: i64 = sqlx::query_scalar(
+        "select count(*) from outbox where tenant_id = $1 and event_type = 'consent.changed'",
+    )
+    .bind(merchant.tenant)
+    .fetch_one(app.system.pool())
+    .await
+    .unwrap();
+    assert_eq!(outbox, 5);
 }

@@ -21,6 +21,8 @@ pub mod sealed {
     pub const INVITATION_TOKEN: &str = "events.invitation_token";
     /// Identity checks and export downloads of data-subject requests.
     pub const PRIVACY_TOKEN: &str = "events.privacy_token";
+    /// A customer's confirmation of a grant staff recorded for them (double opt-in).
+    pub const CONSENT_TOKEN: &str = "events.consent_token";
 }
 
 use serde::Serialize;

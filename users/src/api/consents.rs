@@ -2,13 +2,14 @@
 //! staff on their behalf (`/customers/{id}/consents`). A withdrawal takes effect at once:
 //! whatever needs the purpose checks the latest record when it runs (a receipt is not mailed).
 
-use std::net::SocketAddr;
-
 use axum::{
-    extract::{ConnectInfo, Path, State},
+    extract::{Path, State},
     http::HeaderMap,
 };
-use platform::{AppState, Authorized, Error, Principal, Result, http::Json};
+use platform::{
+    AppState, Authorized, Error, Principal, Result,
+    http::{ClientAddr, Json},
+};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -23,6 +24,38 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(my_consents, change_my_consents))
         .routes(routes!(customer_consents, change_customer_consents))
+        .routes(routes!(confirm_consent))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ConfirmationToken {
+    /// The token from the mailed link.
+    token: String,
+}
+
+/// Public: a customer confirms, from the link mailed to them, a grant that staff recorded on
+/// their behalf (double opt-in; today `marketing`). Only then does it count. The link works
+/// once and only while that grant is the latest choice.
+#[utoipa::path(post, path = "/api/v1/consents/confirm", tag = "privacy",
+    request_body = ConfirmationToken,
+    responses(
+        (status = 200, body = consent::confirmation::Confirmed),
+        (status = 400, description = "`invalid_token`: the link is invalid, used, expired or no longer applies", body = platform::error::Problem),
+        (status = 429, body = platform::error::Problem),
+        (status = 503, body = platform::error::Problem),
+    ))]
+async fn confirm_consent(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    headers: HeaderMap,
+    Json(body): Json<ConfirmationToken>,
+) -> Result<Json<consent::confirmation::Confirmed>> {
+    platform::throttle::public_write(&state.redis, &state.config.rate_limit, client).await?;
+    let confirmed =
+        consent::confirmation::confirm(&state, &body.token, &Evidence::of(client, &headers))
+            .await?;
+    Ok(Json(confirmed))
 }
 
 /// New choices; purposes not named keep theirs.
@@ -58,7 +91,7 @@ async fn my_consents(caller: Principal, State(state): State<AppState>) -> Result
 async fn change_my_consents(
     caller: Principal,
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    client: ClientAddr,
     headers: HeaderMap,
     Json(body): Json<ConsentChange>,
 ) -> Result<Json<Overview>> {
@@ -73,7 +106,7 @@ async fn change_my_consents(
         subject,
         &body.consents,
         Method::Settings,
-        &Evidence::of(addr, &headers),
+        &Evidence::of(client, &headers),
     )
     .await?;
     let overview = consent::overview(&state.db, &mut tx, Audience::Merchant, subject).await?;
@@ -107,7 +140,9 @@ async fn customer_consents(
 
 /// Records a customer's new choices as staff heard them (method `api`): at the till, on the
 /// phone. Withdrawing takes effect at once (no receipt mail after `receipt_email` is
-/// withdrawn); `orders` is required and cannot be withdrawn here.
+/// withdrawn); `orders` is required and cannot be withdrawn here. A `marketing` grant waits
+/// for the customer's own confirmation: they are mailed a link, and until they use it the
+/// purpose shows `awaiting_confirmation` and no marketing mail goes to them.
 #[utoipa::path(put, path = "/api/v1/customers/{id}/consents", tag = "customers",
     security(("bearer" = ["customers.write"])),
     params(("id" = CustomerId, Path)),
@@ -122,7 +157,7 @@ async fn customer_consents(
 async fn change_customer_consents(
     caller: Authorized<WriteCustomers>,
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    client: ClientAddr,
     Path(id): Path<CustomerId>,
     headers: HeaderMap,
     Json(body): Json<ConsentChange>,
@@ -140,7 +175,7 @@ async fn change_customer_consents(
         id.into(),
         &body.consents,
         Method::Api,
-        &Evidence::of(addr, &headers),
+        &Evidence::of(client, &headers),
     )
     .await?;
     let overview = consent::overview(&state.db, &mut tx, Audience::Customer, id.into()).await?;

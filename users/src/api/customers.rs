@@ -1,15 +1,13 @@
 //! Customers over HTTP: add one with their consent choices, find by email or phone, open,
 //! change. Every response that shows a customer's data is audited as `pii.accessed`.
 
-use std::net::SocketAddr;
-
 use axum::{
-    extract::{ConnectInfo, Path, State},
+    extract::{Path, State},
     http::{HeaderMap, StatusCode},
 };
 use platform::{
     AppState, Authorized, Result,
-    http::{Json, Page, Query},
+    http::{ClientAddr, Json, Page, Query},
 };
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -44,7 +42,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn create_customer(
     caller: Authorized<WriteCustomers>,
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    client: ClientAddr,
     headers: HeaderMap,
     Json(body): Json<CustomerDetails>,
 ) -> Result<(StatusCode, Json<Customer>)> {
@@ -60,7 +58,7 @@ async fn create_customer(
         &new,
         &body.consents,
         Method::Api,
-        &Evidence::of(addr, &headers),
+        &Evidence::of(client, &headers),
     )
     .await?;
     // Shown back once, as stored (and audited as an access like any other).
@@ -165,7 +163,7 @@ struct UpdateCustomer {
         (status = 401, body = platform::error::Problem),
         (status = 403, body = platform::error::Problem),
         (status = 404, body = platform::error::Problem),
-        (status = 409, description = "`email_taken`", body = platform::error::Problem),
+        (status = 409, description = "`email_taken`; `customer_erasing`: the customer is being or has been erased", body = platform::error::Problem),
         (status = 422, body = platform::error::Problem),
     ))]
 async fn update_customer(

@@ -142,6 +142,13 @@ impl SubjectDataProvider for Provider {
                     )
                     .execute(&mut **tx)
                     .await?;
+                    // Open double opt-in links die with the person.
+                    sqlx::query!(
+                        "delete from consent_confirmations where subject_id = $1",
+                        subject.id.0
+                    )
+                    .execute(&mut **tx)
+                    .await?;
                 }
             }
             let record = AuditRecord::new(

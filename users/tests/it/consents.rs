@@ -249,3 +249,109 @@ async fn staff_record_a_customers_changed_choices_and_another_tenant_gets_404() 
         .unwrap();
     assert_eq!(granted(&read, "marketing"), Some(false));
 }
+
+fn awaiting(overview: &Value, purpose: &str) -> Option<bool> {
+    overview["consents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["purpose"] == purpose)
+        .map(|c| c["awaiting_confirmation"].as_bool().unwrap())
+}
+
+#[tokio::test]
+async fn marketing_granted_by_staff_counts_only_once_the_customer_confirms_it() {
+    let app = TestApp::spawn().await;
+    let merchant = app.merchant().await;
+    let cashier = app.staff(&merchant, platform::Role::Cashier).await;
+    let email = format!("optin.{}@example.id", uuid::Uuid::now_v7().simple());
+    let customer = app.customer(&cashier, &customer_body(&email)).await;
+    let id: uuid::Uuid = customer["id"].as_str().unwrap().parse().unwrap();
+    let path = format!("/api/v1/customers/{id}/consents");
+    let grant = json!([{"purpose": "marketing", "granted": true}]);
+    let response = put(&app, &path, &cashier, grant.clone()).await;
+    assert_eq!(response.status(), 200);
+    let overview: Value = response.json().await.unwrap();
+    assert_eq!(granted(&overview, "marketing"), Some(false));
+    assert_eq!(awaiting(&overview, "marketing"), Some(true));
+    let asked = || {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from outbox where tenant_id = $1 and event_type = 'consent.confirmation_requested'",
+        )
+        .bind(merchant.tenant)
+        .fetch_one(app.system.pool())
+    };
+    assert_eq!(asked().await.unwrap(), 1);
+    // Saying yes again for them records and mails nothing new.
+    assert_eq!(
+        put(&app, &path, &cashier, grant.clone()).await.status(),
+        200
+    );
+    assert_eq!(asked().await.unwrap(), 1);
+    let mut tx = app.tenant_tx(merchant.tenant).await;
+    let recipients = users::consent::customers_granting(&mut tx, "marketing")
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert!(!recipients.contains(&platform::pii::SubjectId(id)));
+
+    // Staff take it back before the customer answers: the link no longer applies.
+    let token = app
+        .subject_token(merchant.tenant, id, "consent.confirmation_requested")
+        .await;
+    let confirm = json!({"token": token});
+    put(
+        &app,
+        &path,
+        &cashier,
+        json!([{"purpose": "marketing", "granted": false}]),
+    )
+    .await;
+    let stale = app
+        .post_json("/api/v1/consents/confirm", None, &confirm)
+        .await;
+    assert_eq!(stale.status(), 400);
+    assert_eq!(
+        stale.json::<Value>().await.unwrap()["code"],
+        "invalid_token"
+    );
+
+    // Asked again while that link is still open: no second mail, and the link works again.
+    put(&app, &path, &cashier, grant).await;
+    assert_eq!(asked().await.unwrap(), 1);
+    let confirmed = app
+        .post_json("/api/v1/consents/confirm", None, &confirm)
+        .await;
+    assert_eq!(confirmed.status(), 200);
+    let read: Value = app
+        .get_as(&path, &cashier.bearer())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(granted(&read, "marketing"), Some(true));
+    assert_eq!(awaiting(&read, "marketing"), Some(false));
+    let (method, actor): (String, String) = sqlx::query_as(
+        "select c.method, o.actor->>'kind' from consent_records c
+         join outbox o on o.tenant_id = c.tenant_id and o.payload->'resource'->>'id' = c.id::text
+         where c.tenant_id = $1 and c.purpose = 'marketing' order by c.recorded_at desc limit 1",
+    )
+    .bind(merchant.tenant)
+    .fetch_one(app.system.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        (method.as_str(), actor.as_str()),
+        ("confirmation", "subject")
+    );
+    let mut tx = app.tenant_tx(merchant.tenant).await;
+    let recipients = users::consent::customers_granting(&mut tx, "marketing")
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert!(recipients.contains(&platform::pii::SubjectId(id)));
+    let garbage = app
+        .post_json("/api/v1/consents/confirm", None, &json!({"token": "nope"}))
+        .await;
+    assert_eq!(garbage.status(), 400);
+}

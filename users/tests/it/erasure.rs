@@ -85,7 +85,7 @@ async fn a_customers_erasure_leaves_nothing_readable_and_keeps_the_books() {
         .with_module_workers()
         .start()
         .await;
-    let merchant = app.merchant().await;
+    let merchant = app.verified_merchant().await;
     let cashier = app.staff(&merchant, Role::Cashier).await;
     let email = format!("{}@example.id", unique("kartini."));
     let name = unique("Kartini ");
@@ -257,7 +257,7 @@ async fn an_erasure_waits_for_its_farewell_mail_and_finishes_when_smtp_returns()
         .set("WARUNG_SMTP__TIMEOUT_MS", "2000")
         .start()
         .await;
-    let merchant = app.merchant().await;
+    let merchant = app.verified_merchant().await;
     let cashier = app.staff(&merchant, Role::Cashier).await;
     let email = format!("{}@example.id", unique("tuti."));
     let customer = app.customer(&cashier, &customer_body(&email)).await;
@@ -317,7 +317,7 @@ async fn an_erasure_waits_for_its_farewell_mail_and_finishes_when_smtp_returns()
 #[tokio::test]
 async fn a_staff_members_erasure_ends_their_sessions_and_the_last_owner_stays() {
     let app = TestApp::spawn().await;
-    let merchant = app.merchant().await;
+    let merchant = app.verified_merchant().await;
     let owner = &merchant.owner;
     let refused = file(&app, owner, json!({"type": "erasure"})).await;
     assert_eq!(refused.status(), 409);
@@ -377,7 +377,7 @@ async fn a_staff_members_erasure_ends_their_sessions_and_the_last_owner_stays() 
 async fn an_erasure_waits_out_the_shops_grace_period() {
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let app = TestApp::builder().clock(clock.clone()).start().await;
-    let merchant = app.merchant().await;
+    let merchant = app.verified_merchant().await;
     let owner = &merchant.owner;
     let set = app
         .send(
@@ -424,9 +424,33 @@ async fn an_erasure_waits_out_the_shops_grace_period() {
         "scheduled",
         "not before its time"
     );
+    // While it waits, and once it is done, nobody rewrites the person (fresh blind indexes on
+    // an erased row would make them findable again).
+    let staff = &cashier;
+    let app = &app;
+    let edit = || {
+        let path = format!("/api/v1/customers/{id}");
+        let body = json!({"email": format!("{}@example.id", unique("someone."))});
+        async move { app.send("PATCH", &path, staff, None, Some(&body)).await }
+    };
+    let waiting = edit().await;
+    assert_eq!(waiting.status(), 409);
+    assert_eq!(
+        waiting.json::<Value>().await.unwrap()["code"],
+        "customer_erasing"
+    );
     clock.advance(TimeDelta::hours(25));
-    let done = run_until_closed(&app, owner, &filed["id"]).await;
+    let done = run_until_closed(app, owner, &filed["id"]).await;
     assert_eq!(done["outcome"], "erased");
+    let after = edit().await;
+    assert_eq!(after.status(), 409);
+    let indexed: Option<Vec<u8>> =
+        sqlx::query_scalar("select email_index from customers where id = $1::uuid")
+            .bind(&id)
+            .fetch_one(app.system.pool())
+            .await
+            .unwrap();
+    assert!(indexed.is_none());
 }
 
 fn clock_now(clock: &ManualClock) -> chrono::DateTime<Utc> {
@@ -454,7 +478,7 @@ async fn retention_requests(
 #[tokio::test]
 async fn inactive_guests_are_told_then_erased_unless_they_come_back_and_deleted_staff_go_too() {
     let app = TestApp::spawn().await;
-    let merchant = app.merchant().await;
+    let merchant = app.verified_merchant().await;
     let owner = &merchant.owner;
     let cashier = app.staff(&merchant, Role::Cashier).await;
     let product = app.product(owner, 2_000, 50).await;
@@ -644,7 +668,7 @@ async fn inactive_guests_are_told_then_erased_unless_they_come_back_and_deleted_
 #[tokio::test]
 async fn of_two_owners_erasing_themselves_at_once_one_stays() {
     let app = TestApp::spawn().await;
-    let merchant = app.merchant().await;
+    let merchant = app.verified_merchant().await;
     let second = app.staff(&merchant, Role::Owner).await;
     let mut filed = Vec::new();
     for owner in [&merchant.owner, &second] {

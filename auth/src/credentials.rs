@@ -29,6 +29,28 @@ pub async fn set_password(tx: &mut TenantTx, actor: Actor, user: UserId, hash: &
     Ok(())
 }
 
+/// Removes what lets `user` sign in: the password hash, and every mailed token still open
+/// (marked used, so the links die; retention sweeps the rows). Audited `credentials.removed`
+/// when there was a hash. Idempotent.
+pub async fn forget(tx: &mut TenantTx, actor: Actor, user: UserId) -> Result<()> {
+    let removed = sqlx::query!("delete from credentials where user_id = $1", user.0)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    sqlx::query!(
+        "update auth_tokens set used_at = now() where user_id = $1 and used_at is null",
+        user.0
+    )
+    .execute(&mut **tx)
+    .await?;
+    if removed > 0 {
+        let record = AuditRecord::new(actor, "credentials.removed", Resource::new("staff", user))
+            .fields(&["password"]);
+        events::emit_audit(tx, &record).await?;
+    }
+    Ok(())
+}
+
 pub async fn password_hash(tx: &mut TenantTx, user: UserId) -> Result<Option<String>> {
     Ok(sqlx::query_scalar!(
         "select password_hash from credentials where user_id = $1",

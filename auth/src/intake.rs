@@ -18,7 +18,7 @@ use platform::{
 };
 use serde::{Deserialize, Serialize};
 use users::{
-    FilePrivacyRequests,
+    FilePrivacyRequests, FileWeightyPrivacyRequests,
     privacy::{
         RequestType,
         requests::{self, Channel, Filing, Request},
@@ -72,12 +72,12 @@ enum Filed {
 /// disclosed or changed before that.
 #[utoipa::path(post, path = "/api/v1/privacy/requests", tag = "privacy",
     request_body = NewRequest,
-    security((), ("bearer" = []), ("bearer" = ["privacy.file"])),
+    security((), ("bearer" = []), ("bearer" = ["privacy.file"]), ("bearer" = ["privacy.file_weighty"])),
     responses(
         (status = 201, body = Request, description = "Filed by staff"),
         (status = 202, description = "Public: a mail is on its way if the address belongs to a customer of the shop"),
         (status = 401, body = Problem),
-        (status = 403, body = Problem),
+        (status = 403, description = "A customer's access, export or erasure needs `privacy.file_weighty` (owner, manager)", body = Problem),
         (status = 404, body = Problem),
         (status = 409, description = "`last_owner`: the last owner cannot be erased", body = Problem),
         (status = 422, description = "`subject_unreachable`: no address to confirm with", body = Problem),
@@ -111,7 +111,13 @@ async fn file(
             kind: Kind::Customer,
             id,
         }) => {
-            Authorized::<FilePrivacyRequests>::check(caller)?;
+            // A copy of all of a customer's data, or its end, is for an owner or a manager to
+            // set in motion: a cashier could otherwise point it at a mailbox of their own.
+            if body.kind.exports() || body.kind == RequestType::Erasure {
+                Authorized::<FileWeightyPrivacyRequests>::check(caller)?;
+            } else {
+                Authorized::<FilePrivacyRequests>::check(caller)?;
+            }
             (
                 Subject {
                     id: SubjectId(id),

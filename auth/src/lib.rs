@@ -17,6 +17,7 @@ pub mod credentials;
 mod intake;
 pub mod keys;
 pub mod password;
+mod privacy;
 pub mod service;
 pub mod sessions;
 
@@ -32,7 +33,7 @@ pub const MODULE: Module = Module {
     workers,
     jobs,
     permissions: &[],
-    subject_data: None,
+    subject_data: Some(&privacy::Provider),
     compliance: Some(&compliance::Probe),
 };
 

@@ -202,6 +202,19 @@ impl Sessions for Service {
         })
     }
 
+    fn close_account<'a>(
+        &'a self,
+        tx: &'a mut TenantTx,
+        actor: Actor,
+        user: UserId,
+        reason: &'static str,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.revoke_user(tx, actor, user, reason).await?;
+            crate::credentials::forget(tx, actor, user).await
+        })
+    }
+
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }

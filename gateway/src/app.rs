@@ -97,19 +97,27 @@ pub fn permission_matrix() -> String {
             let (permission, roles): (String, Vec<Role>) = match op["security"].as_array() {
                 None => ("public".into(), Vec::new()),
                 Some(requirements) => {
-                    let scope = requirements
+                    let scopes: Vec<&str> = requirements
                         .iter()
                         .filter_map(|r| r["bearer"].as_array())
                         .flatten()
                         .filter_map(|s| s.as_str())
-                        .next();
+                        .collect();
+                    let scope = scopes.first().copied();
                     // `{}` among the requirements: open to everyone, more to a signed-in caller.
                     let optional = requirements
                         .iter()
                         .any(|r| r.as_object().is_some_and(serde_json::Map::is_empty));
                     match scope {
-                        Some(name) if optional => (
-                            format!("public; signed in, `{name}` to act for a customer"),
+                        Some(_) if optional => (
+                            format!(
+                                "public; signed in, {} to act for a customer",
+                                scopes
+                                    .iter()
+                                    .map(|s| format!("`{s}`"))
+                                    .collect::<Vec<_>>()
+                                    .join(" or ")
+                            ),
                             Vec::new(),
                         ),
                         None => ("signed in".into(), Role::STAFF.to_vec()),

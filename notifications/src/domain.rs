@@ -28,6 +28,8 @@ pub enum Template {
     Marketing,
     /// A customer confirms a grant staff recorded for them (double opt-in).
     ConsentConfirmation,
+    /// To a customer's previous address: their address was changed.
+    EmailChanged,
 }
 
 /// A link carrying a single-use token: where the token is sealed in the event, and the page of
@@ -40,7 +42,7 @@ pub struct TokenLink {
 }
 
 impl Template {
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::EmailVerification,
         Self::PasswordReset,
         Self::StaffInvitation,
@@ -54,6 +56,7 @@ impl Template {
         Self::AccountDeletionScheduled,
         Self::Marketing,
         Self::ConsentConfirmation,
+        Self::EmailChanged,
     ];
 
     pub fn name(self) -> &'static str {
@@ -71,6 +74,7 @@ impl Template {
             Self::AccountDeletionScheduled => "account_deletion_scheduled",
             Self::Marketing => "marketing",
             Self::ConsentConfirmation => "consent_confirmation",
+            Self::EmailChanged => "email_changed",
         }
     }
 
@@ -227,6 +231,7 @@ pub fn plan(event_type: &str, payload: &Value) -> Result<Option<Plan>, String> {
         "privacy.erasure_scheduled" => subject(Template::ErasureScheduled),
         "consent.changed" => subject(Template::ConsentChanged),
         "consent.confirmation_requested" => subject(Template::ConsentConfirmation),
+        "customer.email_changed" => subject(Template::EmailChanged),
         "retention.deletion_scheduled" => subject(Template::AccountDeletionScheduled),
         "marketing.message" => subject(Template::Marketing),
         // `erasure_completed` has no event: the privacy flow sends it with `deliver_now`
@@ -327,8 +332,12 @@ mod tests {
             Template::ConsentChanged,
             Template::Marketing,
             Template::ConsentConfirmation,
+            Template::EmailChanged,
         ] {
-            assert!(waits.needs_verified_shop(SubjectKind::Customer), "{waits:?}");
+            assert!(
+                waits.needs_verified_shop(SubjectKind::Customer),
+                "{waits:?}"
+            );
         }
         for owed in [
             Template::PrivacyRequestReceived,

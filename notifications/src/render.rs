@@ -50,6 +50,8 @@ const FILES: &[(&str, &str)] = files!(
     "id/marketing.html",
     "id/consent_confirmation.txt",
     "id/consent_confirmation.html",
+    "id/email_changed.txt",
+    "id/email_changed.html",
     "en/layout.txt",
     "en/layout.html",
     "en/email_verification.txt",
@@ -78,6 +80,8 @@ const FILES: &[(&str, &str)] = files!(
     "en/marketing.html",
     "en/consent_confirmation.txt",
     "en/consent_confirmation.html",
+    "en/email_changed.txt",
+    "en/email_changed.html",
 );
 
 /// A rendered mail, ready for the envelope.
@@ -161,6 +165,7 @@ mod tests {
             "due_at": "2026-11-25 10:00 UTC",
             "scheduled_for": "2026-12-22",
             "changes": [{"purpose": "marketing", "granted": false}, {"purpose": "receipt_email", "granted": true}],
+            "purpose": "marketing",
             "headline": "Promo kopi susu",
             "message": "Beli dua, gratis satu.",
             "privacy_link": "https://warung.example/portal/#/privacy",

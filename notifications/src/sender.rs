@@ -247,13 +247,26 @@ impl Sender {
         }
         self.hold_back(&mut tx, row, template, recipient).await?;
         let shop = tenants::current(&mut tx).await?;
-        let contact =
+        let mut contact =
             match contact::reach(&self.state.pii, &mut tx, recipient.kind, recipient.id).await? {
                 Reach::Mail(contact) => contact,
                 Reach::Erased => return Err(Stop::Cancel("subject_erased")),
                 Reach::NoAddress => return Err(Stop::Cancel("no_address")),
                 Reach::Unknown => return Err(Stop::Cancel("recipient_unknown")),
             };
+        // Mail that must reach the address the person had before a recent change (the notice
+        // of the change; the identity check of a request that copies or ends their data).
+        if let Some(change) = row
+            .context
+            .get("address_change_id")
+            .and_then(Value::as_str)
+            .and_then(|v| v.parse().ok())
+        {
+            match contact::previous_address(&self.state.pii, &mut tx, change).await? {
+                Some(previous) => contact.email = previous,
+                None => return Err(Stop::Cancel("previous_address_gone")),
+            }
+        }
         let locale = contact.locale.as_str();
         let mut vars = json!({
             "business_name": one_line(&shop.business_name),

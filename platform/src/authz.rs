@@ -205,6 +205,17 @@ pub trait Sessions: Send + Sync + std::fmt::Debug {
         reason: &'static str,
     ) -> BoxFuture<'a, Result<u64, Error>>;
 
+    /// Closes `user`'s account in the caller's transaction (a deletion): every session ends,
+    /// the password hash is removed and pending mailed tokens stop working. Audited as done by
+    /// `actor`.
+    fn close_account<'a>(
+        &'a self,
+        tx: &'a mut TenantTx,
+        actor: Actor,
+        user: UserId,
+        reason: &'static str,
+    ) -> BoxFuture<'a, Result<(), Error>>;
+
     /// For the implementing module to find its own service in `AppState`.
     fn as_any(&self) -> &dyn std::any::Any;
 }
@@ -225,6 +236,20 @@ impl Sessions for NoSessions {
         _user: UserId,
         _reason: &'static str,
     ) -> BoxFuture<'a, Result<u64, Error>> {
+        Box::pin(async {
+            Err(Error::Internal(anyhow::anyhow!(
+                "no session service installed"
+            )))
+        })
+    }
+
+    fn close_account<'a>(
+        &'a self,
+        _tx: &'a mut TenantTx,
+        _actor: Actor,
+        _user: UserId,
+        _reason: &'static str,
+    ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async {
             Err(Error::Internal(anyhow::anyhow!(
                 "no session service installed"

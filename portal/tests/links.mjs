@@ -1,10 +1,11 @@
-// The pages mailed links open, in a real (headless) Chromium: verify an email, then set a new
-// password. Usage: node tests/links.mjs BASE_URL VERIFY_TOKEN RESET_TOKEN NEW_PASSWORD —
+// The pages mailed links open, in a real (headless) Chromium: verify an email, set a new
+// password, confirm a grant of marketing mail (double opt-in).
+// Usage: node tests/links.mjs BASE_URL VERIFY_TOKEN RESET_TOKEN NEW_PASSWORD CONSENT_TOKEN —
 // exits non-zero on failure. Run by gateway/tests/it/portal.rs; CHROMIUM overrides the browser.
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 
-const [base, verifyToken, resetToken, password] = process.argv.slice(2);
+const [base, verifyToken, resetToken, password, consentToken] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -36,8 +37,17 @@ try {
   await page.click("#link-form button[type=submit]");
   await page.waitForSelector("#link-result.ok");
 
+  // Double opt-in acts on the button only (a mail scanner opening the link confirms nothing).
+  await page.goto(`${base}/portal/?consent#/consent/confirm?token=${encodeURIComponent(consentToken)}`);
+  await page.waitForSelector("#link-form button[type=submit]");
+  assert.match(await page.textContent("#link-title"), /Confirm news from the shop/);
+  await page.click("#link-form button[type=submit]");
+  await page.waitForSelector("#link-result.ok");
+  assert.match(await page.textContent("#link-result"), /Confirmed/);
+
   // The tokens never left the browser in a URL: only in the bodies of the POSTs.
-  assert.deepEqual(requested.filter((u) => u.includes(verifyToken) || u.includes(resetToken)), []);
+  const tokens = [verifyToken, resetToken, consentToken];
+  assert.deepEqual(requested.filter((u) => tokens.some((t) => u.includes(t))), []);
   assert.deepEqual(problems, []);
   console.log("portal links ok");
 } finally {

@@ -29,6 +29,13 @@ const SEALED: &[SealedColumn] = &[
     SealedColumn::new("staff_users", "email", "staff_users.email", "id")
         .indexed("email_index", IndexKind::Email),
     SealedColumn::new("staff_users", "phone", "staff_users.phone", "id"),
+    // Copied from `customers.email` when it changes, so still bound to that field.
+    SealedColumn::new(
+        "customer_email_changes",
+        "previous_email",
+        "customers.email",
+        "customer_id",
+    ),
     SealedColumn::new(
         "privacy_exports",
         "bundle",

@@ -113,3 +113,43 @@ pub async fn reach(
         locale: Locale::parse(&locale).unwrap_or(Locale::Id),
     }))
 }
+
+/// Opens a customer's previous address, kept when it changed
+/// (`customers::address_before_changes`), audited like [`reach`]. `None` when the change is no
+/// longer kept (past its 30 days) or the key is shredded.
+pub async fn previous_address(
+    pii: &PiiCipher,
+    tx: &mut TenantTx,
+    change: uuid::Uuid,
+) -> Result<Option<Pii<String>>> {
+    let Some(row) = sqlx::query!(
+        "select customer_id, previous_email from customer_email_changes where id = $1",
+        change
+    )
+    .fetch_optional(&mut **tx)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let customer = SubjectId(row.customer_id);
+    let sealed = Sealed(row.previous_email);
+    let opened = pii
+        .open_many(tx, &[(customer, "customers.email", &sealed)])
+        .await?
+        .into_iter()
+        .next();
+    let Some(Opened::Value(email)) = opened else {
+        return Ok(None);
+    };
+    let record = AuditRecord::new(
+        Actor::System {
+            name: "notifications",
+        },
+        "pii.accessed",
+        Resource::new("customer", customer),
+    )
+    .fields(&["previous_email"])
+    .details(serde_json::json!({ "purpose": PURPOSE }));
+    events::emit_audit(tx, &record).await?;
+    Ok(Some(email))
+}

@@ -8,7 +8,7 @@ use platform::{
     Error, Result,
     db::{Db, TenantTx},
     error::OnConstraint,
-    events::{self, Actor, AuditRecord, Resource},
+    events::{self, Actor, AuditRecord, DomainEvent, Resource},
     pii::{IndexKind, Opened, Pii, PiiCipher, Sealed, Subject, SubjectId, SubjectKind},
 };
 use serde::{Deserialize, Serialize};
@@ -476,14 +476,14 @@ pub async fn update(
     )
     .fetch_all(&mut **tx)
     .await?;
-    let erased_at = sqlx::query_scalar!(
-        "select erased_at from customers where id = $1 for update",
+    let current = sqlx::query!(
+        "select erased_at, email, email_index from customers where id = $1 for update",
         id.0
     )
     .fetch_optional(&mut **tx)
     .await?
     .ok_or(Error::NotFound)?;
-    if erased_at.is_some() || !erasing.is_empty() {
+    if current.erased_at.is_some() || !erasing.is_empty() {
         return Err(Error::conflict(
             "customer_erasing",
             "This customer's data is being erased or has been erased: it can no longer be changed.",
@@ -533,5 +533,65 @@ pub async fn update(
     let record =
         AuditRecord::new(actor, "customer.updated", Resource::new("customer", id)).fields(&fields);
     events::emit_audit(tx, &record).await?;
+    if let (Some(previous), Some(previous_index), Some(new_index)) =
+        (current.email, current.email_index, email_index)
+        && previous_index != new_index
+    {
+        email_changed(tx, actor, id, previous).await?;
+    }
     Ok(())
+}
+
+/// Keeps the address a customer had (its ciphertext, never opened) for 30 days, and tells that
+/// address of the change (`customer.email_changed`: the mail goes to the old address). A
+/// data-subject request that hands over or ends the customer's data is confirmed from it
+/// meanwhile ([`address_before_changes`]).
+async fn email_changed(
+    tx: &mut TenantTx,
+    actor: Actor,
+    id: CustomerId,
+    previous: Vec<u8>,
+) -> Result<()> {
+    let change = uuid::Uuid::now_v7();
+    let by = match actor {
+        Actor::User { id } => Some(id.0),
+        _ => None,
+    };
+    sqlx::query!(
+        "insert into customer_email_changes (tenant_id, id, customer_id, previous_email, changed_at, changed_by)
+         values ($1, $2, $3, $4, now(), $5)",
+        tx.tenant().0,
+        change,
+        id.0,
+        previous,
+        by,
+    )
+    .execute(&mut **tx)
+    .await?;
+    let event = DomainEvent {
+        actor,
+        event_type: "customer.email_changed",
+        payload: serde_json::json!({
+            "subject": { "kind": "customer", "id": id },
+            "address_change_id": change,
+        }),
+    };
+    events::emit_event(tx, &event).await?;
+    Ok(())
+}
+
+/// The change whose previous address was the customer's before any change in the last 30
+/// days (the oldest such change), if their address changed in that time.
+pub async fn address_before_changes(
+    tx: &mut TenantTx,
+    id: SubjectId,
+) -> Result<Option<uuid::Uuid>> {
+    Ok(sqlx::query_scalar!(
+        "select id from customer_email_changes
+         where customer_id = $1 and changed_at > now() - interval '30 days'
+         order by changed_at, id limit 1",
+        id.0
+    )
+    .fetch_optional(&mut **tx)
+    .await?)
 }

@@ -30,6 +30,7 @@ permission!(pub ManageStaff = "users.manage", [Owner, Manager], "Change or delet
 permission!(pub ReadCustomers = "customers.read", [Owner, Manager, Cashier], "Find and open customers (each opening is audited)");
 permission!(pub WriteCustomers = "customers.write", [Owner, Manager, Cashier], "Add customers with their consent, change their details");
 permission!(pub FilePrivacyRequests = "privacy.file", [Owner, Manager, Cashier], "Record a customer's data-subject request (they confirm it by mail)");
+permission!(pub FileWeightyPrivacyRequests = "privacy.file_weighty", [Owner, Manager], "Record a customer's access, export or erasure request: a copy of all their data, or its end (they confirm it by mail)");
 permission!(pub ManagePrivacy = "privacy.manage", [Owner], "See data-subject requests and their deadlines, resolve rectifications, privacy settings, lift restrictions");
 
 pub const MODULE: Module = Module {
@@ -45,6 +46,7 @@ pub const MODULE: Module = Module {
         ReadCustomers::INFO,
         WriteCustomers::INFO,
         FilePrivacyRequests::INFO,
+        FileWeightyPrivacyRequests::INFO,
         ManagePrivacy::INFO,
     ],
     subject_data: Some(&privacy::provider::Provider),
@@ -86,6 +88,13 @@ pub fn retention_tasks() -> Vec<std::sync::Arc<dyn platform::retention::Retentio
             table: "staff_invitations",
             key: "id",
             age: "coalesce(accepted_at, expires_at)",
+            condition: "true",
+        }),
+        Arc::new(TableSweep {
+            category: "email_changes",
+            table: "customer_email_changes",
+            key: "id",
+            age: "changed_at",
             condition: "true",
         }),
         Arc::new(TableSweep {

@@ -234,6 +234,13 @@ async fn deleting_an_account_ends_its_sessions_at_once_and_frees_its_email() {
         )
         .await;
     assert_eq!(login.status(), 401);
+    // Nothing to sign in with is kept for a deleted account.
+    let hashes: i64 = sqlx::query_scalar("select count(*) from credentials where user_id = $1")
+        .bind(cashier.id)
+        .fetch_one(app.system.pool())
+        .await
+        .unwrap();
+    assert_eq!(hashes, 0, "a deleted account keeps no password hash");
     assert_eq!(
         delete(&app, &merchant.owner.bearer(), cashier.id)
             .await

@@ -24,7 +24,7 @@ async fn request(v: &Verifier, kind: &str, i: usize) -> Value {
             .send(
                 "POST",
                 "/api/v1/privacy/requests",
-                &v.cashier,
+                &v.merchant.owner,
                 None,
                 Some(&body),
             )

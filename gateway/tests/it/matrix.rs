@@ -13,6 +13,8 @@ struct Route {
     path: String,
     /// `None`: public. `Some(None)`: any signed-in user. `Some(Some(p))`: permission `p`.
     permission: Option<Option<String>>,
+    /// Every permission the route names (a route may need another for some requests).
+    scopes: Vec<String>,
     /// Open to everyone, with more for a signed-in caller (`{}` among the requirements).
     optional: bool,
 }
@@ -33,10 +35,19 @@ fn routes(spec: &Value) -> Vec<Route> {
                 reqs.iter()
                     .any(|r| r.as_object().is_some_and(|o| o.is_empty()))
             });
+            let scopes = op["security"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r["bearer"].as_array())
+                .flatten()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect();
             routes.push(Route {
                 method: method.to_uppercase().parse().unwrap(),
                 path: path.clone(),
                 permission,
+                scopes,
                 optional,
             });
         }
@@ -112,7 +123,7 @@ async fn every_protected_route_needs_a_token_and_every_permission_is_declared_an
             route.method,
             route.path
         );
-        if let Some(Some(permission)) = &route.permission {
+        for permission in &route.scopes {
             roles_of(permission);
             used.push(permission.clone());
         }

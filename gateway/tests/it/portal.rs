@@ -99,8 +99,35 @@ async fn mailed_links_open_portal_pages_that_verify_and_reset() {
             platform::events::sealed::PASSWORD_RESET_TOKEN,
         )
         .await;
+    // A customer for whom the till recorded "marketing: yes": they confirm it themselves.
+    let mut body = testkit::customer_body(&format!(
+        "optin.{}@example.id",
+        uuid::Uuid::now_v7().simple()
+    ));
+    body["consents"][2]["granted"] = serde_json::json!(true);
+    let customer = app.customer(&merchant.owner, &body).await;
+    let customer_id: uuid::Uuid = customer["id"].as_str().unwrap().parse().unwrap();
+    let consent = app
+        .subject_token(
+            merchant.tenant,
+            customer_id,
+            "consent.confirmation_requested",
+        )
+        .await;
     let new_password = "teh manis es batu 7";
-    browser(&app, "tests/links.mjs", &[&verify, &reset, new_password]).await;
+    browser(
+        &app,
+        "tests/links.mjs",
+        &[&verify, &reset, new_password, &consent],
+    )
+    .await;
+    let mut tx = app.tenant_tx(merchant.tenant).await;
+    let granted =
+        users::consent::granted(&mut tx, platform::pii::SubjectId(customer_id), "marketing")
+            .await
+            .unwrap();
+    tx.rollback().await.unwrap();
+    assert!(granted, "the customer's own confirmation counts");
     let tokens = app
         .login(&merchant.slug, &merchant.owner.email, new_password)
         .await;

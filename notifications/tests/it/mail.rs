@@ -1231,3 +1231,59 @@ async fn mail_consent_changes_in_quick_succession_are_confirmed_once_per_period(
     .unwrap();
     assert_eq!(outbox, 5);
 }
+
+#[tokio::test]
+async fn mail_a_changed_address_is_told_and_a_copy_or_erasure_is_confirmed_from_the_old_one() {
+    let app = mail_app(None, &[]).await;
+    let merchant = app.verified_merchant().await;
+    let cashier = app.staff(&merchant, platform::Role::Cashier).await;
+    let (old, new) = (unique_email("own"), unique_email("cashiers"));
+    let customer = app.customer(&cashier, &customer_body(&old)).await;
+    let id = customer["id"].as_str().unwrap();
+    let changed = app
+        .send(
+            "PATCH",
+            &format!("/api/v1/customers/{id}"),
+            &cashier,
+            None,
+            Some(&json!({"email": new})),
+        )
+        .await;
+    assert_eq!(changed.status(), 200, "{}", changed.text().await.unwrap());
+    let notice = wait_for_mail(&old, 1, WITHIN).await.remove(0);
+    assert!(notice.subject.contains("was changed"), "{}", notice.subject);
+
+    let filed = app
+        .send(
+            "POST",
+            "/api/v1/privacy/requests",
+            &merchant.owner,
+            None,
+            Some(&json!({"type": "erasure", "subject": {"kind": "customer", "id": id}})),
+        )
+        .await;
+    assert_eq!(filed.status(), 201);
+    let filed: Value = filed.json().await.unwrap();
+    let filed_by: Option<uuid::Uuid> =
+        sqlx::query_scalar("select filed_by from privacy_requests where id = $1::uuid")
+            .bind(filed["id"].as_str().unwrap())
+            .fetch_one(app.system.pool())
+            .await
+            .unwrap();
+    assert_eq!(filed_by, Some(merchant.owner.id.0), "who filed it is kept");
+    let mails = wait_for_mail(&old, 2, WITHIN).await;
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.subject.contains("Confirm your personal data request")),
+        "the identity check goes to the address the customer had"
+    );
+    wait_for_mail(&new, 1, WITHIN).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        mails_to(&new)
+            .iter()
+            .all(|m| !m.subject.contains("Confirm your personal data request")),
+        "never to the address that replaced it"
+    );
+}

@@ -331,7 +331,7 @@ async fn delete_staff(
     events::emit_audit(&mut tx, &record).await?;
     state
         .sessions
-        .revoke_user(&mut tx, caller.actor(), id, "account_deleted")
+        .close_account(&mut tx, caller.actor(), id, "account_deleted")
         .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

@@ -7,7 +7,7 @@ use platform::{
     db::TenantTx,
     events::{self, Actor, AuditRecord, Resource},
     id::UserId,
-    pii::{Subject, SubjectKind},
+    pii::{Opened, Sealed, Subject, SubjectKind},
     privacy::{Erasure, Section, SubjectDataProvider},
 };
 
@@ -102,7 +102,32 @@ impl SubjectDataProvider for Provider {
                     "completed_at": row.completed_at, "outcome": row.outcome,
                 }))?;
             }
-            Ok(vec![profile, consents, requests])
+            // Addresses the person had, kept 30 days after a change (opened: they are theirs).
+            let mut addresses = Section::new("users.previous_addresses");
+            for row in sqlx::query!(
+                "select previous_email, changed_at from customer_email_changes
+                 where customer_id = $1 order by changed_at, id",
+                subject.id.0
+            )
+            .fetch_all(&mut **tx)
+            .await?
+            {
+                let sealed = Sealed(row.previous_email);
+                let opened = state
+                    .pii
+                    .open_many(tx, &[(subject.id, "customers.email", &sealed)])
+                    .await?;
+                if let Some(Opened::Value(email)) = opened.into_iter().next() {
+                    addresses.push(serde_json::json!({
+                        "email": email.expose(), "replaced_at": row.changed_at,
+                    }))?;
+                }
+            }
+            let mut sections = vec![profile, consents, requests];
+            if !addresses.records.is_empty() {
+                sections.push(addresses);
+            }
+            Ok(sections)
         })
     }
 
@@ -145,6 +170,12 @@ impl SubjectDataProvider for Provider {
                     // Open double opt-in links die with the person.
                     sqlx::query!(
                         "delete from consent_confirmations where subject_id = $1",
+                        subject.id.0
+                    )
+                    .execute(&mut **tx)
+                    .await?;
+                    sqlx::query!(
+                        "delete from customer_email_changes where customer_id = $1",
                         subject.id.0
                     )
                     .execute(&mut **tx)

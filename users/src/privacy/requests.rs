@@ -233,10 +233,29 @@ pub async fn file(state: &AppState, tx: &mut TenantTx, filing: Filing) -> Result
         Some(true) => {}
     }
     let now = state.clock.now();
-    // Each filing mails the person; a flood of filings (from anyone who knows the address)
-    // must not become a flood of mail.
+    // One open identity check per person and type: a filing while one waits is that request
+    // (no new request, no new mail). Anyone who knows the address can file, so filings cannot
+    // flood the person's mailbox, and cannot block them either: the link that waits is in
+    // their own mailbox.
+    let open = sqlx::query_scalar!(
+        "select id from privacy_requests
+         where subject_id = $1 and type = $2 and status = 'awaiting_verification'
+           and token_expires_at > $3
+         order by received_at desc limit 1",
+        subject.id.0,
+        filing.kind.as_str(),
+        now,
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(open) = open {
+        return get(tx, RequestId(open), now).await?.ok_or(Error::NotFound);
+    }
+    // Only the person's own (confirmed) filings count against them: unconfirmed ones, which
+    // anyone can file, are bounded by the rule above and by the filer's own limits.
     let filed_lately = sqlx::query_scalar!(
-        r#"select count(*) as "n!" from privacy_requests where subject_id = $1 and received_at > $2"#,
+        r#"select count(*) as "n!" from privacy_requests
+           where subject_id = $1 and received_at > $2 and verified_at is not null"#,
         subject.id.0,
         now - TimeDelta::hours(1),
     )
@@ -317,6 +336,15 @@ pub async fn file(state: &AppState, tx: &mut TenantTx, filing: Filing) -> Result
         )
         .await?;
     let who = serde_json::json!({ "kind": subject.kind.as_str(), "id": subject.id });
+    // A copy of all their data, or its end, is confirmed from the address the customer had
+    // before any change in the last 30 days: whoever changed it cannot confirm it.
+    let confirm_at = if subject.kind == SubjectKind::Customer
+        && (filing.kind.exports() || filing.kind == RequestType::Erasure)
+    {
+        crate::customers::address_before_changes(tx, subject.id).await?
+    } else {
+        None
+    };
     for event in [
         DomainEvent {
             actor,
@@ -331,6 +359,7 @@ pub async fn file(state: &AppState, tx: &mut TenantTx, filing: Filing) -> Result
             payload: serde_json::json!({
                 "subject": who, "request_id": id, "request_type": filing.kind.as_str(),
                 "token_sealed": sealed.to_base64(), "expires_at": expires_at,
+                "address_change_id": confirm_at,
             }),
         },
     ] {
@@ -339,7 +368,7 @@ pub async fn file(state: &AppState, tx: &mut TenantTx, filing: Filing) -> Result
     get(tx, id, now).await?.ok_or(Error::NotFound)
 }
 
-/// Filings about one person per hour, whatever the channel (each mails them).
+/// Confirmed filings about one person per hour, whatever the channel.
 const FILINGS_PER_SUBJECT_PER_HOUR: i64 = 5;
 
 fn hours(n: u64) -> i64 {

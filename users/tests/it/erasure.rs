@@ -110,7 +110,20 @@ async fn a_customers_erasure_leaves_nothing_readable_and_keeps_the_books() {
         "the scan finds plaintext where there is some"
     );
 
-    let filed = file_for(&app, &cashier, "erasure", &id).await;
+    for kind in ["erasure", "export", "access"] {
+        let refused = file(
+            &app,
+            &cashier,
+            json!({"type": kind, "subject": {"kind": "customer", "id": id}}),
+        )
+        .await;
+        assert_eq!(
+            refused.status(),
+            403,
+            "a cashier cannot ask for a customer's {kind}"
+        );
+    }
+    let filed = file_for(&app, &merchant.owner, "erasure", &id).await;
     let confirmed = confirm(&app, merchant.tenant, &id).await;
     assert_eq!(confirmed["status"], "scheduled");
     assert!(
@@ -222,7 +235,7 @@ async fn a_customers_erasure_leaves_nothing_readable_and_keeps_the_books() {
     assert_eq!(stored, 1, "the tombstone is in the audit store");
     assert_eq!(
         tombstone["details"]["modules"],
-        json!(["users", "orders", "notifications", "audit"])
+        json!(["users", "auth", "orders", "notifications", "audit"])
     );
 
     let scan = tenant_rows(&app, merchant.tenant).await;
@@ -241,7 +254,7 @@ async fn a_customers_erasure_leaves_nothing_readable_and_keeps_the_books() {
     }
     let again = file(
         &app,
-        &cashier,
+        &merchant.owner,
         json!({"type": "access", "subject": {"kind": "customer", "id": id}}),
     )
     .await;
@@ -269,7 +282,7 @@ async fn an_erasure_waits_for_its_farewell_mail_and_finishes_when_smtp_returns()
             &json!({"lines": [{"product_id": product["id"], "quantity": 1}], "customer_id": id}),
         )
         .await;
-    let filed = file_for(&app, &cashier, "erasure", &id).await;
+    let filed = file_for(&app, &merchant.owner, "erasure", &id).await;
     confirm(&app, merchant.tenant, &id).await;
 
     proxy.cut();
@@ -341,6 +354,20 @@ async fn a_staff_members_erasure_ends_their_sessions_and_the_last_owner_stays() 
         401,
         "sessions end"
     );
+    let hashes: i64 = sqlx::query_scalar("select count(*) from credentials where user_id = $1")
+        .bind(cashier.id)
+        .fetch_one(app.system.pool())
+        .await
+        .unwrap();
+    assert_eq!(hashes, 0, "no password hash outlives the person");
+    let open: i64 = sqlx::query_scalar(
+        "select count(*) from auth_tokens where user_id = $1 and used_at is null",
+    )
+    .bind(cashier.id)
+    .fetch_one(app.system.pool())
+    .await
+    .unwrap();
+    assert_eq!(open, 0);
     let refresh = app
         .post_json(
             "/api/v1/auth/refresh",
@@ -397,7 +424,7 @@ async fn an_erasure_waits_out_the_shops_grace_period() {
         )
         .await;
     let id = customer["id"].as_str().unwrap().to_owned();
-    let filed = file_for(&app, &cashier, "erasure", &id).await;
+    let filed = file_for(&app, &merchant.owner, "erasure", &id).await;
     let confirmed = confirm(&app, merchant.tenant, &id).await;
     let scheduled: chrono::DateTime<Utc> = confirmed["scheduled_for"]
         .as_str()

@@ -109,7 +109,7 @@ async fn an_export_holds_the_customers_own_data_and_nothing_of_anyone_elses() {
     )
     .await;
 
-    let request = file_for(&app, &cashier, "export", ani_id).await;
+    let request = file_for(&app, &merchant.owner, "export", ani_id).await;
     assert_eq!(request["status"], "awaiting_verification");
     assert_eq!(request["channel"], "staff");
     assert_eq!(request["jurisdiction"], "uu_pdp", "an Indonesian shop");
@@ -345,31 +345,48 @@ async fn public_requests_answer_alike_for_strangers_and_exports_are_rate_limited
     let id = customer["id"].as_str().unwrap();
     // Unconfirmed requests (the public one above) do not use up the person's exports.
     for _ in 0..2 {
-        file_for(&app, &cashier, "export", id).await;
+        file_for(&app, &merchant.owner, "export", id).await;
         confirm(&app, merchant.tenant, id).await;
     }
     let refused = file(
         &app,
-        &cashier,
-        json!({"type": "access", "subject": {"kind": "customer", "id": id}}),
+        &merchant.owner,
+        json!({"type": "export", "subject": {"kind": "customer", "id": id}}),
     )
     .await;
     assert_eq!(refused.status(), 429, "two bundles a day per person");
     assert_eq!(count().await, 3);
+    // The public access request still waits for its confirmation: filing it again is that
+    // request (no second request, no second mail).
     let hidden = public(json!({"type": "access", "tenant": merchant.slug, "email": email})).await;
     assert_eq!(hidden.status(), 202, "the public answer never tells");
     assert_eq!(count().await, 3);
-    // Every filing mails the person: five an hour, then no more.
-    file_for(&app, &cashier, "restriction", id).await;
-    file_for(&app, &cashier, "rectification", id).await;
-    let flood = file(
-        &app,
-        &cashier,
-        json!({"type": "withdrawal", "subject": {"kind": "customer", "id": id}}),
-    )
-    .await;
-    assert_eq!(flood.status(), 429, "no mail flood through the shop");
+    let restriction = file_for(&app, &cashier, "restriction", id).await;
+    let again = file_for(&app, &cashier, "restriction", id).await;
+    assert_eq!(
+        again["id"], restriction["id"],
+        "one open identity check per type"
+    );
+    assert_eq!(count().await, 4);
+    // Anyone who knows the address can file, but cannot block the person's own requests nor
+    // flood their mailbox: many filings are one request, whose link is in the person's mail.
+    for _ in 0..6 {
+        let response =
+            public(json!({"type": "erasure", "tenant": merchant.slug, "email": email})).await;
+        assert_eq!(response.status(), 202);
+    }
     assert_eq!(count().await, 5);
+    let identity_checks: i64 = sqlx::query_scalar(
+        "select count(*) from outbox where tenant_id = $1 and event_type = 'privacy.identity_check_requested'",
+    )
+    .bind(merchant.tenant)
+    .fetch_one(app.system.pool())
+    .await
+    .unwrap();
+    assert_eq!(identity_checks, 5, "one mail per request, not per filing");
+    let own = confirm(&app, merchant.tenant, id).await;
+    assert_eq!(own["type"], "erasure");
+    assert_ne!(own["status"], "awaiting_verification");
 
     let stranger = app.merchant().await;
     let foreign = file(
@@ -422,8 +439,8 @@ async fn due_dates_follow_the_shops_law_and_the_owner_sees_the_clock() {
         settings,
         json!({"jurisdiction": "uu_pdp", "erasure_grace_hours": 0})
     );
-    let access = file_for(&app, &cashier, "access", id).await;
-    let erasure = file_for(&app, &cashier, "erasure", id).await;
+    let access = file_for(&app, &merchant.owner, "access", id).await;
+    let erasure = file_for(&app, &merchant.owner, "erasure", id).await;
     assert_eq!(
         at(&access["due_at"]) - at(&access["received_at"]),
         TimeDelta::hours(72)
@@ -597,7 +614,7 @@ async fn a_withdrawal_request_withdraws_every_optional_purpose_at_once() {
     let id = customer["id"].as_str().unwrap();
     file_for(&app, &cashier, "withdrawal", id).await;
     assert!(
-        granted(&consents(&app, &cashier, id).await, "marketing"),
+        granted(&consents(&app, &cashier, id).await, "receipt_email"),
         "not before it is confirmed"
     );
 
@@ -677,4 +694,47 @@ async fn a_restricted_customer_is_stored_but_not_processed_until_lifted() {
         204
     );
     app.order(&cashier, &order).await;
+}
+
+#[tokio::test]
+async fn a_staff_members_export_holds_their_sign_ins_and_never_a_hash_or_token() {
+    let app = TestApp::spawn().await;
+    let merchant = app.merchant().await;
+    let cashier = app.staff(&merchant, Role::Cashier).await;
+    let filed = file(&app, &cashier, json!({"type": "export"})).await;
+    assert_eq!(filed.status(), 201);
+    let id = cashier.id.to_string();
+    confirm(&app, merchant.tenant, &id).await;
+    let download = app
+        .subject_token(merchant.tenant, cashier.id.0, "privacy.export_ready")
+        .await;
+    let response = app
+        .post_json(
+            "/api/v1/privacy/exports/download",
+            None,
+            &json!({"token": download}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let files = unzip(&response.bytes().await.unwrap());
+    let data: Value =
+        serde_json::from_str(&files.iter().find(|(n, _)| n == "data.json").unwrap().1).unwrap();
+    let sessions = data["auth.sessions"].as_array().expect("auth.sessions");
+    assert!(!sessions.is_empty(), "{data}");
+    assert!(sessions[0]["signed_in_at"].is_string());
+    assert_eq!(data["auth.password"][0]["password_set"], true);
+    let hash: String =
+        sqlx::query_scalar("select password_hash from credentials where user_id = $1")
+            .bind(cashier.id)
+            .fetch_one(app.system.pool())
+            .await
+            .unwrap();
+    for (name, text) in &files {
+        assert!(!text.contains("$argon2"), "{name} carries a password hash");
+        assert!(!text.contains(&hash), "{name}");
+        assert!(
+            !text.contains(&cashier.refresh),
+            "{name} carries a refresh token"
+        );
+    }
 }

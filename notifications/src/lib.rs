@@ -148,8 +148,8 @@ pub async fn deliver_now(
     {
         Some(id) => id,
         None => match repo::find(system, tenant, key, template.name()).await? {
-            Some((_, status)) if status == "sent" => return Ok(true),
-            Some((id, _)) => id,
+            Some((_, status, _)) if status == "sent" => return Ok(true),
+            Some((id, _, _)) => id,
             None => return Ok(false),
         },
     };

@@ -80,34 +80,37 @@ impl SubjectDataProvider for Provider {
                 serde_json::json!({}),
             )
             .await;
-            match sent {
-                Ok(true) => Farewell::Done,
-                Ok(false) => {
-                    let status = repo::find(
-                        system,
-                        erasure.tenant,
-                        erasure.request,
-                        Template::ErasureCompleted.name(),
-                    )
-                    .await;
-                    match status {
-                        // No address, or refused for good: the erasure must not wait forever.
-                        Ok(Some((_, status))) if status == "cancelled" => {
-                            Farewell::Undeliverable("no_address")
-                        }
-                        Ok(Some((_, status))) if status == "dead" => {
-                            Farewell::Undeliverable("refused")
-                        }
-                        _ => Farewell::Later,
+            if let Err(err) = &sent {
+                tracing::warn!(
+                    error = format!("{err:#}"),
+                    "erasure mail not sent; the erasure waits"
+                );
+            }
+            if matches!(sent, Ok(true)) {
+                return Farewell::Done;
+            }
+            let template = Template::ErasureCompleted.name();
+            let Ok(Some((id, status, reason))) =
+                repo::find(system, erasure.tenant, erasure.request, template).await
+            else {
+                return Farewell::Later;
+            };
+            let reason = reason.unwrap_or_else(|| status.clone());
+            match status.as_str() {
+                // No address, or refused for good: the erasure must not wait forever.
+                "cancelled" => Farewell::Undeliverable(reason),
+                "dead" => Farewell::Undeliverable(format!("refused: {reason}")),
+                // Not sendable now (SMTP or Vault down): the erasure waits, but not past a day
+                // before the request is due. The law's clock outranks the courtesy.
+                _ if state.clock.now() >= erasure.due_at - chrono::TimeDelta::hours(24) => {
+                    if let Err(err) =
+                        repo::cancel_one(system, erasure.tenant, id, "gave_up_before_due").await
+                    {
+                        tracing::warn!(error = %err, "the given-up farewell stays queued");
                     }
+                    Farewell::Undeliverable(format!("not sent before the due date: {reason}"))
                 }
-                Err(err) => {
-                    tracing::warn!(
-                        error = format!("{err:#}"),
-                        "erasure mail not sent; the erasure waits"
-                    );
-                    Farewell::Later
-                }
+                _ => Farewell::Later,
             }
         })
     }

@@ -117,22 +117,43 @@ pub async fn claim(
     .await
 }
 
-/// The mail queued for `event_id` and `template`, with its status.
+/// The mail queued for `event_id` and `template`: its id, status and last error.
 pub async fn find(
     system: &SystemDb,
     tenant: TenantId,
     event_id: uuid::Uuid,
     template: &str,
-) -> Result<Option<(DeliveryId, String)>, sqlx::Error> {
+) -> Result<Option<(DeliveryId, String, Option<String>)>, sqlx::Error> {
     let row = sqlx::query!(
-        "select id, status from notification_deliveries where tenant_id = $1 and event_id = $2 and template = $3",
+        "select id, status, last_error from notification_deliveries
+         where tenant_id = $1 and event_id = $2 and template = $3",
         tenant.0,
         event_id,
         template
     )
     .fetch_optional(system.pool())
     .await?;
-    Ok(row.map(|r| (DeliveryId(r.id), r.status)))
+    Ok(row.map(|r| (DeliveryId(r.id), r.status, r.last_error)))
+}
+
+/// Cancels one waiting mail with `reason` (a direct send given up on).
+pub async fn cancel_one(
+    system: &SystemDb,
+    tenant: TenantId,
+    id: DeliveryId,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "update notification_deliveries set status = 'cancelled', last_error = $3, updated_at = now(),
+             lease_token = null, lease_until = null
+         where tenant_id = $1 and id = $2 and status = 'pending'",
+        tenant.0,
+        id.0,
+        reason,
+    )
+    .execute(system.pool())
+    .await?;
+    Ok(())
 }
 
 /// Extends this sender's lease on `row` just before it sends, so a mail is sent only by the
@@ -230,7 +251,10 @@ pub async fn settle(system: &SystemDb, row: &Row, outcome: &Outcome) -> Result<b
     };
     let updated = sqlx::query!(
         "update notification_deliveries
-         set status = $4, next_attempt_at = now() + make_interval(secs => $5), last_error = $6,
+         set status = $4, last_error = $6,
+             -- A held direct send stays out of the background queue: only its caller retries it.
+             next_attempt_at = case when $7 and event_type = 'direct' then $8::timestamptz
+                                    else now() + make_interval(secs => $5) end,
              lease_token = null, lease_until = null, updated_at = now(),
              sent_at = case when $4 = 'sent' then now() else sent_at end,
              attempts = attempts - case when $7 then 1 else 0 end
@@ -242,6 +266,7 @@ pub async fn settle(system: &SystemDb, row: &Row, outcome: &Outcome) -> Result<b
         delay.as_secs_f64(),
         reason,
         matches!(outcome, Outcome::Held { .. }),
+        held(),
     )
     .execute(system.pool())
     .await?

@@ -177,6 +177,15 @@ impl Sender {
                 Err(Stop::Fail(failure, reason)) => self.after(row, (failure, reason)),
             },
         };
+        // A direct send (the erasure's farewell) is retried by its caller, whose own clock
+        // bounds it: an outage must not use up its attempts (#18 item 8).
+        let outcome = match outcome {
+            Outcome::Retry { reason, .. } if row.event_type == "direct" => Outcome::Held {
+                after: Duration::ZERO,
+                reason,
+            },
+            other => other,
+        };
         match &outcome {
             Outcome::Sent => {
                 metrics::counter!("notification_email_sent_total", "template" => label)

@@ -63,15 +63,19 @@ pub struct Erasure {
     pub request: uuid::Uuid,
     pub subject: Subject,
     pub actor: Actor,
+    /// The request's legal due date: waiting for the farewell may not carry the erasure past
+    /// it.
+    pub due_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// What the farewell step achieved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Farewell {
     /// Nothing to say, or said (the mail was accepted).
     Done,
-    /// Cannot be said (no address, refused for good): the erasure goes ahead without it.
-    Undeliverable(&'static str),
+    /// Cannot be said (no address, refused for good, or not before the due date): the erasure
+    /// goes ahead without it. The reason is recorded in the tombstone.
+    Undeliverable(String),
     /// Not now (SMTP or Vault down): try the erasure again later; the key must stay.
     Later,
 }

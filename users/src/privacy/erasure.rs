@@ -48,7 +48,7 @@ async fn run(state: AppState, ctx: JobContext) -> anyhow::Result<JobReport> {
     expire(&state, &ctx, now, &mut report).await?;
     // Least recently tried first: erasures waiting for SMTP or failing go to the back.
     let due = sqlx::query!(
-        "select tenant_id, id, subject_kind, subject_id, erasure_step from privacy_requests
+        "select tenant_id, id, subject_kind, subject_id, erasure_step, due_at from privacy_requests
          where status in ('scheduled', 'erasing') and scheduled_for <= $1
          order by updated_at, scheduled_for limit $2",
         now,
@@ -77,6 +77,7 @@ async fn run(state: AppState, ctx: JobContext) -> anyhow::Result<JobReport> {
                 kind,
             },
             actor: ACTOR,
+            due_at: row.due_at,
         };
         match erase(&state, &ctx, &erasure, row.erasure_step.is_some()).await {
             Ok(true) => report.add("erasures_completed", 1),
@@ -200,7 +201,7 @@ pub async fn erase(
         events::emit_audit(&mut tx, &record).await?;
         tx.commit().await?;
     }
-    let mut farewell = "sent";
+    let mut farewell = "sent".to_owned();
     for provider in state.subjects.iter() {
         match provider.farewell(state, &ctx.system, erasure).await {
             Farewell::Done => {}

@@ -268,6 +268,7 @@ async fn an_erasure_waits_for_its_farewell_mail_and_finishes_when_smtp_returns()
     let app = TestApp::builder()
         .set("WARUNG_SMTP__PORT", proxy.addr.port().to_string())
         .set("WARUNG_SMTP__TIMEOUT_MS", "2000")
+        .set("WARUNG_NOTIFICATIONS__MAX_ATTEMPTS", "2")
         .start()
         .await;
     let merchant = app.verified_merchant().await;
@@ -286,9 +287,23 @@ async fn an_erasure_waits_for_its_farewell_mail_and_finishes_when_smtp_returns()
     confirm(&app, merchant.tenant, &id).await;
 
     proxy.cut();
-    app.run_job_to_completion(JOB, false).await;
+    // More runs than the mail has attempts: an outage uses none of them.
+    for _ in 0..4 {
+        app.run_job_to_completion(JOB, false).await;
+    }
     let waiting = request(&app, &merchant.owner, &filed["id"]).await;
     assert_eq!(waiting["status"], "erasing", "{waiting}");
+    let (attempts, reason): (i32, Option<String>) = sqlx::query_as(
+        "select attempts, last_error from notification_deliveries
+         where tenant_id = $1 and template = 'erasure_completed' and event_id = $2::uuid",
+    )
+    .bind(merchant.tenant)
+    .bind(filed["id"].as_str().unwrap())
+    .fetch_one(app.system.pool())
+    .await
+    .unwrap();
+    assert_eq!(attempts, 0);
+    assert_eq!(reason.as_deref(), Some("smtp_connection"));
     let kept: Value = app
         .get_as(
             &format!("/api/v1/orders/{}", order["id"].as_str().unwrap()),
@@ -732,4 +747,45 @@ async fn of_two_owners_erasing_themselves_at_once_one_stays() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     panic!("the erasures never closed");
+}
+
+#[tokio::test]
+async fn an_erasure_does_not_wait_for_its_farewell_past_a_day_before_it_is_due() {
+    let port = std::env::var("WARUNG_SMTP__PORT").unwrap_or_else(|_| "1025".into());
+    let proxy = FaultProxy::start(format!("127.0.0.1:{port}").parse().unwrap()).await;
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let app = TestApp::builder()
+        .clock(clock.clone())
+        .set("WARUNG_SMTP__PORT", proxy.addr.port().to_string())
+        .set("WARUNG_SMTP__TIMEOUT_MS", "2000")
+        .start()
+        .await;
+    let merchant = app.verified_merchant().await;
+    let email = format!("{}@example.id", unique("lastday."));
+    let customer = app.customer(&merchant.owner, &customer_body(&email)).await;
+    let id = customer["id"].as_str().unwrap().to_owned();
+    let filed = file_for(&app, &merchant.owner, "erasure", &id).await;
+    confirm(&app, merchant.tenant, &id).await;
+    let due: chrono::DateTime<Utc> = filed["due_at"].as_str().unwrap().parse().unwrap();
+
+    proxy.cut();
+    app.run_job_to_completion(JOB, false).await;
+    assert_eq!(
+        request(&app, &merchant.owner, &filed["id"]).await["status"],
+        "erasing"
+    );
+    // A day before the law's deadline the erasure goes ahead, saying why there was no mail.
+    clock.advance(due - clock_now(&clock) - TimeDelta::hours(23));
+    let done = run_until_closed(&app, &merchant.owner, &filed["id"]).await;
+    assert_eq!(done["outcome"], "erased");
+    let farewell: String = sqlx::query_scalar(
+        "select payload->'details'->>'farewell' from outbox
+         where tenant_id = $1 and event_type = 'subject.erased'",
+    )
+    .bind(merchant.tenant)
+    .fetch_one(app.system.pool())
+    .await
+    .unwrap();
+    assert_eq!(farewell, "not sent before the due date: smtp_connection");
+    proxy.restore();
 }

@@ -478,6 +478,12 @@ async fn request_password_reset(
 ) -> Result<(StatusCode, Json<Accepted>)> {
     let auth = Service::from_state(&state)?;
     throttle::public_write(&state.redis, &state.config.rate_limit, client).await?;
+    // An unknown address must not answer sooner than a known one (sealing and storing a token).
+    crate::intake::in_public_answer_time(issue_reset(&state, &auth, &body)).await?;
+    Ok((StatusCode::ACCEPTED, Json(Accepted { status: "accepted" })))
+}
+
+async fn issue_reset(state: &AppState, auth: &Service, body: &ResetRequest) -> Result<()> {
     if let Some((tenant, true)) = tenants::by_slug(&state.db, body.tenant.trim()).await? {
         let mut tx = state.db.tenant(tenant).begin().await?;
         if let Some(user) = staff::find_by_email(&state.pii, &mut tx, &body.email)
@@ -501,7 +507,7 @@ async fn request_password_reset(
         }
         tx.commit().await?;
     }
-    Ok((StatusCode::ACCEPTED, Json(Accepted { status: "accepted" })))
+    Ok(())
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]

@@ -141,9 +141,13 @@ impl Service {
 pub const OPERATOR_TOKEN_MAX_SECS: i64 = 900;
 
 /// An operator token is accepted only as one: platform_admin, the nil tenant, short-lived.
-fn operator(claims: &Claims) -> Authentication {
+/// An operator token is short-lived by construction: at most `OPERATOR_TOKEN_MAX_SECS` between
+/// its issue and its end, and issued no later than now (a minute's clock skew allowed), so a
+/// token dated ahead cannot stretch its life.
+fn operator(claims: &Claims, now: i64) -> Authentication {
     let valid = claims.role == Role::PlatformAdmin
         && claims.tid.0.is_nil()
+        && claims.iat <= now + 60
         && claims.exp - claims.iat <= OPERATOR_TOKEN_MAX_SECS;
     if valid {
         Authentication::Verified(Principal {
@@ -164,7 +168,7 @@ impl Sessions for Service {
                 return Authentication::Invalid;
             };
             if claims.role == Role::PlatformAdmin || claims.tid.0.is_nil() {
-                return operator(&claims);
+                return operator(&claims, chrono::Utc::now().timestamp());
             }
             match sessions::is_live(
                 &self.inner.db,
@@ -240,17 +244,22 @@ mod tests {
     #[test]
     fn only_a_short_tenantless_platform_admin_token_is_an_operators() {
         let nil = uuid::Uuid::nil();
+        let now = 1_000;
         assert!(matches!(
-            operator(&claims(Role::PlatformAdmin, nil, 900)),
+            operator(&claims(Role::PlatformAdmin, nil, 900), now),
             Authentication::Verified(p) if p.role == Role::PlatformAdmin
         ));
+        let mut dated_ahead = claims(Role::PlatformAdmin, nil, 900);
+        dated_ahead.iat += 86_400;
+        dated_ahead.exp += 86_400;
         for refused in [
             claims(Role::PlatformAdmin, nil, 901),
             claims(Role::PlatformAdmin, uuid::Uuid::now_v7(), 60),
             claims(Role::Owner, nil, 60),
+            dated_ahead,
         ] {
             assert!(
-                matches!(operator(&refused), Authentication::Invalid),
+                matches!(operator(&refused, now), Authentication::Invalid),
                 "{refused:?}"
             );
         }

@@ -1,7 +1,8 @@
 //! The owner's and manager's view of the delivery log, and a retry for mail that gave up.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use chrono::{DateTime, Utc};
+use platform::http::Path;
 use platform::{
     AppState, Authorized, Error, Result,
     events::{self, AuditRecord, Resource},

@@ -2,11 +2,12 @@
 //! refund, cancel, list and open. Money-moving POSTs require an `Idempotency-Key`.
 
 use axum::{
-    extract::{Path, State},
+    extract::State,
     http::HeaderMap,
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
+use platform::http::Path;
 use platform::{
     AppState, Authorized, Error, Result,
     db::TenantTx,

@@ -3,10 +3,8 @@
 
 use std::sync::LazyLock;
 
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-};
+use axum::{extract::State, http::StatusCode};
+use platform::http::Path;
 use platform::{
     AppState, Authorized, Error, Result,
     http::{

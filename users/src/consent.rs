@@ -218,17 +218,16 @@ pub async fn validate(db: &Db, audience: Audience, choices: &[Choice]) -> Result
 fn known_once(purposes: &[Purpose], choices: &[Choice]) -> Vec<FieldError> {
     let mut errors = Vec::new();
     let mut seen = BTreeSet::new();
-    for choice in choices {
+    // The field names the position, never the submitted text: errors echo nothing back.
+    for (i, choice) in choices.iter().enumerate() {
+        let field = format!("consents[{i}].purpose");
         if !purposes.iter().any(|p| p.code == choice.purpose) {
             errors.push(FieldError::new(
-                "consents",
-                format!("unknown purpose `{}`", choice.purpose),
+                field,
+                "is not a purpose of the policy in force",
             ));
         } else if !seen.insert(choice.purpose.as_str()) {
-            errors.push(FieldError::new(
-                "consents",
-                format!("purpose `{}` is given twice", choice.purpose),
-            ));
+            errors.push(FieldError::new(field, "is given twice"));
         }
     }
     errors

@@ -415,3 +415,34 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_limited_not_the_proxy() 
     assert_eq!(refused.status(), 429);
     forget(&setup, &keys).await;
 }
+
+#[tokio::test]
+async fn a_reset_request_and_a_data_request_answer_no_sooner_for_unknown_addresses() {
+    let app = TestApp::spawn().await;
+    let merchant = app.merchant().await;
+    for (path, body) in [
+        (
+            "/api/v1/auth/password-reset/request",
+            json!({"tenant": merchant.slug, "email": "nobody@example.id"}),
+        ),
+        (
+            "/api/v1/auth/password-reset/request",
+            json!({"tenant": "no-such-shop-anywhere", "email": "nobody@example.id"}),
+        ),
+        (
+            "/api/v1/privacy/requests",
+            json!({"type": "access", "tenant": merchant.slug, "email": "nobody@example.id"}),
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        let response = app.post_json(path, None, &body).await;
+        assert_eq!(response.status(), 202);
+        // The work done for a known address (sealing, storing, mailing) takes well under this
+        // floor, so an unknown address must not answer sooner than it either.
+        assert!(
+            started.elapsed() >= std::time::Duration::from_millis(400),
+            "{path} answered an unknown address in {:?}",
+            started.elapsed()
+        );
+    }
+}

@@ -96,3 +96,25 @@ async fn the_edge_limit_counts_each_client_behind_a_trusted_proxy_on_its_own() {
     // The proxy's other clients are not limited by that one.
     assert_eq!(from("198.51.100.21").await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn a_path_id_that_is_no_id_is_a_problem_json_400_that_quotes_nothing() {
+    let app = TestApp::spawn().await;
+    let merchant = app.merchant().await;
+    for path in [
+        "/api/v1/customers/not-an-id-4711",
+        "/api/v1/orders/not-an-id-4711",
+        "/api/v1/products/not-an-id-4711",
+    ] {
+        let response = app.get_as(path, &merchant.owner.bearer()).await;
+        assert_eq!(response.status(), 400, "{path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        let body = response.text().await.unwrap();
+        let problem: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(problem["code"], "invalid_path");
+        assert!(!body.contains("4711"), "{body}");
+    }
+}

@@ -4,9 +4,11 @@
 pub mod client;
 pub mod json;
 pub mod metrics;
+pub mod path;
 pub mod query;
 pub mod request_id;
 
 pub use client::ClientAddr;
 pub use json::Json;
+pub use path::Path;
 pub use query::{Page, PageParams, Query};

@@ -2,10 +2,8 @@
 //! staff on their behalf (`/customers/{id}/consents`). A withdrawal takes effect at once:
 //! whatever needs the purpose checks the latest record when it runs (a receipt is not mailed).
 
-use axum::{
-    extract::{Path, State},
-    http::HeaderMap,
-};
+use axum::{extract::State, http::HeaderMap};
+use platform::http::Path;
 use platform::{
     AppState, Authorized, Error, Principal, Result,
     http::{ClientAddr, Json},

@@ -2,9 +2,10 @@
 //! change. Every response that shows a customer's data is audited as `pii.accessed`.
 
 use axum::{
-    extract::{Path, State},
+    extract::State,
     http::{HeaderMap, StatusCode},
 };
+use platform::http::Path;
 use platform::{
     AppState, Authorized, Result,
     http::{ClientAddr, Json, Page, Query},

@@ -1,11 +1,9 @@
 //! HTTP handlers of the users module: privacy purposes and policy (public), staff invitations
 //! and staff management (owner/manager).
 
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-};
+use axum::{extract::State, http::StatusCode};
 use chrono::{DateTime, TimeDelta, Utc};
+use platform::http::Path;
 use platform::{
     AppState, Authorized, Error, Result, Role,
     events::{self, AuditRecord, Resource},

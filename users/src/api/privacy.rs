@@ -3,10 +3,11 @@
 //! Filing (`POST /api/v1/privacy/requests`) lives in `auth`, which resolves a shop's slug.
 
 use axum::{
-    extract::{Path, State},
+    extract::State,
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use platform::http::Path;
 use platform::{
     AppState, Authorized, Error, Result,
     http::{Json, Page, PageParams, Query},

@@ -56,7 +56,7 @@ fn json_bytes(value: &Value) -> Result<Vec<u8>> {
 }
 
 /// One row per record, one column per key seen in any record (sorted); nested values are
-/// written as JSON text.
+/// written as JSON text. A cell a spreadsheet would take for a formula is defused.
 fn csv(section: &Section) -> Result<Vec<u8>> {
     let mut columns: Vec<&String> = section.records.iter().flat_map(Map::keys).collect();
     columns.sort();
@@ -66,12 +66,24 @@ fn csv(section: &Section) -> Result<Vec<u8>> {
     for record in &section.records {
         let row = columns.iter().map(|c| match record.get(*c) {
             None | Some(Value::Null) => String::new(),
-            Some(Value::String(s)) => s.clone(),
+            Some(Value::String(s)) => inert(s),
             Some(other) => other.to_string(),
         });
         out.write_record(row).map_err(internal)?;
     }
     out.into_inner().map_err(|e| internal(e.into_error()))
+}
+
+/// A text cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return is a formula to a
+/// spreadsheet (OWASP "CSV injection"): a customer's name such as `=HYPERLINK(...)` would run
+/// when the person opens their own export. A leading `'` keeps it text; `data.json` keeps the
+/// value as it is.
+fn inert(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
 }
 
 fn internal(err: impl Into<anyhow::Error>) -> Error {
@@ -94,6 +106,25 @@ mod tests {
     use platform::pii::{SubjectId, SubjectKind};
 
     use super::*;
+
+    #[test]
+    fn formulas_are_defused_in_csv_only() {
+        let mut section = Section::new("users.profile");
+        section
+            .push(serde_json::json!({
+                "full_name": "=HYPERLINK(\"https://evil.example\", \"x\")",
+                "phone": "+62 811", "note": "-1", "mail": "@x", "plain": "Ani", "count": -3,
+            }))
+            .unwrap();
+        let text = String::from_utf8(csv(&section).unwrap()).unwrap();
+        let row = text.lines().nth(1).unwrap();
+        assert!(row.contains("'=HYPERLINK"), "{row}");
+        for defused in ["'+62 811", "'-1", "'@x"] {
+            assert!(row.contains(defused), "{row}");
+        }
+        assert!(row.contains(",Ani,") || row.ends_with(",Ani"), "{row}");
+        assert!(row.starts_with("-3,"), "numbers are numbers: {row}");
+    }
 
     fn read(zip: &[u8], name: &str) -> String {
         let mut archive = zip::ZipArchive::new(Cursor::new(zip)).unwrap_or_else(|e| panic!("{e}"));

@@ -30,6 +30,8 @@ pub enum Template {
     ConsentConfirmation,
     /// To a customer's previous address: their address was changed.
     EmailChanged,
+    /// The restriction of the person's processing was lifted (GDPR art. 18(3)).
+    RestrictionLifted,
 }
 
 /// A link carrying a single-use token: where the token is sealed in the event, and the page of
@@ -42,7 +44,7 @@ pub struct TokenLink {
 }
 
 impl Template {
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::EmailVerification,
         Self::PasswordReset,
         Self::StaffInvitation,
@@ -57,6 +59,7 @@ impl Template {
         Self::Marketing,
         Self::ConsentConfirmation,
         Self::EmailChanged,
+        Self::RestrictionLifted,
     ];
 
     pub fn name(self) -> &'static str {
@@ -75,6 +78,7 @@ impl Template {
             Self::Marketing => "marketing",
             Self::ConsentConfirmation => "consent_confirmation",
             Self::EmailChanged => "email_changed",
+            Self::RestrictionLifted => "restriction_lifted",
         }
     }
 
@@ -117,6 +121,7 @@ impl Template {
                 | Self::ErasureScheduled
                 | Self::ErasureCompleted
                 | Self::ConsentChanged
+                | Self::RestrictionLifted
         )
     }
 }
@@ -133,6 +138,7 @@ impl Template {
                 | Self::PrivacyExportReady
                 | Self::ErasureScheduled
                 | Self::ErasureCompleted
+                | Self::RestrictionLifted
         )
     }
 
@@ -232,6 +238,7 @@ pub fn plan(event_type: &str, payload: &Value) -> Result<Option<Plan>, String> {
         "consent.changed" => subject(Template::ConsentChanged),
         "consent.confirmation_requested" => subject(Template::ConsentConfirmation),
         "customer.email_changed" => subject(Template::EmailChanged),
+        "privacy.restriction_lifted" => subject(Template::RestrictionLifted),
         "retention.deletion_scheduled" => subject(Template::AccountDeletionScheduled),
         "marketing.message" => subject(Template::Marketing),
         // `erasure_completed` has no event: the privacy flow sends it with `deliver_now`
@@ -345,6 +352,7 @@ mod tests {
             Template::PrivacyExportReady,
             Template::ErasureScheduled,
             Template::ErasureCompleted,
+            Template::RestrictionLifted,
         ] {
             assert!(!owed.needs_verified_shop(SubjectKind::Customer), "{owed:?}");
         }
@@ -365,6 +373,14 @@ mod tests {
             Template::ConsentConfirmation.token_link().unwrap().page,
             "consent/confirm"
         );
+        let lifted = plan(
+            "privacy.restriction_lifted",
+            &json!({ "subject": { "kind": "customer", "id": ID } }),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(lifted.template, Template::RestrictionLifted);
+        assert!(Template::RestrictionLifted.answers_data_rights());
     }
 
     #[test]

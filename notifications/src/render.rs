@@ -52,6 +52,8 @@ const FILES: &[(&str, &str)] = files!(
     "id/consent_confirmation.html",
     "id/email_changed.txt",
     "id/email_changed.html",
+    "id/restriction_lifted.txt",
+    "id/restriction_lifted.html",
     "en/layout.txt",
     "en/layout.html",
     "en/email_verification.txt",
@@ -82,6 +84,8 @@ const FILES: &[(&str, &str)] = files!(
     "en/consent_confirmation.html",
     "en/email_changed.txt",
     "en/email_changed.html",
+    "en/restriction_lifted.txt",
+    "en/restriction_lifted.html",
 );
 
 /// A rendered mail, ready for the envelope.

@@ -368,6 +368,25 @@ pub async fn file(state: &AppState, tx: &mut TenantTx, filing: Filing) -> Result
     get(tx, id, now).await?.ok_or(Error::NotFound)
 }
 
+/// Whether the person has had more confirmed copies of their data in the last 24 hours than
+/// `privacy.exports_per_subject_per_day`, counting the one being confirmed.
+async fn over_export_quota(
+    state: &AppState,
+    tx: &mut TenantTx,
+    subject: Subject,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let confirmed = sqlx::query_scalar!(
+        r#"select count(*) as "n!" from privacy_requests
+           where subject_id = $1 and type in ('access', 'export') and verified_at > $2"#,
+        subject.id.0,
+        now - TimeDelta::hours(24),
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(confirmed > state.config.privacy.exports_per_subject_per_day)
+}
+
 /// Confirmed filings about one person per hour, whatever the channel.
 const FILINGS_PER_SUBJECT_PER_HOUR: i64 = 5;
 
@@ -443,6 +462,10 @@ pub async fn confirm(state: &AppState, token: &str) -> Result<Request> {
     .await?;
     if reachable(&mut tx, subject).await?.is_none() {
         close(&mut tx, actor, id, Status::Rejected, "subject_gone", now).await?;
+    } else if kind.exports() && over_export_quota(state, &mut tx, subject, now).await? {
+        // Checked again when confirmed: requests filed before the quota was used up must not
+        // each build a bundle.
+        close(&mut tx, actor, id, Status::Rejected, "export_quota", now).await?;
     } else {
         fulfil(state, &mut tx, actor, (id, row.due_at), kind, subject, now).await?;
     }
@@ -735,7 +758,8 @@ async fn restrict(
     Ok(())
 }
 
-/// Lifts a restriction (the person asked, or the dispute that justified it is settled).
+/// Lifts a restriction (the person asked, or the dispute that justified it is settled). The
+/// person is told (`privacy.restriction_lifted`: GDPR art. 18(3) asks that they learn of it).
 pub async fn lift_restriction(tx: &mut TenantTx, actor: Actor, subject: Subject) -> Result<bool> {
     let lifted = match subject.kind {
         SubjectKind::Customer => sqlx::query!(
@@ -761,6 +785,14 @@ pub async fn lift_restriction(tx: &mut TenantTx, actor: Actor, subject: Subject)
         )
         .fields(&["restricted_at"]);
         events::emit_audit(tx, &record).await?;
+        let event = DomainEvent {
+            actor,
+            event_type: "privacy.restriction_lifted",
+            payload: serde_json::json!({
+                "subject": { "kind": subject.kind.as_str(), "id": subject.id },
+            }),
+        };
+        events::emit_event(tx, &event).await?;
     }
     Ok(lifted > 0)
 }

@@ -693,6 +693,16 @@ async fn a_restricted_customer_is_stored_but_not_processed_until_lifted() {
             .status(),
         204
     );
+    // The person learns that their data is processed again (GDPR art. 18(3)).
+    let told: Vec<Value> = sqlx::query_scalar(
+        "select payload from outbox where tenant_id = $1 and event_type = 'privacy.restriction_lifted'",
+    )
+    .bind(merchant.tenant)
+    .fetch_all(app.system.pool())
+    .await
+    .unwrap();
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0]["subject"], json!({"kind": "customer", "id": id}));
     app.order(&cashier, &order).await;
 }
 
@@ -737,4 +747,76 @@ async fn a_staff_members_export_holds_their_sign_ins_and_never_a_hash_or_token()
             "{name} carries a refresh token"
         );
     }
+}
+
+#[tokio::test]
+async fn requests_filed_before_the_export_quota_was_used_up_build_no_more_bundles() {
+    let app = TestApp::builder()
+        .set("WARUNG_PRIVACY__EXPORTS_PER_SUBJECT_PER_DAY", "1")
+        .start()
+        .await;
+    let merchant = app.merchant().await;
+    let email = format!("kiki.{}@example.id", uuid::Uuid::now_v7().simple());
+    let customer = app.customer(&merchant.owner, &customer_body(&email)).await;
+    let id = customer["id"].as_str().unwrap();
+    // Both filed while the quota is untouched; each waits for its confirmation.
+    let access = file_for(&app, &merchant.owner, "access", id).await;
+    let export = file_for(&app, &merchant.owner, "export", id).await;
+    let token = |request: &Value| {
+        let request = request["id"].as_str().unwrap().to_owned();
+        let app = &app;
+        async move {
+            let payload: Value = sqlx::query_scalar(
+                "select payload from outbox where event_type = 'privacy.identity_check_requested'
+                   and payload->>'request_id' = $1",
+            )
+            .bind(&request)
+            .fetch_one(app.system.pool())
+            .await
+            .unwrap();
+            let sealed =
+                platform::pii::Sealed::from_base64(payload["token_sealed"].as_str().unwrap())
+                    .unwrap();
+            let mut tx = app.tenant_tx(merchant.tenant).await;
+            let opened = app
+                .state
+                .pii
+                .open(
+                    &mut tx,
+                    platform::pii::SubjectId(id.parse().unwrap()),
+                    platform::events::sealed::PRIVACY_TOKEN,
+                    &sealed,
+                )
+                .await
+                .unwrap();
+            tx.rollback().await.unwrap();
+            opened.value().unwrap().to_owned()
+        }
+    };
+    let confirm_with = |token: String| {
+        let app = &app;
+        async move {
+            let response = app
+                .post_json(
+                    "/api/v1/privacy/requests/confirm",
+                    None,
+                    &json!({"token": token}),
+                )
+                .await;
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let first = confirm_with(token(&access).await).await;
+    assert_eq!(first["outcome"], "exported");
+    let second = confirm_with(token(&export).await).await;
+    assert_eq!(second["status"], "rejected", "{second}");
+    assert_eq!(second["outcome"], "export_quota");
+    let bundles: i64 =
+        sqlx::query_scalar("select count(*) from privacy_exports where subject_id = $1::uuid")
+            .bind(id)
+            .fetch_one(app.system.pool())
+            .await
+            .unwrap();
+    assert_eq!(bundles, 1);
 }

@@ -29,6 +29,7 @@ struct Inner {
     db: Db,
     redis: Redis,
     config: AuthConfig,
+    request_timeout_ms: u64,
 }
 
 impl Service {
@@ -40,6 +41,7 @@ impl Service {
                 db: state.db.clone(),
                 redis: state.redis.clone(),
                 config: state.config.auth.clone(),
+                request_timeout_ms: state.config.http.request_timeout_ms,
             }),
         })
     }
@@ -133,7 +135,11 @@ impl Service {
     pub fn forget_after_commit(&self, tx: &mut TenantTx, sessions: Vec<SessionId>) {
         let redis = self.inner.redis.clone();
         let tenant = tx.tenant();
-        tx.after_commit(async move { sessions::forget(&redis, tenant, &sessions).await });
+        // Longer than any request can take, plus the mark a racing request may have set.
+        let tombstone_ms = self.inner.request_timeout_ms + self.inner.config.session_cache_ms;
+        tx.after_commit(async move {
+            sessions::forget(&redis, tenant, &sessions, tombstone_ms).await;
+        });
     }
 }
 

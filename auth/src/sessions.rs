@@ -195,7 +195,14 @@ pub async fn revoke_user(
     Ok(ids.into_iter().map(SessionId).collect())
 }
 
-/// Whether a session is live: Redis first (a short-lived "live" mark), PostgreSQL on a miss.
+/// The cached mark of a live session, and of one revoked (a tombstone).
+const LIVE: &str = "1";
+const REVOKED: &str = "0";
+
+/// Whether a session is live: Redis first (a short-lived "live" mark, or a "revoked"
+/// tombstone), PostgreSQL on a miss. A request that read "live" from PostgreSQL just before a
+/// revocation committed caches it only if nothing is cached (`SET NX`): the revocation's
+/// tombstone is never overwritten, so a signed-out session is refused from the next request on.
 /// With Redis down, every check goes to PostgreSQL; with PostgreSQL down too, 503.
 pub async fn is_live(
     db: &Db,
@@ -206,12 +213,14 @@ pub async fn is_live(
 ) -> Result<bool, Dependency> {
     let key = cache_key(tenant, session);
     let mut conn = redis.conn();
-    if let Ok(Some(_)) = redis::cmd("GET")
+    match redis::cmd("GET")
         .arg(&key)
         .query_async::<Option<String>>(&mut conn)
         .await
     {
-        return Ok(true);
+        Ok(Some(mark)) if mark == LIVE => return Ok(true),
+        Ok(Some(_)) => return Ok(false),
+        _ => {}
     }
     let live = async {
         let mut tx = db.tenant(tenant).begin().await?;
@@ -227,29 +236,43 @@ pub async fn is_live(
     .await
     .map_err(|_| Dependency::Postgres)?;
     if live && cache_ms > 0 {
-        let _: Result<(), _> = redis::cmd("SET")
-            .arg(&key)
-            .arg("1")
-            .arg("PX")
-            .arg(cache_ms)
-            .query_async(&mut conn)
-            .await;
+        remember_live(redis, tenant, session, cache_ms).await;
     }
     Ok(live)
 }
 
-/// Forgets cached "live" marks; a revoked session is refused from the next request on.
-pub async fn forget(redis: &Redis, tenant: TenantId, sessions: &[SessionId]) {
+/// Caches a session read live from PostgreSQL, unless a mark is already there: it may be the
+/// tombstone of a revocation that committed after that read.
+pub async fn remember_live(redis: &Redis, tenant: TenantId, session: SessionId, cache_ms: u64) {
+    let mut conn = redis.conn();
+    let _: Result<Option<String>, _> = redis::cmd("SET")
+        .arg(cache_key(tenant, session))
+        .arg(LIVE)
+        .arg("PX")
+        .arg(cache_ms)
+        .arg("NX")
+        .query_async(&mut conn)
+        .await;
+}
+
+/// Replaces the cached marks of revoked sessions with tombstones that outlive any request
+/// still in flight (`tombstone_ms`): a revoked session is refused from the next request on,
+/// even by a request that read it live from PostgreSQL just before the revocation.
+pub async fn forget(redis: &Redis, tenant: TenantId, sessions: &[SessionId], tombstone_ms: u64) {
     if sessions.is_empty() {
         return;
     }
-    let keys: Vec<String> = sessions.iter().map(|s| cache_key(tenant, *s)).collect();
+    let mut pipe = redis::pipe();
+    for session in sessions {
+        pipe.cmd("SET")
+            .arg(cache_key(tenant, *session))
+            .arg(REVOKED)
+            .arg("PX")
+            .arg(tombstone_ms.max(1))
+            .ignore();
+    }
     let mut conn = redis.conn();
-    if let Err(err) = redis::cmd("DEL")
-        .arg(&keys)
-        .query_async::<i64>(&mut conn)
-        .await
-    {
+    if let Err(err) = pipe.query_async::<()>(&mut conn).await {
         // The mark expires on its own within auth.session_cache_ms.
         tracing::warn!(error = %err, "could not clear cached sessions");
     }

@@ -446,3 +446,36 @@ async fn a_reset_request_and_a_data_request_answer_no_sooner_for_unknown_address
         );
     }
 }
+
+#[tokio::test]
+async fn a_request_that_read_a_session_live_before_its_logout_cannot_revive_it() {
+    use base64::Engine;
+    let app = TestApp::spawn().await;
+    let merchant = app.merchant().await;
+    let access = merchant.owner.access.clone();
+    assert_eq!(me(&app, &access).await.status(), 200, "cached as live");
+    let payload = access.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    let session = platform::id::SessionId(claims["sid"].as_str().unwrap().parse().unwrap());
+    let logout = app
+        .client
+        .post(app.url("/api/v1/auth/logout"))
+        .header("authorization", format!("Bearer {access}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    // A request that read the session live from PostgreSQL just before the logout committed
+    // caches it now, after the revocation cleared the cache.
+    auth::sessions::remember_live(&app.state.redis, merchant.tenant, session, 10_000).await;
+    assert_eq!(
+        me(&app, &access).await.status(),
+        401,
+        "revived by a late cache write"
+    );
+}

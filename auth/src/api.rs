@@ -392,9 +392,10 @@ async fn refresh(
             user,
             token,
         } => {
+            let open = tenants::is_active(&mut tx).await?;
             let Some(account) = staff::get(&mut tx, user)
                 .await?
-                .filter(|u| u.status == Status::Active)
+                .filter(|u| u.status == Status::Active && open)
             else {
                 tx.rollback().await?;
                 return Err(Error::Unauthorized);

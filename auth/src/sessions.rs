@@ -230,8 +230,10 @@ pub async fn is_live(
         )
         .fetch_one(&mut *tx)
         .await?;
+        // A suspended or closed shop's sessions end with it.
+        let open = tenants::is_active(&mut tx).await?;
         tx.rollback().await?;
-        Ok::<bool, sqlx::Error>(live)
+        Ok::<bool, platform::Error>(live && open)
     }
     .await
     .map_err(|_| Dependency::Postgres)?;

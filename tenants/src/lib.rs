@@ -112,6 +112,17 @@ pub async fn by_slug(db: &Db, slug: &str) -> Result<Option<(TenantId, bool)>> {
 }
 
 /// The transaction's own tenant.
+/// Whether the transaction's shop is open for business (not suspended, not closed): signed-in
+/// work stops with it, existing sessions and refresh tokens included.
+pub async fn is_active(tx: &mut TenantTx) -> Result<bool> {
+    Ok(sqlx::query_scalar!(
+        r#"select exists (select 1 from tenants where id = $1 and status = 'active') as "active!""#,
+        tx.tenant().0
+    )
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
 pub async fn current(tx: &mut TenantTx) -> Result<Tenant> {
     let id = tx.tenant();
     sqlx::query_as!(

@@ -479,3 +479,30 @@ async fn a_request_that_read_a_session_live_before_its_logout_cannot_revive_it()
         "revived by a late cache write"
     );
 }
+
+#[tokio::test]
+async fn a_suspended_shop_is_signed_out_everywhere_until_it_is_active_again() {
+    let app = TestApp::spawn().await;
+    let merchant = app.merchant().await;
+    let owner = &merchant.owner;
+    let set_status = |status: &'static str| {
+        sqlx::query("update tenants set status = $2, updated_at = now() where id = $1")
+            .bind(merchant.tenant)
+            .bind(status)
+            .execute(app.system.pool())
+    };
+    set_status("suspended").await.unwrap();
+    assert_eq!(me(&app, &owner.access).await.status(), 401);
+    assert_eq!(refresh(&app, &owner.refresh).await.status(), 401);
+    let login = app
+        .post_json(
+            "/api/v1/auth/login",
+            None,
+            &json!({"tenant": merchant.slug, "email": owner.email, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(login.status(), 401);
+    // Suspension ends nothing for good: once active, the same session works again.
+    set_status("active").await.unwrap();
+    assert_eq!(me(&app, &owner.access).await.status(), 200);
+}

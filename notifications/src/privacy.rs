@@ -100,9 +100,15 @@ impl SubjectDataProvider for Provider {
                 // No address, or refused for good: the erasure must not wait forever.
                 "cancelled" => Farewell::Undeliverable(reason),
                 "dead" => Farewell::Undeliverable(format!("refused: {reason}")),
-                // Not sendable now (SMTP or Vault down): the erasure waits, but not past a day
-                // before the request is due. The law's clock outranks the courtesy.
-                _ if state.clock.now() >= erasure.due_at - chrono::TimeDelta::hours(24) => {
+                // Not sendable now (SMTP or Vault down): the erasure waits, but not past
+                // `privacy.farewell_deadline_margin_hours` before the request is due. The law's
+                // clock outranks the courtesy.
+                _ if state.clock.now()
+                    >= erasure.due_at
+                        - chrono::TimeDelta::hours(
+                            state.config.privacy.farewell_deadline_margin_hours,
+                        ) =>
+                {
                     if let Err(err) =
                         repo::cancel_one(system, erasure.tenant, id, "gave_up_before_due").await
                     {

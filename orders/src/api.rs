@@ -97,7 +97,7 @@ fn sale_error(err: SaleError) -> Error {
         (status = 400, description = "`idempotency_key_required`", body = platform::error::Problem),
         (status = 401, body = platform::error::Problem),
         (status = 403, body = platform::error::Problem),
-        (status = 409, description = "`insufficient_stock`; `subject_restricted`: the customer restricted processing of their data; `email_taken`: a guest's email belongs to a customer (find them with `GET /api/v1/customers?email=` and send `customer_id`)", body = platform::error::Problem),
+        (status = 409, description = "`insufficient_stock`; `subject_restricted`: the customer restricted processing of their data; `customer_erasing`: the customer's erasure waits or runs; `email_taken`: a guest's email belongs to a customer (find them with `GET /api/v1/customers?email=` and send `customer_id`)", body = platform::error::Problem),
         (status = 422, description = "Invalid lines or customer, or `idempotency_key_reused`", body = platform::error::Problem),
     ))]
 async fn create_order(

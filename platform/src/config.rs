@@ -257,6 +257,9 @@ pub struct PrivacyConfig {
     pub export_ttl_hours: u64,
     /// Access and export requests one person may file per 24 hours (each builds a bundle).
     pub exports_per_subject_per_day: i64,
+    /// An erasure waits for its farewell mail (SMTP or Vault down) until this many hours before
+    /// the request is due, then goes ahead without it.
+    pub farewell_deadline_margin_hours: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -437,6 +440,7 @@ fn defaults() -> serde_json::Value {
             "verification_ttl_hours": 48,
             "export_ttl_hours": 168,
             "exports_per_subject_per_day": 3,
+            "farewell_deadline_margin_hours": 24,
         },
         "rate_limit": {
             "per_ip_per_second": 20,

@@ -238,6 +238,12 @@ pub async fn use_for_order(tx: &mut TenantTx, actor: Actor, id: CustomerId) -> R
     )
     .fetch_all(&mut **tx)
     .await?;
+    if pending
+        .iter()
+        .any(|r| r.status == "erasing" || r.channel != "retention")
+    {
+        return Err(erasing_conflict());
+    }
     check_orderable(tx, id).await?;
     sqlx::query!(
         "update customers set last_active_at = now() where id = $1",
@@ -399,7 +405,7 @@ pub async fn profile(
     let rows = sqlx::query_as!(
         Row,
         "select id, full_name, email, phone, address, locale, guest, created_at
-         from customers where id = $1",
+         from customers where id = $1 and erased_at is null",
         id.0
     )
     .fetch_all(&mut **tx)
@@ -436,6 +442,7 @@ pub async fn find(
          where ($1::bytea is null or email_index = $1)
            and ($2::bytea is null or phone_index = $2)
            and ($3::uuid is null or id > $3)
+           and erased_at is null
          order by id limit $4",
         email_index,
         phone_index,
@@ -484,10 +491,7 @@ pub async fn update(
     .await?
     .ok_or(Error::NotFound)?;
     if current.erased_at.is_some() || !erasing.is_empty() {
-        return Err(Error::conflict(
-            "customer_erasing",
-            "This customer's data is being erased or has been erased: it can no longer be changed.",
-        ));
+        return Err(erasing_conflict());
     }
     let subject = subject(id);
     let full_name =
@@ -540,6 +544,27 @@ pub async fn update(
         email_changed(tx, actor, id, previous).await?;
     }
     Ok(())
+}
+
+/// Whether the customer's confirmed erasure waits or runs: their data is then neither shown
+/// nor changed, and nothing is sent to them but what answers their rights. (An erasure the
+/// retention job scheduled for an inactive guest is not one: their return cancels it.)
+pub async fn erasing(tx: &mut TenantTx, id: CustomerId) -> Result<bool> {
+    Ok(sqlx::query_scalar!(
+        r#"select exists (select 1 from privacy_requests where subject_id = $1 and type = 'erasure'
+                           and (status = 'erasing' or (status = 'scheduled' and channel <> 'retention')))
+           as "erasing!""#,
+        id.0
+    )
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+pub fn erasing_conflict() -> Error {
+    Error::conflict(
+        "customer_erasing",
+        "This customer's data is being erased or has been erased: it can no longer be shown or changed.",
+    )
 }
 
 /// Keeps the address a customer had (its ciphertext, never opened) for 30 days, and tells that

@@ -121,6 +121,7 @@ async fn find_customers(
         (status = 401, body = platform::error::Problem),
         (status = 403, body = platform::error::Problem),
         (status = 404, body = platform::error::Problem),
+        (status = 409, description = "`customer_erasing`: the customer's erasure is under way", body = platform::error::Problem),
     ))]
 async fn get_customer(
     caller: Authorized<ReadCustomers>,
@@ -128,6 +129,9 @@ async fn get_customer(
     Path(id): Path<CustomerId>,
 ) -> Result<Json<Customer>> {
     let mut tx = state.db.tenant(caller.tenant).begin().await?;
+    if customers::erasing(&mut tx, id).await? {
+        return Err(customers::erasing_conflict());
+    }
     let customer =
         customers::profile(&state.pii, &mut tx, caller.actor(), "customer_service", id).await?;
     tx.commit().await?;

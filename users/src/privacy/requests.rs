@@ -799,9 +799,15 @@ pub async fn lift_restriction(tx: &mut TenantTx, actor: Actor, subject: Subject)
 
 /// Whether processing beyond storage is refused for this person.
 pub async fn restricted(tx: &mut TenantTx, subject: SubjectId) -> Result<bool> {
+    // A confirmed erasure restricts too: while it waits out the grace period or runs, the
+    // person's data is not processed (no order, no mail but what answers their rights). An
+    // erasure the retention job scheduled for an inactive guest does not: their coming back
+    // cancels it.
     Ok(sqlx::query_scalar!(
         r#"select exists (select 1 from customers where id = $1 and restricted_at is not null)
               or exists (select 1 from staff_users where id = $1 and restricted_at is not null)
+              or exists (select 1 from privacy_requests where subject_id = $1 and type = 'erasure'
+                          and (status = 'erasing' or (status = 'scheduled' and channel <> 'retention')))
            as "restricted!""#,
         subject.0
     )

@@ -210,6 +210,7 @@ pub fn build(state: AppState, modules: &[Module]) -> Router {
         .layer(middleware::from_fn(trace))
         .layer(middleware::from_fn(request_id::middleware))
         .layer(Extension(required))
+        .layer(Extension(Arc::new(health::ReadinessCache::default())))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(crate::edge::per_ip_limit(&state.config.rate_limit))
         // Before every per-client limit: who the client is, behind trusted proxies too.
@@ -448,7 +449,9 @@ async fn live() -> impl IntoResponse {
     axum::Json(serde_json::json!({ "status": "up" }))
 }
 
-/// Readiness: every dependency with its status; 503 when one that this process's modules need is down.
+/// Readiness: 503 when a dependency this process's modules need is down. Callers in
+/// `health.internal_networks` also see every dependency with its status and why it is down;
+/// one check answers all calls for `health.cache_ms`.
 #[utoipa::path(get, path = "/health/ready", tag = "operations",
     responses(
         (status = 200, description = "Ready to serve", body = Readiness),
@@ -457,22 +460,49 @@ async fn live() -> impl IntoResponse {
 async fn ready(
     State(state): State<AppState>,
     Extension(required): Extension<Required>,
+    Extension(cache): Extension<Arc<health::ReadinessCache>>,
+    client: Option<platform::http::ClientAddr>,
 ) -> Response {
-    let readiness = health::check(&state, &required.0).await;
+    let readiness = cache.check(&state, &required.0).await;
     let status = if readiness.is_ready() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, axum::Json(readiness)).into_response()
+    let internal = client.is_some_and(|c| c.within(&state.config.health.internal_networks));
+    let body = if internal {
+        readiness
+    } else {
+        readiness.summary()
+    };
+    (status, axum::Json(body)).into_response()
 }
 
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+async fn metrics(State(state): State<AppState>) -> Response {
+    if state.config.http.metrics_bind.is_some() {
+        // Served on the internal listener only (`http.metrics_bind`).
+        return Error::NotFound.into_response();
+    }
+    metrics_text(&state).into_response()
+}
+
+fn metrics_text(state: &AppState) -> impl IntoResponse + use<> {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
     )
+}
+
+/// The internal listener's application (`http.metrics_bind`): `/metrics` and nothing else.
+pub fn metrics_only(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(|State(state): State<AppState>| async move { metrics_text(&state) }),
+        )
+        .fallback(|| async { Error::NotFound })
+        .with_state(state)
 }

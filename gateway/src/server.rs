@@ -13,6 +13,8 @@ use crate::app;
 #[derive(Debug)]
 pub struct Server {
     pub addr: SocketAddr,
+    /// The internal metrics listener's address, when `http.metrics_bind` is set.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
     grace: Duration,
@@ -51,6 +53,24 @@ pub async fn start(
     let grace = Duration::from_millis(state.config.http.shutdown_grace_ms);
     let mut tasks = JoinSet::new();
 
+    let metrics_addr = match state.config.http.metrics_bind {
+        Some(bind) => {
+            let listener = TcpListener::bind(bind).await?;
+            let addr = listener.local_addr()?;
+            let app = app::metrics_only(state.clone());
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                let serve = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { stop.cancelled().await });
+                if let Err(err) = serve.await {
+                    tracing::error!(error = %err, "metrics listener failed");
+                }
+            });
+            tracing::info!(%addr, "serving metrics on the internal listener");
+            Some(addr)
+        }
+        None => None,
+    };
     let app = app::build(state.clone(), modules);
     let stop = shutdown.clone();
     tasks.spawn(async move {
@@ -90,6 +110,7 @@ pub async fn start(
     tracing::info!(%addr, modules = ?names, "serving");
     Ok(Server {
         addr,
+        metrics_addr,
         shutdown,
         tasks,
         grace,

@@ -71,6 +71,10 @@ pub struct HttpConfig {
     pub trusted_proxies: Vec<crate::http::client::ProxyRange>,
     /// The header the trusted proxies write: `x-forwarded-for` or `forwarded` (RFC 7239).
     pub client_address_header: crate::http::client::ForwardedHeader,
+    /// When set, `/metrics` is served only on this address (an internal listener), and the
+    /// public one answers 404 for it.
+    #[serde(default)]
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -171,6 +175,12 @@ pub struct TelemetryConfig {
 pub struct HealthConfig {
     /// Each dependency check in `/health/ready` gives up after this long, in milliseconds.
     pub check_timeout_ms: u64,
+    /// One check answers every `/health/ready` call for this long: a flood of anonymous calls
+    /// does not become a flood of SMTP connections and broker metadata fetches.
+    pub cache_ms: u64,
+    /// Callers (client addresses, CIDRs) that see which dependency is down and why; everyone
+    /// else gets the status alone.
+    pub internal_networks: Vec<crate::http::client::ProxyRange>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -391,7 +401,11 @@ fn defaults() -> serde_json::Value {
             "timeout_ms": 10_000,
         },
         "telemetry": { "format": "pretty", "default_filter": "info" },
-        "health": { "check_timeout_ms": 2_000 },
+        "health": {
+            "check_timeout_ms": 2_000,
+            "cache_ms": 2_000,
+            "internal_networks": ["127.0.0.0/8", "::1"],
+        },
         "pii": {
             "provider": "vault",
             "cache_ttl_secs": 60,

@@ -78,12 +78,44 @@ pub struct DependencyReport {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Readiness {
     pub status: Status,
+    /// Each dependency, for internal callers only (`health.internal_networks`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dependencies: Vec<DependencyReport>,
 }
 
 impl Readiness {
     pub fn is_ready(&self) -> bool {
         self.status == Status::Up
+    }
+
+    /// The answer for a caller outside the internal networks: the status alone.
+    pub fn summary(&self) -> Self {
+        Self {
+            status: self.status,
+            dependencies: Vec::new(),
+        }
+    }
+}
+
+/// The last readiness check and when it ran. Calls within `health.cache_ms` share it; a call
+/// after that runs one check while the others wait for it (one check in flight per process).
+#[derive(Debug, Default)]
+pub struct ReadinessCache {
+    last: tokio::sync::Mutex<Option<(Instant, Readiness)>>,
+}
+
+impl ReadinessCache {
+    pub async fn check(&self, state: &AppState, required: &[Dependency]) -> Readiness {
+        let fresh = Duration::from_millis(state.config.health.cache_ms);
+        let mut last = self.last.lock().await;
+        if let Some((at, readiness)) = last.as_ref()
+            && at.elapsed() < fresh
+        {
+            return readiness.clone();
+        }
+        let readiness = check(state, required).await;
+        *last = Some((Instant::now(), readiness.clone()));
+        readiness
     }
 }
 

@@ -99,6 +99,9 @@ pub fn config_with(overrides: &[(&str, String)]) -> Config {
     vars.insert("WARUNG_OUTBOX__RELAY".into(), "false".into());
     // Jobs run when a test runs them (`TestApp::run_job`), not on a clock.
     vars.insert("WARUNG_JOBS__SCHEDULER".into(), "false".into());
+    // Readiness is checked afresh on each call: tests cut a dependency and look at once. The
+    // cache has a test of its own.
+    vars.insert("WARUNG_HEALTH__CACHE_MS".into(), "0".into());
     // Every test talks from 127.0.0.1 at once: per-address limits would trip across tests. A
     // test of a limit sets it low and calls from an address of its own (`client_from`).
     for (key, value) in [
@@ -270,6 +273,12 @@ impl TestApp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap()
+    }
+
+    /// The internal metrics listener's `/metrics`, when `http.metrics_bind` is set.
+    pub fn metrics_url(&self) -> Option<String> {
+        let addr = self.server.as_ref()?.metrics_addr?;
+        Some(format!("http://{addr}/metrics"))
     }
 
     pub fn url(&self, path: &str) -> String {

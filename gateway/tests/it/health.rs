@@ -118,3 +118,49 @@ async fn metrics_expose_red_metrics_by_route_template() {
         "raw paths must not become labels"
     );
 }
+
+#[tokio::test]
+async fn readiness_is_checked_once_per_period_and_details_are_for_internal_callers() {
+    let proxy = FaultProxy::start(url_addr("WARUNG_REDIS__URL")).await;
+    let cached = TestApp::builder()
+        .set("WARUNG_REDIS__URL", format!("redis://{}", proxy.addr))
+        .set("WARUNG_REDIS__TIMEOUT_MS", "300")
+        .set("WARUNG_HEALTH__CACHE_MS", "60000")
+        .start()
+        .await;
+    let body: Value = cached.get("/health/ready").await.json().await.unwrap();
+    assert_eq!(dependency(&body, "redis")["status"], "up", "{body}");
+    proxy.cut();
+    // Within the period the answer is the last check's: no new connection per call.
+    assert_eq!(cached.get("/health/ready").await.status(), 200);
+    let fresh = TestApp::builder()
+        .set("WARUNG_REDIS__URL", format!("redis://{}", proxy.addr))
+        .set("WARUNG_REDIS__TIMEOUT_MS", "300")
+        .start()
+        .await;
+    assert_eq!(fresh.get("/health/ready").await.status(), 503);
+    proxy.restore();
+
+    // A caller outside `health.internal_networks` learns the status, not what is down or why.
+    let public = TestApp::builder()
+        .set("WARUNG_HEALTH__INTERNAL_NETWORKS", r#"["10.0.0.0/8"]"#)
+        .start()
+        .await;
+    let response = public.get("/health/ready").await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({"status": "up"}));
+}
+
+#[tokio::test]
+async fn metrics_can_be_served_on_an_internal_listener_only() {
+    let app = TestApp::builder()
+        .set("WARUNG_HTTP__METRICS_BIND", "127.0.0.1:0")
+        .start()
+        .await;
+    assert_eq!(app.get("/metrics").await.status(), 404);
+    let internal = app.metrics_url().expect("an internal listener");
+    let response = reqwest::get(&internal).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().contains("# TYPE"));
+}

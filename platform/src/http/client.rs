@@ -42,6 +42,22 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
+impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Self>().copied())
+    }
+}
+
+impl ClientAddr {
+    /// Whether the address is in one of `ranges`.
+    pub fn within(self, ranges: &[ProxyRange]) -> bool {
+        let addr = canonical(self.0);
+        ranges.iter().any(|range| range.0.contains(&addr))
+    }
+}
+
 fn unknown() -> Error {
     Error::bad_request("no_client_address", "The client address is unknown.")
 }

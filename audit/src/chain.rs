@@ -8,6 +8,50 @@ use sha2::{Digest, Sha256};
 
 pub const GENESIS: [u8; 32] = [0; 32];
 
+/// The columns stored (and shown by the audit view) beside each record, all derived from its
+/// envelope, which alone is hashed. The sink writes them from here; verification derives them
+/// again and reports a record whose columns say something its hashed envelope does not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Columns {
+    pub event_type: String,
+    pub actor: Value,
+    pub actor_id: Option<String>,
+    pub resource_kind: Option<String>,
+    pub resource_id: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl Columns {
+    pub fn of(envelope: &Value) -> Self {
+        let text = |path: &[&str]| {
+            path.iter()
+                .try_fold(envelope, |v, key| v.get(*key))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        Self {
+            event_type: text(&["type"]).unwrap_or_default(),
+            actor: envelope.get("actor").cloned().unwrap_or(Value::Null),
+            actor_id: text(&["actor", "id"]).or_else(|| text(&["actor", "name"])),
+            resource_kind: text(&["payload", "resource", "kind"]),
+            resource_id: text(&["payload", "resource", "id"]),
+            request_id: text(&["request_id"]),
+        }
+    }
+}
+
+/// The `occurred_at` the envelope states, at the database's precision (microseconds).
+pub fn occurred_at(envelope: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::SubsecRound;
+    let text = envelope.get("occurred_at")?.as_str()?;
+    Some(
+        chrono::DateTime::parse_from_rfc3339(text)
+            .ok()?
+            .to_utc()
+            .trunc_subsecs(6),
+    )
+}
+
 pub fn link(prev_hash: &[u8], chain_seq: i64, envelope: &Value) -> Vec<u8> {
     let mut hasher = Sha256::new();
     hasher.update(prev_hash);

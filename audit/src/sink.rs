@@ -273,24 +273,16 @@ struct Rows {
 
 impl Rows {
     fn push(&mut self, record: &Record<'_>, seq: i64, prev_hash: Vec<u8>, hash: Vec<u8>) {
-        let text = |path: &[&str]| {
-            path.iter()
-                .try_fold(&record.envelope, |v, key| v.get(*key))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        };
+        let columns = chain::Columns::of(&record.envelope);
         self.event_id.push(record.event_id);
         self.seq.push(seq);
         self.occurred_at.push(record.occurred_at);
-        self.event_type.push(text(&["type"]).unwrap_or_default());
-        self.actor
-            .push(record.envelope.get("actor").cloned().unwrap_or(Value::Null));
-        self.actor_id
-            .push(text(&["actor", "id"]).or_else(|| text(&["actor", "name"])));
-        self.resource_kind
-            .push(text(&["payload", "resource", "kind"]));
-        self.resource_id.push(text(&["payload", "resource", "id"]));
-        self.request_id.push(text(&["request_id"]));
+        self.event_type.push(columns.event_type);
+        self.actor.push(columns.actor);
+        self.actor_id.push(columns.actor_id);
+        self.resource_kind.push(columns.resource_kind);
+        self.resource_id.push(columns.resource_id);
+        self.request_id.push(columns.request_id);
         self.envelope.push(record.envelope.clone());
         self.prev_hash.push(prev_hash);
         self.hash.push(hash);

@@ -63,7 +63,9 @@ async fn verify_once(
     tolerate_race: bool,
 ) -> Result<Option<ChainReport>, sqlx::Error> {
     let rows = sqlx::query!(
-        "select chain_seq, event_id, envelope, prev_hash, hash from audit_events
+        "select chain_seq, event_id, envelope, prev_hash, hash, event_type, actor, actor_id,
+                resource_kind, resource_id, request_id, occurred_at
+         from audit_events
          where tenant_id = $1 order by chain_seq",
         tenant.0
     )
@@ -95,6 +97,19 @@ async fn verify_once(
     let mut first_break = None;
     for row in &rows {
         skip_retired(&mut expected, &mut prev);
+        // What the view shows beside the record must be what the record, hashed, says.
+        let stored = chain::Columns {
+            event_type: row.event_type.clone(),
+            actor: row.actor.clone(),
+            actor_id: row.actor_id.clone(),
+            resource_kind: row.resource_kind.clone(),
+            resource_id: row.resource_id.clone(),
+            request_id: row.request_id.clone(),
+        };
+        let event_id = row.event_id.to_string();
+        let consistent = chain::Columns::of(&row.envelope) == stored
+            && chain::occurred_at(&row.envelope) == Some(row.occurred_at)
+            && row.envelope.get("event_id").and_then(|v| v.as_str()) == Some(event_id.as_str());
         first_break = if row.chain_seq != expected {
             broken(expected, None, "record missing")
         } else if row.prev_hash != prev {
@@ -108,6 +123,12 @@ async fn verify_once(
                 row.chain_seq,
                 Some(row.event_id),
                 "record changed after it was stored",
+            )
+        } else if !consistent {
+            broken(
+                row.chain_seq,
+                Some(row.event_id),
+                "a column differs from the hashed record",
             )
         } else {
             None

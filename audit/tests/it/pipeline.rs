@@ -362,3 +362,33 @@ async fn pipeline_a_locked_chain_head_delays_a_record_and_never_dead_letters_it(
             .intact()
     );
 }
+
+#[tokio::test]
+async fn pipeline_verify_notices_a_column_the_view_shows_that_the_hash_does_not_cover() {
+    let app = pipeline_app().await;
+    let t = app.tenant().await;
+    let id = uuid::Uuid::now_v7();
+    produce(&app, &t.id.to_string(), &envelope(t.id, id)).await;
+    chain_length(&app, t.id, 2).await;
+    assert!(
+        audit::verify::tenant(&app.system, t.id)
+            .await
+            .unwrap()
+            .intact()
+    );
+    // The envelope (hashed) is left alone; the column the audit view shows is rewritten.
+    let edited = tamper(
+        &app,
+        "update audit_events set event_type = 'thing.harmless' where tenant_id = $1 and event_id = $2",
+        t.id,
+        Some(id),
+    )
+    .await;
+    assert_eq!(edited, 1);
+    let report = audit::verify::tenant(&app.system, t.id).await.unwrap();
+    let link = report
+        .first_break
+        .expect("the edited column went unnoticed");
+    assert_eq!(link.event_id, Some(id));
+    assert_eq!(link.reason, "a column differs from the hashed record");
+}

@@ -26,6 +26,11 @@ async fn the_app_roles_cannot_rewrite_the_audit_store() {
         "truncate audit_events",
         "delete from audit_events_default",
         "update audit_chain_heads set chain_seq = 0",
+        // Records reach the store only through the sink: the request path cannot forge one.
+        "insert into audit_events (tenant_id, event_id, chain_seq, occurred_at, event_type, actor,
+             envelope, prev_hash, hash)
+         select warung_current_tenant(), gen_random_uuid(), 999999, now(), 'forged', '{}', '{}',
+             '\\x00', '\\x00'",
     ] {
         let mut tx = app.tenant_tx(t.id).await;
         refused(&mut *tx, "app role", sql).await;

@@ -114,14 +114,24 @@ impl TestApp {
     /// must before it writes to any customer.
     pub async fn verified_merchant(&self) -> Merchant {
         let merchant = self.merchant().await;
-        let token = self
-            .mailed_token(
-                merchant.tenant,
-                merchant.owner.id,
-                "staff.email_verification_requested",
-                platform::events::sealed::EMAIL_VERIFICATION_TOKEN,
-            )
-            .await;
+        self.verify_owner(&merchant).await;
+        merchant
+    }
+
+    /// The token of the owner's email-verification mail.
+    pub async fn owner_verification_token(&self, merchant: &Merchant) -> String {
+        self.mailed_token(
+            merchant.tenant,
+            merchant.owner.id,
+            "staff.email_verification_requested",
+            platform::events::sealed::EMAIL_VERIFICATION_TOKEN,
+        )
+        .await
+    }
+
+    /// The owner verifies their address through the mailed link.
+    pub async fn verify_owner(&self, merchant: &Merchant) {
+        let token = self.owner_verification_token(merchant).await;
         let verified = self
             .post_json(
                 "/api/v1/auth/verify-email",
@@ -130,7 +140,6 @@ impl TestApp {
             )
             .await;
         assert_eq!(verified.status(), 204);
-        merchant
     }
 
     /// Signs in; panics unless it succeeds.

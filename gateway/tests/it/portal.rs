@@ -75,14 +75,7 @@ async fn a_merchant_signs_up_through_the_portal_in_a_browser() {
 async fn mailed_links_open_portal_pages_that_verify_and_reset() {
     let app = TestApp::spawn().await;
     let merchant = app.merchant().await;
-    let verify = app
-        .mailed_token(
-            merchant.tenant,
-            merchant.owner.id,
-            "staff.email_verification_requested",
-            platform::events::sealed::EMAIL_VERIFICATION_TOKEN,
-        )
-        .await;
+    let verify = app.owner_verification_token(&merchant).await;
     let response = app
         .post_json(
             "/api/v1/auth/password-reset/request",

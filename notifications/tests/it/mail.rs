@@ -1079,22 +1079,7 @@ async fn mail_a_shop_whose_owner_never_verified_writes_to_no_customer_until_they
     assert!(mails_to(&email).is_empty());
 
     // The owner proves their address: the held receipt goes.
-    let token = app
-        .mailed_token(
-            merchant.tenant,
-            merchant.owner.id,
-            "staff.email_verification_requested",
-            platform::events::sealed::EMAIL_VERIFICATION_TOKEN,
-        )
-        .await;
-    let verified = app
-        .post_json(
-            "/api/v1/auth/verify-email",
-            None,
-            &json!({ "token": token }),
-        )
-        .await;
-    assert_eq!(verified.status(), 204);
+    app.verify_owner(&merchant).await;
     let receipt = wait_for_mail(&email, 1, WITHIN).await;
     assert!(
         receipt[0].subject.contains("receipt #"),

@@ -10,14 +10,17 @@ use testkit::TestApp;
 
 use crate::pipeline::{envelope_at, pipeline_app, produce};
 
-/// A month in the 20th century that has no partition yet.
+/// A month in the 20th century that has no partition yet and was never retired.
 async fn unpartitioned_month(app: &TestApp) -> NaiveDate {
     loop {
         let n = uuid::Uuid::now_v7().as_u128();
         let month =
             NaiveDate::from_ymd_opt(1901 + (n % 97) as i32, 1 + ((n >> 8) % 12) as u32, 1).unwrap();
+        // Neither partitioned now nor retired by an earlier run (the database outlives runs;
+        // a retired month's digest would make the partition look tampered with).
         let taken: bool = sqlx::query_scalar(
-            "select exists (select from audit_partitions() where range_from = $1::date::timestamp at time zone 'UTC')",
+            "select exists (select from audit_partitions() where range_from = $1::date::timestamp at time zone 'UTC')
+                 or exists (select from audit_retired_partitions where range_from = $1::date::timestamp at time zone 'UTC')",
         )
         .bind(month)
         .fetch_one(app.system.pool())

@@ -180,7 +180,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// The complete application for `modules`, ready to serve with `state`.
-pub fn build(state: AppState, modules: &[Module]) -> Router {
+pub fn build(state: AppState, modules: &[Module]) -> anyhow::Result<Router> {
+    let per_ip = crate::edge::per_ip_limit(&state.config.rate_limit).ok_or_else(|| {
+        anyhow::anyhow!("rate_limit.per_ip_per_second and per_ip_burst must be > 0")
+    })?;
     let (router, spec) = routes(modules).split_for_parts();
     let spec = axum::body::Bytes::from(spec.to_pretty_json().unwrap_or_default());
     let required = Required(modules::required_dependencies(modules));
@@ -188,7 +191,7 @@ pub fn build(state: AppState, modules: &[Module]) -> Router {
     let body_limit = state.config.http.body_limit_bytes;
     let cors = cors(&state.config.http.cors_allowed_origins);
 
-    router
+    Ok(router
         .route(
             "/api/openapi.json",
             axum::routing::get(move || async move {
@@ -212,7 +215,7 @@ pub fn build(state: AppState, modules: &[Module]) -> Router {
         .layer(Extension(required))
         .layer(Extension(Arc::new(health::ReadinessCache::default())))
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(crate::edge::per_ip_limit(&state.config.rate_limit))
+        .layer(per_ip)
         // Before every per-client limit: who the client is, behind trusted proxies too.
         .layer(middleware::from_fn_with_state(
             Arc::new(TrustedProxies::new(
@@ -250,7 +253,7 @@ pub fn build(state: AppState, modules: &[Module]) -> Router {
             header::AUTHORIZATION,
             header::COOKIE,
         ]))
-        .with_state(state)
+        .with_state(state))
 }
 
 #[derive(Debug, Clone)]

@@ -32,20 +32,16 @@ impl KeyExtractor for ClientKey {
     }
 }
 
+/// The per-address limiter; `None` for a zero rate or burst (which config validation refuses).
 pub fn per_ip_limit(
     config: &RateLimitConfig,
-) -> GovernorLayer<ClientKey, governor::middleware::NoOpMiddleware, Body> {
+) -> Option<GovernorLayer<ClientKey, governor::middleware::NoOpMiddleware, Body>> {
     let period = Duration::from_nanos(1_000_000_000 / config.per_ip_per_second.max(1));
-    #[allow(
-        clippy::expect_used,
-        reason = "the period is at least 1 ns and the burst at least 1, so the builder succeeds"
-    )]
     let governor = GovernorConfigBuilder::default()
         .key_extractor(ClientKey)
-        .period(period.max(Duration::from_nanos(1)))
-        .burst_size(config.per_ip_burst.max(1))
-        .finish()
-        .expect("a valid governor configuration");
+        .period(period)
+        .burst_size(config.per_ip_burst)
+        .finish()?;
     let limiter = Arc::downgrade(governor.limiter());
     every_minute_while(move || {
         let Some(limiter) = limiter.upgrade() else {
@@ -55,19 +51,21 @@ pub fn per_ip_limit(
         limiter.shrink_to_fit();
         true
     });
-    GovernorLayer::new(Arc::new(governor)).error_handler(|err| match err {
-        GovernorError::TooManyRequests { wait_time, .. } => Error::TooManyRequests {
-            retry_after: Duration::from_secs(wait_time),
+    Some(GovernorLayer::new(Arc::new(governor)).error_handler(|err| {
+        match err {
+            GovernorError::TooManyRequests { wait_time, .. } => Error::TooManyRequests {
+                retry_after: Duration::from_secs(wait_time),
+            }
+            .into_response(),
+            GovernorError::UnableToExtractKey => {
+                Error::bad_request("no_client_address", "The client address is unknown.")
+                    .into_response()
+            }
+            GovernorError::Other { .. } => {
+                Error::Internal(anyhow::anyhow!("rate limiter failed")).into_response()
+            }
         }
-        .into_response(),
-        GovernorError::UnableToExtractKey => {
-            Error::bad_request("no_client_address", "The client address is unknown.")
-                .into_response()
-        }
-        GovernorError::Other { .. } => {
-            Error::Internal(anyhow::anyhow!("rate limiter failed")).into_response()
-        }
-    })
+    }))
 }
 
 /// The per-address limiter keeps a state per client address it has seen. Once a minute, drop

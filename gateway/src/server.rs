@@ -71,7 +71,7 @@ pub async fn start(
         }
         None => None,
     };
-    let app = app::build(state.clone(), modules);
+    let app = app::build(state.clone(), modules)?;
     let stop = shutdown.clone();
     tasks.spawn(async move {
         let serve = axum::serve(

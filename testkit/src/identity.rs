@@ -226,14 +226,28 @@ impl TestApp {
         subject: uuid::Uuid,
         event_type: &str,
     ) -> String {
+        self.request_token(tenant, subject, event_type, None).await
+    }
+
+    /// Like [`TestApp::subject_token`], from the event of one data-subject request when
+    /// `request` is given (a person may have several waiting).
+    pub async fn request_token(
+        &self,
+        tenant: TenantId,
+        subject: uuid::Uuid,
+        event_type: &str,
+        request: Option<&str>,
+    ) -> String {
         let payload: Value = sqlx::query_scalar(
             "select payload from outbox where tenant_id = $1 and event_type = $2
                and payload->'subject'->>'id' = $3
+               and ($4::text is null or payload->>'request_id' = $4)
              order by seq desc limit 1",
         )
         .bind(tenant)
         .bind(event_type)
         .bind(subject.to_string())
+        .bind(request)
         .fetch_one(self.system.pool())
         .await
         .unwrap_or_else(|e| panic!("no {event_type} event about {subject}: {e}"));

@@ -44,17 +44,21 @@ async fn the_app_roles_cannot_rewrite_the_audit_store() {
     }
 }
 
+/// `GET /api/v1/audit/verify` as the shop's owner.
+async fn owners_verification(app: &TestApp, merchant: &testkit::Merchant) -> serde_json::Value {
+    app.get_as("/api/v1/audit/verify", &merchant.owner.bearer())
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn verification_reports_a_tenants_dead_letters_as_a_break() {
     let app = TestApp::spawn().await;
     let merchant = app.merchant().await;
     app.deliver_audit().await;
-    let verified: serde_json::Value = app
-        .get_as("/api/v1/audit/verify", &merchant.owner.bearer())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let verified = owners_verification(&app, &merchant).await;
     assert_eq!(verified["intact"], true, "{verified}");
     let other = app.merchant().await;
 
@@ -74,20 +78,10 @@ async fn verification_reports_a_tenants_dead_letters_as_a_break() {
         report.first_break.map(|b| b.reason),
         Some("records in the dead letters")
     );
-    let verified: serde_json::Value = app
-        .get_as("/api/v1/audit/verify", &merchant.owner.bearer())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let verified = owners_verification(&app, &merchant).await;
     assert_eq!(verified["intact"], false, "{verified}");
     // Another shop's dead letter is not theirs.
     app.deliver_audit().await;
-    let theirs: serde_json::Value = app
-        .get_as("/api/v1/audit/verify", &other.owner.bearer())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let theirs = owners_verification(&app, &other).await;
     assert_eq!(theirs["intact"], true, "{theirs}");
 }

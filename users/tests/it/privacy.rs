@@ -762,35 +762,18 @@ async fn requests_filed_before_the_export_quota_was_used_up_build_no_more_bundle
     // Both filed while the quota is untouched; each waits for its confirmation.
     let access = file_for(&app, &merchant.owner, "access", id).await;
     let export = file_for(&app, &merchant.owner, "export", id).await;
+    let subject: uuid::Uuid = id.parse().unwrap();
     let token = |request: &Value| {
         let request = request["id"].as_str().unwrap().to_owned();
         let app = &app;
         async move {
-            let payload: Value = sqlx::query_scalar(
-                "select payload from outbox where event_type = 'privacy.identity_check_requested'
-                   and payload->>'request_id' = $1",
+            app.request_token(
+                merchant.tenant,
+                subject,
+                "privacy.identity_check_requested",
+                Some(&request),
             )
-            .bind(&request)
-            .fetch_one(app.system.pool())
             .await
-            .unwrap();
-            let sealed =
-                platform::pii::Sealed::from_base64(payload["token_sealed"].as_str().unwrap())
-                    .unwrap();
-            let mut tx = app.tenant_tx(merchant.tenant).await;
-            let opened = app
-                .state
-                .pii
-                .open(
-                    &mut tx,
-                    platform::pii::SubjectId(id.parse().unwrap()),
-                    platform::events::sealed::PRIVACY_TOKEN,
-                    &sealed,
-                )
-                .await
-                .unwrap();
-            tx.rollback().await.unwrap();
-            opened.value().unwrap().to_owned()
         }
     };
     let confirm_with = |token: String| {

@@ -24,7 +24,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 struct EventFilter {
     /// Resource kind, e.g. `staff`, `session`, `consent`.
     resource_kind: Option<String>,
-    /// Resource id (with `resource_kind`).
+    /// Resource id (with `resource_kind`); also finds records about several people that list
+    /// it among their subjects (one `pii.accessed` per page of a list).
     resource_id: Option<String>,
     /// Acting user's id.
     actor: Option<String>,
@@ -54,6 +55,9 @@ struct AuditEvent {
     request_id: Option<String>,
     changed_fields: serde_json::Value,
     details: serde_json::Value,
+    /// Ids of the people a record about several of them concerns (a page of a list): empty
+    /// for a record about one resource.
+    subjects: Vec<String>,
 }
 
 /// The tenant's audit trail, newest first.
@@ -83,7 +87,7 @@ async fn events(
                 request_id, envelope
          from audit_events
          where ($1::text is null or resource_kind = $1)
-           and ($2::text is null or resource_id = $2)
+           and ($2::text is null or resource_id = $2 or audit_subjects(envelope) @> array[$2])
            and ($3::text is null or actor_id = $3)
            and ($4::text is null or event_type = $4)
            and ($5::timestamptz is null or occurred_at >= $5)
@@ -117,6 +121,8 @@ async fn events(
             request_id: r.request_id,
             changed_fields: r.envelope["payload"]["changed_fields"].clone(),
             details: r.envelope["payload"]["details"].clone(),
+            subjects: serde_json::from_value(r.envelope["payload"]["subjects"].clone())
+                .unwrap_or_default(),
         })
         .collect();
     Ok(Json(Page::new(items, limit, |e| e.chain_seq.to_string())))
@@ -125,8 +131,14 @@ async fn events(
 #[derive(Debug, Serialize, ToSchema)]
 struct ChainStatus {
     intact: bool,
-    /// Records checked.
+    /// Records checked by this call: those stored after `verified_from`.
     links: i64,
+    /// The last link of the background verification's checkpoint (0: none yet, the whole
+    /// chain was checked now). Links up to it were found intact at `checkpoint_at`.
+    verified_from: i64,
+    checkpoint_at: Option<DateTime<Utc>>,
+    /// When the background verification last walked the whole chain from its first link.
+    full_verification_at: Option<DateTime<Utc>>,
     first_break: Option<Break>,
 }
 
@@ -137,7 +149,9 @@ struct Break {
     reason: &'static str,
 }
 
-/// Recomputes the tenant's audit hash chain and names the first broken link, if any.
+/// Verifies the tenant's audit hash chain from the background verification's last checkpoint
+/// to its head (the checkpoint's link and everything before it were verified by the
+/// background job) and names the first broken link, if any.
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
     security(("bearer" = ["audit.read"])),
     responses(
@@ -150,11 +164,14 @@ async fn verify_chain(
     State(state): State<AppState>,
 ) -> Result<Json<ChainStatus>> {
     let mut tx = state.db.tenant(caller.tenant).begin().await?;
-    let report = verify::chain_of(&mut tx, caller.tenant).await?;
+    let (report, checkpoint) = verify::since_checkpoint(&mut tx, caller.tenant).await?;
     tx.rollback().await?;
     Ok(Json(ChainStatus {
         intact: report.intact(),
         links: report.links,
+        verified_from: report.verified_from,
+        checkpoint_at: checkpoint.as_ref().map(|c| c.verified_at),
+        full_verification_at: checkpoint.as_ref().map(|c| c.full_at),
         first_break: report.first_break.map(|b| Break {
             chain_seq: b.chain_seq,
             event_id: b.event_id,

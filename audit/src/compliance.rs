@@ -209,10 +209,12 @@ async fn chains_intact(ctx: &Ctx) -> anyhow::Result<Finding> {
         tenants.truncate(20);
     }
     let mut conn = ctx.read.acquire().await?;
+    let vault = Vault::connect(&ctx.config.vault)?;
+    let mut digests = crate::verify::Digests::new(&vault);
     let mut links = 0;
     let mut violations = Vec::new();
     for tenant in &tenants {
-        let report = crate::verify::chain_of(&mut conn, *tenant).await?;
+        let report = crate::verify::full(&mut conn, &mut digests, *tenant).await?;
         links += report.links;
         if let Some(broken) = report.first_break {
             violations.push(format!(

@@ -1,6 +1,6 @@
 //! Audit store: consumes audit records from Kafka into a partitioned, append-only, hash-chained
 //! table (`audit_events`), keeps its partitions ahead and past retention ([`maintenance`]), and verifies
-//! its hash chains ([`verify`]).
+//! its hash chains ([`verify`]), in the background from a checkpoint ([`checkpoints`]).
 //!
 //! Face (the same in every module crate): [`router`] for its HTTP routes under `/api/v1`,
 //! [`workers`] for its background work, [`jobs`] for its scheduled jobs, [`MODULE`] for
@@ -8,6 +8,7 @@
 
 mod api;
 pub mod chain;
+pub mod checkpoints;
 mod compliance;
 pub mod maintenance;
 pub mod privacy;
@@ -50,5 +51,6 @@ pub fn jobs(state: &AppState) -> Vec<Job> {
     vec![
         maintenance::partitions(audit.partitions_ahead_months),
         maintenance::retention(state.vault.clone(), audit.retention_months),
+        checkpoints::job(state.vault.clone(), audit.full_verify_every_days),
     ]
 }

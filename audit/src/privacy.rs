@@ -33,7 +33,8 @@ impl SubjectDataProvider for Provider {
             let mut section = Section::new("audit.events");
             for row in sqlx::query!(
                 "select occurred_at, actor, resource_kind, resource_id, envelope
-                 from audit_events where resource_id = $1 or actor_id = $1
+                 from audit_events
+                 where resource_id = $1 or actor_id = $1 or audit_subjects(envelope) @> array[$1]
                  order by occurred_at desc limit $2",
                 id,
                 EXPORT_LIMIT
@@ -48,7 +49,8 @@ impl SubjectDataProvider for Provider {
                     "by": row.actor["kind"],
                     "by_id": row.actor.get("id").or_else(|| row.actor.get("name")),
                     "resource_kind": row.resource_kind,
-                    "resource_id": row.resource_id,
+                    // A page record names the person, never the others it showed.
+                    "resource_id": row.resource_id.or_else(|| listed(payload, &id)),
                     "fields": payload["changed_fields"],
                     "purpose": payload["details"].get("purpose"),
                 }))?;
@@ -65,4 +67,13 @@ impl SubjectDataProvider for Provider {
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async { Ok(()) })
     }
+}
+
+/// `id` when the record lists it among its subjects.
+fn listed(payload: &serde_json::Value, id: &str) -> Option<String> {
+    payload["subjects"]
+        .as_array()?
+        .iter()
+        .any(|s| s.as_str() == Some(id))
+        .then(|| id.to_owned())
 }

@@ -396,17 +396,29 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim().to_owned());
-    if let Some(token) = token {
-        let authentication = state.sessions.authenticate(&token).await;
-        if let Authentication::Verified(principal) = &authentication {
-            tracing::Span::current().record("tenant.id", tracing::field::display(principal.tenant));
-            if let Err(err) = crate::edge::tenant_quota(&state, principal.tenant).await {
-                return err.into_response();
-            }
-        }
-        request.extensions_mut().insert(authentication);
+    let Some(token) = token else {
+        return next.run(request).await;
+    };
+    let authentication = state.sessions.authenticate(&token).await;
+    let tenant = match &authentication {
+        Authentication::Verified(principal) => Some(principal.tenant),
+        _ => None,
+    };
+    request.extensions_mut().insert(authentication);
+    let Some(tenant) = tenant else {
+        return next.run(request).await;
+    };
+    tracing::Span::current().record("tenant.id", tracing::field::display(tenant));
+    let admitted = match crate::edge::tenant_quota(&state, tenant).await {
+        Ok(()) => crate::edge::audit_budget(&state, tenant).await,
+        refused => refused,
+    };
+    if let Err(err) = admitted {
+        return err.into_response();
     }
-    next.run(request).await
+    let (response, records) = platform::events::tally(next.run(request)).await;
+    crate::edge::spend_audit_budget(&state, tenant, records).await;
+    response
 }
 
 /// Bounds the time spent on one request; the caller gets a problem+json instead of a hang.

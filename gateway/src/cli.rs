@@ -185,9 +185,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = load(cli.config.as_deref())?;
             platform::telemetry::init(&config.telemetry);
             let system = SystemDb::connect(&config.database)?;
+            let vault = platform::clients::Vault::connect(&config.vault)?;
             let reports = match tenant {
-                Some(id) => vec![audit::verify::tenant(&system, id.into()).await?],
-                None => audit::verify::all(&system).await?,
+                Some(id) => vec![audit::verify::tenant(&system, &vault, id.into()).await?],
+                None => audit::verify::all(&system, &vault).await?,
             };
             let mut out = std::io::stdout();
             let mut broken = 0;

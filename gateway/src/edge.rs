@@ -87,6 +87,60 @@ fn every_minute_while(mut prune: impl FnMut() -> bool + Send + 'static) {
     });
 }
 
+/// The tenant's audit budget key for the current minute, and the seconds left in it.
+fn audit_budget_key(state: &AppState, tenant: TenantId) -> (String, u64) {
+    let now = state.clock.now().timestamp();
+    let key = format!("warung:audit-budget:{}:{}", tenant.0.simple(), now / 60);
+    (key, u64::try_from(60 - now % 60).unwrap_or(60))
+}
+
+/// Refuses a signed-in request (429) while its tenant's audit budget for the minute is spent:
+/// a flood of audited requests is stopped at its source, and nothing it already recorded is
+/// dropped. Without Redis the budget is not enforced (logged), like the request quota.
+pub async fn audit_budget(state: &AppState, tenant: TenantId) -> Result<(), Error> {
+    let limit = state.config.rate_limit.tenant_audit_records_per_minute;
+    if limit == 0 {
+        return Ok(());
+    }
+    let (key, seconds_left) = audit_budget_key(state, tenant);
+    let spent: redis::RedisResult<Option<u64>> =
+        redis::AsyncCommands::get(&mut state.redis.conn(), &key).await;
+    match spent {
+        Ok(Some(spent)) if spent >= limit => {
+            metrics::counter!("tenant_audit_budget_exceeded_total").increment(1);
+            Err(Error::TooManyRequests {
+                retry_after: Duration::from_secs(seconds_left),
+            })
+        }
+        Ok(_) => Ok(()),
+        Err(err) => {
+            tracing::warn!(error = %err, "audit budget not enforced: redis unavailable");
+            Ok(())
+        }
+    }
+}
+
+/// Counts the audit records a request committed against its tenant's budget for the minute.
+pub async fn spend_audit_budget(state: &AppState, tenant: TenantId, records: u64) {
+    if records == 0 || state.config.rate_limit.tenant_audit_records_per_minute == 0 {
+        return;
+    }
+    let (key, _) = audit_budget_key(state, tenant);
+    let spent: redis::RedisResult<(u64, i64)> = redis::pipe()
+        .atomic()
+        .cmd("INCRBY")
+        .arg(&key)
+        .arg(records)
+        .cmd("EXPIRE")
+        .arg(&key)
+        .arg(120)
+        .query_async(&mut state.redis.conn())
+        .await;
+    if let Err(err) = spent {
+        tracing::warn!(error = %err, "audit budget not counted: redis unavailable");
+    }
+}
+
 /// Counts a signed-in request against its tenant's quota for the current minute.
 pub async fn tenant_quota(state: &AppState, tenant: TenantId) -> Result<(), Error> {
     let limit = state.config.rate_limit.tenant_per_minute;

@@ -292,6 +292,9 @@ pub struct AuditConfig {
     /// Whole partitions older than this many months are dropped, after a signed digest of their
     /// contents is recorded. At least 12; the default is 7 years (see docs/COMPLIANCE.md).
     pub retention_months: u32,
+    /// The background verification (`audit.verify`) walks each chain from its first link this
+    /// often; in between it verifies only what was stored since its checkpoint.
+    pub full_verify_every_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -341,6 +344,10 @@ pub struct RateLimitConfig {
     /// Per tenant, across all processes (Redis): requests per minute by signed-in staff.
     /// 0 disables the quota.
     pub tenant_per_minute: u64,
+    /// Per tenant, across all processes (Redis): audit records its signed-in requests may add
+    /// to the shared audit pipeline per minute. Once spent, the tenant's requests answer 429
+    /// until the minute ends; records are never dropped. 0 disables the budget.
+    pub tenant_audit_records_per_minute: u64,
 }
 
 /// What `warung compliance verify` holds the deployment to (docs/COMPLIANCE.md, Verification).
@@ -420,7 +427,11 @@ fn defaults() -> serde_json::Value {
             "retention_hours": 72,
         },
         "jobs": { "scheduler": true, "lock_ttl_ms": 30_000, "retention_batch_size": 500 },
-        "audit": { "partitions_ahead_months": 3, "retention_months": 84 },
+        "audit": {
+            "partitions_ahead_months": 3,
+            "retention_months": 84,
+            "full_verify_every_days": 7
+        },
         "auth": {
             "issuer": "warung",
             "audience": "warung-api",
@@ -461,6 +472,7 @@ fn defaults() -> serde_json::Value {
             "per_ip_burst": 100,
             "public_writes_per_ip_per_hour": 30,
             "tenant_per_minute": 6_000,
+            "tenant_audit_records_per_minute": 12_000,
         },
         "compliance": {
             "kek_rotation_days": 365,
@@ -608,6 +620,10 @@ impl Config {
         check(
             self.audit.retention_months >= 12,
             "audit.retention_months must be >= 12",
+        );
+        check(
+            (1..=90).contains(&self.audit.full_verify_every_days),
+            "audit.full_verify_every_days must be between 1 and 90",
         );
         check(
             (1..=24).contains(&self.audit.partitions_ahead_months),

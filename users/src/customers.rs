@@ -325,7 +325,7 @@ const COLUMNS: [&str; 4] = [
 ];
 
 /// Opens rows in one batch (one key fetch per subject at most) and records one `pii.accessed`
-/// per customer shown, with `purpose`.
+/// for all the customers shown, with `purpose`.
 async fn open(
     pii: &PiiCipher,
     tx: &mut TenantTx,
@@ -382,13 +382,9 @@ async fn open(
             created_at: row.created_at,
         });
     }
-    for customer in &customers {
-        let record = AuditRecord::new(
-            actor,
-            "pii.accessed",
-            Resource::new("customer", customer.id),
-        )
-        .details(serde_json::json!({ "purpose": purpose }));
+    if let Some(record) =
+        AuditRecord::opened(actor, "customer", customers.iter().map(|c| c.id), purpose)
+    {
         events::emit_audit(tx, &record).await?;
     }
     Ok(customers)
@@ -426,7 +422,8 @@ pub struct Lookup<'a> {
     pub limit: i64,
 }
 
-/// A page of customers in id order, opened (`pii.accessed` each, purpose `customer_service`).
+/// A page of customers in id order, opened (one `pii.accessed` for the page, purpose
+/// `customer_service`).
 pub async fn find(
     pii: &PiiCipher,
     tx: &mut TenantTx,

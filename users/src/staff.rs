@@ -267,7 +267,8 @@ struct ProfileRow {
     created_at: DateTime<Utc>,
 }
 
-/// Opens staff profiles for display and records one `pii.accessed` per person with `purpose`.
+/// Opens staff profiles for display and records one `pii.accessed` for all of them, with
+/// `purpose`.
 async fn open_profiles(
     pii: &PiiCipher,
     tx: &mut TenantTx,
@@ -326,9 +327,9 @@ async fn open_profiles(
             created_at: row.created_at,
         });
     }
-    for profile in &profiles {
-        let record = AuditRecord::new(actor, "pii.accessed", Resource::new("staff", profile.id))
-            .details(serde_json::json!({ "purpose": purpose }));
+    if let Some(record) =
+        AuditRecord::opened(actor, "staff", profiles.iter().map(|p| p.id), purpose)
+    {
         events::emit_audit(tx, &record).await?;
     }
     Ok(profiles)

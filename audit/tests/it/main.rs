@@ -11,3 +11,4 @@ mod maintenance;
 mod pipeline;
 mod store;
 mod trail;
+mod volume;

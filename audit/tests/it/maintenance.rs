@@ -95,7 +95,9 @@ async fn maintenance_a_record_outside_every_partition_waits_in_default_until_its
     let expected = format!("audit_events_p{}", month.format("%Y_%m"));
     assert_eq!(partition_of(&app, old).await, expected);
     // Moved unchanged: the chain still verifies, and new records for the month go straight in.
-    let report = audit::verify::tenant(&app.system, t.id).await.unwrap();
+    let report = audit::verify::tenant(&app.system, &app.state.vault, t.id)
+        .await
+        .unwrap();
     assert!(report.intact(), "{report:?}");
     let later = record(&app, t.id, mid(month)).await;
     assert_eq!(partition_of(&app, later).await, expected);
@@ -186,8 +188,118 @@ async fn maintenance_retention_drops_an_old_partition_only_after_recording_a_sig
             .unwrap()
     );
 
-    // The rest of the tenant's chain still verifies across the retired links.
-    let report = audit::verify::tenant(&app.system, t.id).await.unwrap();
+    // The rest of the tenant's chain still verifies across the retired links, each proven by
+    // its partition's signed digest.
+    let report = audit::verify::tenant(&app.system, &app.state.vault, t.id)
+        .await
+        .unwrap();
     assert!(report.intact(), "{report:?}");
     assert_eq!(report.links, 2, "tenant.created + the recent record");
+
+    // Records cut from the middle, and a link row claiming retention took them: no signed
+    // digest lists that run, so verification names it.
+    let victim = record(&app, t.id, Utc::now()).await;
+    let after = record(&app, t.id, Utc::now()).await;
+    partition_of(&app, after).await;
+    let (seq, hash): (i64, Vec<u8>) =
+        sqlx::query_as("select chain_seq, hash from audit_events where event_id = $1")
+            .bind(victim)
+            .fetch_one(app.system.pool())
+            .await
+            .unwrap();
+    let retired_partition = partition.clone();
+    let forged = with_owner_powers(&app, t.id, |tx| {
+        Box::pin(async move {
+            sqlx::query("delete from audit_events where tenant_id = $1 and event_id = $2")
+                .bind(t.id)
+                .bind(victim)
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query(
+                "insert into audit_retired_links (tenant_id, first_seq, last_seq, last_hash, partition_name)
+                 values ($1, $2, $2, $3, $4)",
+            )
+            .bind(t.id)
+            .bind(seq)
+            .bind(hash)
+            .bind(retired_partition)
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        })
+    })
+    .await;
+    let broken = forged
+        .first_break
+        .expect("a forged retired run was trusted");
+    assert_eq!(
+        (broken.chain_seq, broken.reason),
+        (
+            seq,
+            "retired links are not in their partition's signed digest"
+        )
+    );
+
+    // A digest whose signature does not verify proves nothing either.
+    let other = app
+        .state
+        .vault
+        .sign_digest(b"another document")
+        .await
+        .unwrap();
+    let retired_partition = partition.clone();
+    let unsigned = with_owner_powers(&app, t.id, |tx| {
+        Box::pin(async move {
+            sqlx::query(
+                "update audit_retired_partitions set signature = $1 where partition_name = $2",
+            )
+            .bind(other)
+            .bind(retired_partition)
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        })
+    })
+    .await;
+    assert_eq!(
+        unsigned.first_break.map(|b| b.reason),
+        Some("a retired partition's digest signature does not verify")
+    );
+}
+
+/// Runs `forge` with the schema owner's powers over the audit store (append-only trigger and
+/// forced RLS lifted), verifies `tenant`'s chain in full inside the same transaction (as the
+/// owner, whom the lifted RLS no longer filters), and rolls everything back: nobody else ever
+/// sees the forgery.
+async fn with_owner_powers<F>(
+    app: &TestApp,
+    tenant: TenantId,
+    forge: F,
+) -> audit::verify::ChainReport
+where
+    F: for<'a> FnOnce(
+        &'a mut sqlx::Transaction<'static, sqlx::Postgres>,
+    ) -> futures::future::BoxFuture<'a, Result<(), sqlx::Error>>,
+{
+    let owner = app.owner_pool().await;
+    let mut tx = owner.begin().await.unwrap();
+    for open in [
+        "alter table audit_events disable trigger audit_events_append_only",
+        "alter table audit_events no force row level security",
+        "alter table audit_retired_links no force row level security",
+        "alter table audit_chain_heads no force row level security",
+        "alter table audit_dead_letters no force row level security",
+    ] {
+        sqlx::query(open).execute(&mut *tx).await.unwrap();
+    }
+    forge(&mut tx).await.unwrap();
+    let report = audit::verify::full(
+        &mut tx,
+        &mut audit::verify::Digests::new(&app.state.vault),
+        tenant,
+    )
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    report
 }

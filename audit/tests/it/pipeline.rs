@@ -197,7 +197,9 @@ async fn pipeline_verify_names_the_first_edited_record() {
     // `tenant.created` travels through the relay, the four above straight to Kafka: either may
     // be stored first.
     chain_length(&app, t.id, 5).await;
-    let report = audit::verify::tenant(&app.system, t.id).await.unwrap();
+    let report = audit::verify::tenant(&app.system, &app.state.vault, t.id)
+        .await
+        .unwrap();
     assert!(report.intact(), "{report:?}");
     assert_eq!(report.links, 5, "tenant.created + 4");
 
@@ -220,7 +222,9 @@ async fn pipeline_verify_names_the_first_edited_record() {
     .await;
     assert_eq!(edited, 1);
 
-    let report = audit::verify::tenant(&app.system, t.id).await.unwrap();
+    let report = audit::verify::tenant(&app.system, &app.state.vault, t.id)
+        .await
+        .unwrap();
     let link = report.first_break.expect("the edit went unnoticed");
     assert_eq!(link.chain_seq, target.0);
     assert_eq!(link.event_id, Some(target.1));
@@ -254,7 +258,7 @@ async fn pipeline_verify_notices_records_cut_from_the_end() {
     }
     chain_length(&app, t.id, 3).await;
     assert!(
-        audit::verify::tenant(&app.system, t.id)
+        audit::verify::tenant(&app.system, &app.state.vault, t.id)
             .await
             .unwrap()
             .intact()
@@ -270,7 +274,9 @@ async fn pipeline_verify_notices_records_cut_from_the_end() {
     .await;
     assert_eq!(cut, 1);
 
-    let report = audit::verify::tenant(&app.system, t.id).await.unwrap();
+    let report = audit::verify::tenant(&app.system, &app.state.vault, t.id)
+        .await
+        .unwrap();
     let link = report.first_break.expect("the cut went unnoticed");
     assert_eq!(link.reason, "records missing at the end of the chain");
     assert_eq!(link.chain_seq, 3);
@@ -356,7 +362,7 @@ async fn pipeline_a_locked_chain_head_delays_a_record_and_never_dead_letters_it(
             .unwrap();
     assert_eq!(dead, 0, "a lock timeout is not the record's fault");
     assert!(
-        audit::verify::tenant(&app.system, t.id)
+        audit::verify::tenant(&app.system, &app.state.vault, t.id)
             .await
             .unwrap()
             .intact()
@@ -371,7 +377,7 @@ async fn pipeline_verify_notices_a_column_the_view_shows_that_the_hash_does_not_
     produce(&app, &t.id.to_string(), &envelope(t.id, id)).await;
     chain_length(&app, t.id, 2).await;
     assert!(
-        audit::verify::tenant(&app.system, t.id)
+        audit::verify::tenant(&app.system, &app.state.vault, t.id)
             .await
             .unwrap()
             .intact()
@@ -385,10 +391,101 @@ async fn pipeline_verify_notices_a_column_the_view_shows_that_the_hash_does_not_
     )
     .await;
     assert_eq!(edited, 1);
-    let report = audit::verify::tenant(&app.system, t.id).await.unwrap();
+    let report = audit::verify::tenant(&app.system, &app.state.vault, t.id)
+        .await
+        .unwrap();
     let link = report
         .first_break
         .expect("the edited column went unnoticed");
     assert_eq!(link.event_id, Some(id));
     assert_eq!(link.reason, "a column differs from the hashed record");
+}
+
+#[tokio::test]
+async fn pipeline_verification_resumes_at_its_checkpoint_and_the_full_walk_finds_older_edits() {
+    use audit::{checkpoints::advance, verify::Digests};
+    use chrono::{TimeDelta, Utc};
+    let app = pipeline_app().await;
+    let t = app.tenant().await;
+    let ids: Vec<uuid::Uuid> = (0..3).map(|_| uuid::Uuid::now_v7()).collect();
+    for id in &ids {
+        produce(&app, &t.id.to_string(), &envelope(t.id, *id)).await;
+    }
+    chain_length(&app, t.id, 4).await;
+    let mut conn = app.system.pool().acquire().await.unwrap();
+    let mut digests = Digests::new(&app.state.vault);
+    let week = TimeDelta::days(7);
+
+    // No checkpoint yet: the whole chain is walked and the checkpoint set at its end.
+    let first = advance(&mut conn, &mut digests, t.id, Utc::now(), week, false)
+        .await
+        .unwrap();
+    assert!(first.in_full && first.moved, "{first:?}");
+    assert_eq!((first.chain.links, first.chain.verified_from), (4, 0));
+
+    // The request path reads only what came after it.
+    for _ in 0..2 {
+        produce(
+            &app,
+            &t.id.to_string(),
+            &envelope(t.id, uuid::Uuid::now_v7()),
+        )
+        .await;
+    }
+    chain_length(&app, t.id, 6).await;
+    let mut tx = app.tenant_tx(t.id).await;
+    let (report, checkpoint) = audit::verify::since_checkpoint(&mut tx, t.id)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert!(report.intact(), "{report:?}");
+    assert_eq!((report.verified_from, report.links), (4, 2));
+    assert_eq!(checkpoint.map(|c| c.chain_seq), Some(4));
+
+    // A record before the checkpoint is edited: a run from the checkpoint cannot see it, and
+    // moves on; the full walk, once due, names it and leaves the checkpoint where it was.
+    let target: i64 = sqlx::query_scalar(
+        "select chain_seq from audit_events where tenant_id = $1 and event_id = $2",
+    )
+    .bind(t.id)
+    .bind(ids[0])
+    .fetch_one(app.system.pool())
+    .await
+    .unwrap();
+    let edited = tamper(
+        &app,
+        "update audit_events set envelope = jsonb_set(envelope, '{type}', '\"thing.forged\"') where tenant_id = $1 and event_id = $2",
+        t.id,
+        Some(ids[0]),
+    )
+    .await;
+    assert_eq!(edited, 1);
+    let quick = advance(&mut conn, &mut digests, t.id, Utc::now(), week, false)
+        .await
+        .unwrap();
+    assert!(
+        !quick.in_full && quick.chain.intact() && quick.moved,
+        "{quick:?}"
+    );
+    assert_eq!(quick.chain.links, 2);
+    for _ in 0..2 {
+        let due = advance(
+            &mut conn,
+            &mut digests,
+            t.id,
+            Utc::now() + week,
+            week,
+            false,
+        )
+        .await
+        .unwrap();
+        assert!(due.in_full && !due.moved, "{due:?}");
+        let broken = due.chain.first_break.expect("the edit went unnoticed");
+        assert_eq!(broken.chain_seq, target);
+        assert_eq!(broken.reason, "record changed after it was stored");
+    }
+    let mut tx = app.tenant_tx(t.id).await;
+    let kept = audit::verify::Checkpoint::of(&mut tx, t.id).await.unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(kept.map(|c| c.chain_seq), Some(6));
 }

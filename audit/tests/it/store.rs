@@ -71,7 +71,7 @@ async fn verification_reports_a_tenants_dead_letters_as_a_break() {
     .execute(app.system.pool())
     .await
     .unwrap();
-    let report = audit::verify::tenant(&app.system, merchant.tenant)
+    let report = audit::verify::tenant(&app.system, &app.state.vault, merchant.tenant)
         .await
         .unwrap();
     assert_eq!(

@@ -118,3 +118,43 @@ async fn a_path_id_that_is_no_id_is_a_problem_json_400_that_quotes_nothing() {
         assert!(!body.contains("4711"), "{body}");
     }
 }
+
+#[tokio::test]
+async fn a_tenant_that_spent_its_audit_budget_waits_for_the_next_minute_and_no_other_tenant_does() {
+    // A fixed clock: the budget's minute cannot roll over in the middle of the test.
+    let clock = std::sync::Arc::new(platform::clock::ManualClock::new(chrono::Utc::now()));
+    let app = TestApp::builder()
+        .set("WARUNG_RATE_LIMIT__TENANT_AUDIT_RECORDS_PER_MINUTE", "3")
+        .clock(clock.clone())
+        .start()
+        .await;
+    let merchant = app.merchant().await;
+    let other = app.merchant().await;
+    let owner = merchant.owner.bearer();
+    let profile = format!("/api/v1/users/{}", merchant.owner.id);
+
+    // Requests that record nothing spend nothing.
+    for _ in 0..5 {
+        assert_eq!(app.get_as("/api/v1/products", &owner).await.status(), 200);
+    }
+    // Each opening of a profile is one `pii.accessed` record: three fit the budget.
+    for _ in 0..3 {
+        assert_eq!(app.get_as(&profile, &owner).await.status(), 200);
+    }
+    let refused = app.get_as(&profile, &owner).await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let problem: Value = refused.json().await.unwrap();
+    assert_eq!(problem["status"], 429, "{problem}");
+    // Any request of the shop waits, even one that would record nothing.
+    assert_eq!(app.get_as("/api/v1/products", &owner).await.status(), 429);
+    // Another shop is untouched.
+    let theirs = format!("/api/v1/users/{}", other.owner.id);
+    assert_eq!(
+        app.get_as(&theirs, &other.owner.bearer()).await.status(),
+        200
+    );
+    // The next minute brings a new budget.
+    clock.advance(chrono::TimeDelta::seconds(61));
+    assert_eq!(app.get_as(&profile, &owner).await.status(), 200);
+}

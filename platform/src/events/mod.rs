@@ -25,6 +25,11 @@ pub mod sealed {
     pub const CONSENT_TOKEN: &str = "events.consent_token";
 }
 
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -56,19 +61,25 @@ pub enum Actor {
     System { name: &'static str },
 }
 
-/// What was acted on.
+/// What was acted on: one thing, or several of a kind (then the record lists them as subjects).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Resource {
     pub kind: &'static str,
-    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 impl Resource {
     pub fn new(kind: &'static str, id: impl ToString) -> Self {
         Self {
             kind,
-            id: id.to_string(),
+            id: Some(id.to_string()),
         }
+    }
+
+    /// Several things of `kind` at once (a page of a list).
+    pub fn several(kind: &'static str) -> Self {
+        Self { kind, id: None }
     }
 }
 
@@ -83,6 +94,9 @@ pub struct AuditRecord {
     pub changed_fields: Vec<&'static str>,
     /// Extra non-PII facts (e.g. `{"purpose": "notification"}` for `pii.accessed`).
     pub details: Value,
+    /// The people a record about several of them concerns (ids), e.g. everyone one page of a
+    /// list showed. A person's export and the trail filter find the record by any of them.
+    pub subjects: Vec<String>,
 }
 
 impl AuditRecord {
@@ -93,7 +107,32 @@ impl AuditRecord {
             resource,
             changed_fields: Vec::new(),
             details: Value::Null,
+            subjects: Vec::new(),
         }
+    }
+
+    /// The one `pii.accessed` record of everything one answer showed: the `kind` records with
+    /// `ids`, opened for `purpose`. One id is the record's resource; more (a page) are listed as
+    /// its subjects, so a list of 200 is one record, not 200. `None` when nothing was shown.
+    pub fn opened<I: ToString>(
+        actor: Actor,
+        kind: &'static str,
+        ids: impl IntoIterator<Item = I>,
+        purpose: &'static str,
+    ) -> Option<Self> {
+        let mut subjects: Vec<String> = ids.into_iter().map(|id| id.to_string()).collect();
+        let resource = match subjects.as_slice() {
+            [] => return None,
+            [one] => Resource::new(kind, one),
+            _ => Resource::several(kind),
+        };
+        if resource.id.is_some() {
+            subjects.clear();
+        }
+        let mut record = Self::new(actor, "pii.accessed", resource)
+            .details(serde_json::json!({ "purpose": purpose }));
+        record.subjects = subjects;
+        Some(record)
     }
 
     pub fn fields(mut self, fields: &[&'static str]) -> Self {
@@ -104,6 +143,20 @@ impl AuditRecord {
     pub fn details(mut self, details: Value) -> Self {
         self.details = details;
         self
+    }
+
+    /// The outbox payload (and, inside the envelope, what the audit chain hashes).
+    fn payload(&self) -> Value {
+        let mut payload = serde_json::json!({
+            "action": self.action,
+            "resource": self.resource,
+            "changed_fields": self.changed_fields,
+            "details": self.details,
+        });
+        if !self.subjects.is_empty() {
+            payload["subjects"] = serde_json::json!(self.subjects);
+        }
+        payload
     }
 }
 
@@ -120,14 +173,27 @@ pub struct DomainEvent {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Audited;
 
+tokio::task_local! {
+    /// Audit records committed while serving one request (see [`tally`]).
+    static COMMITTED: Arc<AtomicU64>;
+}
+
+/// Runs `work` (one request) and answers how many audit records it committed: what the request
+/// added to the shared audit pipeline, which the tenant's audit budget counts.
+pub async fn tally<F: std::future::Future>(work: F) -> (F::Output, u64) {
+    let committed = Arc::new(AtomicU64::new(0));
+    let output = COMMITTED.scope(Arc::clone(&committed), work).await;
+    (output, committed.load(Ordering::Relaxed))
+}
+
 /// Writes `record` to the outbox in `tx`. Returns its event id.
 pub async fn emit_audit(tx: &mut TenantTx, record: &AuditRecord) -> Result<EventId, sqlx::Error> {
-    let payload = serde_json::json!({
-        "action": record.action,
-        "resource": record.resource,
-        "changed_fields": record.changed_fields,
-        "details": record.details,
-    });
+    if let Ok(committed) = COMMITTED.try_with(Arc::clone) {
+        tx.after_commit(async move {
+            committed.fetch_add(1, Ordering::Relaxed);
+        });
+    }
+    let payload = record.payload();
     let tenant = tx.tenant();
     let id = insert(
         tx,
@@ -149,12 +215,7 @@ pub async fn emit_audit_for(
     tenant: TenantId,
     record: &AuditRecord,
 ) -> Result<EventId, sqlx::Error> {
-    let payload = serde_json::json!({
-        "action": record.action,
-        "resource": record.resource,
-        "changed_fields": record.changed_fields,
-        "details": record.details,
-    });
+    let payload = record.payload();
     insert(
         conn,
         tenant,

@@ -128,6 +128,11 @@ pub struct KafkaConfig {
     /// How long the producer keeps trying to deliver a message before reporting it failed
     /// (librdkafka `message.timeout.ms`); the outbox relay then retries the batch.
     pub delivery_timeout_ms: u64,
+    /// The outbox relay rebuilds its producer when every send has failed for this long (or at
+    /// once on a fatal producer error: a broker that lost its state answers an unknown producer
+    /// id for ever to the old client). Readiness reports Kafka down while the relay of this
+    /// process has made no progress for this long.
+    pub rebuild_after_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -399,7 +404,7 @@ fn defaults() -> serde_json::Value {
             "digest_key_name": "warung-audit-digest",
             "timeout_ms": 2_000,
         },
-        "kafka": { "brokers": "127.0.0.1:9092", "client_id": "warung", "timeout_ms": 5_000, "delivery_timeout_ms": 30_000 },
+        "kafka": { "brokers": "127.0.0.1:9092", "client_id": "warung", "timeout_ms": 5_000, "delivery_timeout_ms": 30_000, "rebuild_after_ms": 60_000 },
         "smtp": {
             "host": "127.0.0.1",
             "port": 1025,
@@ -620,6 +625,10 @@ impl Config {
         check(
             self.audit.retention_months >= 12,
             "audit.retention_months must be >= 12",
+        );
+        check(
+            self.kafka.rebuild_after_ms >= 1_000,
+            "kafka.rebuild_after_ms must be >= 1000",
         );
         check(
             (1..=90).contains(&self.audit.full_verify_every_days),

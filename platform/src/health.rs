@@ -164,7 +164,18 @@ async fn probe(state: &AppState, dep: Dependency) -> Result<(), String> {
             Ok(VaultHealth::Uninitialized) => Err("not initialized".to_owned()),
             Err(e) => Err(describe(e.as_ref())),
         },
-        Dependency::Kafka => state.kafka.ping().await.map_err(|e| describe(e.as_ref())),
+        Dependency::Kafka => {
+            // A broker that answers is not enough: this process's relay must be getting events
+            // through. A relay stuck past the bound is the more useful answer.
+            let stuck = state.relay.failing_for();
+            if stuck >= Duration::from_millis(state.config.kafka.rebuild_after_ms) {
+                return Err(format!(
+                    "outbox relay has sent nothing for {} s",
+                    stuck.as_secs()
+                ));
+            }
+            state.kafka.ping().await.map_err(|e| describe(e.as_ref()))
+        }
         Dependency::Smtp => state.mailer.ping().await.map_err(|e| describe(e.as_ref())),
     }
 }

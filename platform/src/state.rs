@@ -22,6 +22,8 @@ pub struct AppState {
     pub redis: Redis,
     pub vault: Vault,
     pub kafka: Kafka,
+    /// How this process's outbox relay is doing (readiness reports a relay stuck failing).
+    pub relay: Arc<crate::events::relay::Progress>,
     pub mailer: Mailer,
     pub pii: PiiCipher,
     pub clock: SharedClock,
@@ -55,6 +57,7 @@ impl AppState {
             vault,
             pii,
             kafka: Kafka::connect(&config.kafka)?,
+            relay: Arc::default(),
             mailer: Mailer::connect(&config.smtp)?,
             clock: Arc::new(SystemClock),
             metrics: crate::metrics::handle(),
@@ -77,12 +80,14 @@ impl AppState {
         let outbox = &self.config.outbox;
         if outbox.relay {
             workers.push(crate::events::relay::worker(
-                self.kafka.clone(),
+                self.config.kafka.clone(),
                 crate::events::relay::RelaySettings {
                     batch: outbox.batch_size,
                     retention: Duration::from_secs(outbox.retention_hours * 3600),
                     send_timeout: Duration::from_millis(self.config.kafka.delivery_timeout_ms),
+                    rebuild_after: Duration::from_millis(self.config.kafka.rebuild_after_ms),
                 },
+                Arc::clone(&self.relay),
             ));
         }
         let metrics = self.metrics.clone();

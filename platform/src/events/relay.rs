@@ -7,15 +7,27 @@
 //!
 //! Delivery is at least once: a relay that dies between the broker's ack and its own commit
 //! sends those rows again; consumers are idempotent on `event_id`.
+//!
+//! The relay heals by itself: it owns its producer and builds a new one after a fatal producer
+//! error, or when every send has failed for `kafka.rebuild_after_ms` (a broker that lost its
+//! state no longer knows the old producer's id and times out its sends for ever; a new producer
+//! gets a new id). [`Progress`] tells readiness how long the relay has been failing.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use futures::future::join_all;
-use rdkafka::producer::FutureRecord;
+use rdkafka::{
+    error::{KafkaError, RDKafkaErrorCode},
+    producer::{FutureRecord, Producer},
+};
 use sqlx::postgres::PgListener;
 
 use crate::{
     clients::Kafka,
+    config::KafkaConfig,
     db::SystemDb,
     module::{Worker, WorkerContext},
 };
@@ -25,41 +37,111 @@ pub struct RelaySettings {
     pub batch: i64,
     pub retention: Duration,
     pub send_timeout: Duration,
+    /// Failing this long, the relay builds a new producer.
+    pub rebuild_after: Duration,
+}
+
+/// Since when the relay of this process has failed every batch (`None`: it is making progress),
+/// shared with readiness.
+#[derive(Debug, Default)]
+pub struct Progress {
+    failing_since: Mutex<Option<Instant>>,
+}
+
+impl Progress {
+    /// How long the relay has failed every batch (zero while it makes progress).
+    pub fn failing_for(&self) -> Duration {
+        self.failing_since
+            .lock()
+            .map(|since| since.map(|at| at.elapsed()).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    fn succeeded(&self) {
+        if let Ok(mut since) = self.failing_since.lock() {
+            *since = None;
+        }
+    }
+
+    /// Records a failed batch; answers how long the relay has been failing.
+    fn failed(&self) -> Duration {
+        self.failing_since
+            .lock()
+            .map(|mut since| since.get_or_insert_with(Instant::now).elapsed())
+            .unwrap_or_default()
+    }
 }
 
 const CHANNEL: &str = "warung_outbox";
 const POLL: Duration = Duration::from_secs(5);
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 const PRUNE_BATCH: i64 = 1_000;
+/// A fatal error rebuilds the producer at once, but not more often than this.
+const MIN_REBUILD_GAP: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
-    /// The broker did not acknowledge every message; the batch stays unsent.
+    /// The broker did not acknowledge every message; the batch stays unsent. `fatal`: the
+    /// producer itself can no longer send (its id is unknown or fenced): only a new one can.
     #[error("broker did not acknowledge {failed} of {total} messages: {first}")]
     Broker {
         failed: usize,
         total: usize,
         first: String,
+        fatal: bool,
     },
 }
 
-pub fn worker(kafka: Kafka, settings: RelaySettings) -> Worker {
+impl RelayError {
+    fn fatal(&self) -> bool {
+        matches!(self, Self::Broker { fatal: true, .. })
+    }
+}
+
+/// Errors after which a producer never sends again.
+fn fatal(err: &KafkaError) -> bool {
+    matches!(
+        err.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::Fatal
+                | RDKafkaErrorCode::UnknownProducerId
+                | RDKafkaErrorCode::InvalidProducerEpoch
+                | RDKafkaErrorCode::InvalidProducerIdMapping
+                | RDKafkaErrorCode::OutOfOrderSequenceNumber
+                | RDKafkaErrorCode::ProducerFenced
+        )
+    )
+}
+
+pub fn worker(kafka: KafkaConfig, settings: RelaySettings, progress: Arc<Progress>) -> Worker {
     Worker::new("outbox-relay", move |ctx| {
-        let kafka = kafka.clone();
-        async move { run(ctx, kafka, settings).await }
+        let (kafka, progress) = (kafka.clone(), Arc::clone(&progress));
+        async move { run(ctx, kafka, settings, progress).await }
     })
 }
 
-async fn run(ctx: WorkerContext, kafka: Kafka, settings: RelaySettings) -> anyhow::Result<()> {
+async fn run(
+    ctx: WorkerContext,
+    config: KafkaConfig,
+    settings: RelaySettings,
+    progress: Arc<Progress>,
+) -> anyhow::Result<()> {
+    let mut kafka = Kafka::connect(&config)?;
+    let mut built = Instant::now();
     let mut listener = PgListener::connect_with(ctx.system.pool()).await?;
     listener.listen(CHANNEL).await?;
     let mut backoff = Duration::from_millis(500);
     let mut last_prune: Option<Instant> = None;
     while !ctx.shutdown.is_cancelled() {
         match publish_batch(&ctx.system, &kafka, settings).await {
-            Ok(0) => {
+            Ok(sent) if sent > 0 => {
+                progress.succeeded();
+                backoff = Duration::from_millis(500);
+            }
+            Ok(_) => {
+                progress.succeeded();
                 backoff = Duration::from_millis(500);
                 record_backlog(&ctx.system).await;
                 if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
@@ -72,10 +154,29 @@ async fn run(ctx: WorkerContext, kafka: Kafka, settings: RelaySettings) -> anyho
                     () = tokio::time::sleep(POLL) => {}
                 }
             }
-            Ok(_) => backoff = Duration::from_millis(500),
             Err(err) => {
                 metrics::counter!("outbox_relay_failures_total").increment(1);
                 tracing::warn!(error = %err, retry_in_ms = backoff.as_millis(), "outbox relay: batch not sent; will retry");
+                let failing_for = progress.failed();
+                let fatal = err.fatal() || kafka.producer().client().fatal_error().is_some();
+                let since_built = built.elapsed();
+                if (fatal && since_built >= MIN_REBUILD_GAP)
+                    || (failing_for >= settings.rebuild_after
+                        && since_built >= settings.rebuild_after)
+                {
+                    tracing::warn!(
+                        fatal,
+                        failing_for_s = failing_for.as_secs(),
+                        "outbox relay: building a new Kafka producer"
+                    );
+                    metrics::counter!("kafka_client_rebuilds_total", "client" => "outbox-relay")
+                        .increment(1);
+                    let fresh = Kafka::connect(&config)?;
+                    let old = std::mem::replace(&mut kafka, fresh);
+                    built = Instant::now();
+                    // Destroying a client can wait on its broker threads: not on this task.
+                    drop(tokio::task::spawn_blocking(move || drop(old)));
+                }
                 record_backlog(&ctx.system).await;
                 tokio::select! {
                     () = ctx.shutdown.cancelled() => {}
@@ -136,10 +237,11 @@ pub async fn publish_batch(
     }))
     .await;
     metrics::histogram!("outbox_produce_duration_seconds").record(started.elapsed().as_secs_f64());
-    let failures: Vec<String> = deliveries
+    let errors: Vec<&KafkaError> = deliveries
         .iter()
-        .filter_map(|d| d.as_ref().err().map(|(err, _)| err.to_string()))
+        .filter_map(|d| d.as_ref().err().map(|(err, _)| err))
         .collect();
+    let failures: Vec<String> = errors.iter().map(ToString::to_string).collect();
     if let Some(first) = failures.first() {
         // Roll back the claim: every row stays unsent and is retried (some may already be on the
         // broker; consumers deduplicate on event_id).
@@ -148,6 +250,7 @@ pub async fn publish_batch(
             failed: failures.len(),
             total: messages.len(),
             first: first.clone(),
+            fatal: errors.iter().any(|e| fatal(e)),
         });
     }
     let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();

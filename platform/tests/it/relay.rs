@@ -18,6 +18,7 @@ const SETTINGS: RelaySettings = RelaySettings {
     batch: 50,
     retention: Duration::from_secs(3600),
     send_timeout: Duration::from_secs(10),
+    rebuild_after: Duration::from_secs(60),
 };
 
 async fn emit_many(app: &TestApp, tenant: TenantId, n: usize) -> Vec<EventId> {
@@ -291,4 +292,58 @@ async fn relay_broker_unreachable_during_mutations_loses_nothing() {
 
     let broker = TestBroker::start_on(addr, &[events::AUDIT_TOPIC, events::EVENTS_TOPIC]).await;
     all_arrived(&app, &broker, t.id, &ids, "outage").await;
+}
+
+/// The broker comes back without its data (a fresh broker on the same address): the old
+/// producer's id means nothing to it. While the relay cannot send, readiness says why; once the
+/// relay has failed for `kafka.rebuild_after_ms` it builds a new producer and drains the outbox,
+/// with no restart of Warung.
+#[tokio::test]
+async fn relay_broker_that_lost_its_state_is_drained_without_a_restart() {
+    let addr = TestBroker::free_addr();
+    let first = TestBroker::start_on(addr, &[events::AUDIT_TOPIC, events::EVENTS_TOPIC]).await;
+    let app = TestApp::builder()
+        .set("WARUNG_OUTBOX__RELAY", "true")
+        .set("WARUNG_KAFKA__BROKERS", addr.to_string())
+        .set("WARUNG_KAFKA__DELIVERY_TIMEOUT_MS", "2000")
+        .set("WARUNG_KAFKA__REBUILD_AFTER_MS", "6000")
+        .start()
+        .await;
+    let t = app.tenant().await;
+    let before = emit_many(&app, t.id, 5).await;
+    all_arrived(&app, &first, t.id, &before, "first broker").await;
+
+    drop(first);
+    let ids = emit_many(&app, t.id, 5).await;
+    // Sends fail while no broker answers; readiness names the stuck relay once it has been
+    // failing for the bound.
+    let mut stuck = None;
+    for _ in 0..60 {
+        let ready: serde_json::Value = app.get("/health/ready").await.json().await.unwrap();
+        let kafka = ready["dependencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == "kafka")
+            .cloned()
+            .unwrap();
+        if kafka["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("outbox relay has sent nothing"))
+        {
+            stuck = Some(kafka);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let second = TestBroker::start_on(addr, &[events::AUDIT_TOPIC, events::EVENTS_TOPIC]).await;
+    assert!(stuck.is_some(), "readiness never said the relay was stuck");
+    assert_eq!(
+        unsent_of(&app, &ids).await as usize,
+        ids.len(),
+        "marked sent with no broker"
+    );
+    all_arrived(&app, &second, t.id, &ids, "broker lost its state").await;
+    let ready = app.get("/health/ready").await;
+    assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
 }

@@ -232,7 +232,7 @@ async fn pipeline_verify_names_the_first_edited_record() {
 }
 
 /// Waits until `tenant`'s chain holds `n` records.
-async fn chain_length(app: &TestApp, tenant: platform::id::TenantId, n: i64) {
+pub(crate) async fn chain_length(app: &TestApp, tenant: platform::id::TenantId, n: i64) {
     for _ in 0..200 {
         let stored: i64 =
             sqlx::query_scalar("select count(*) from audit_events where tenant_id = $1")

@@ -60,6 +60,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The transactional outbox: re-publish events after a broker lost data.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
     /// Scheduled jobs: list them, or run one now (under its lock, like a scheduled run).
     Jobs {
         #[command(subcommand)]
@@ -98,6 +103,23 @@ pub enum KeysCommand {
         /// Keys per Transit call and database batch.
         #[arg(long, default_value_t = 200)]
         batch: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Publish again the rows already published at or after `--since` (the re-drive after a
+    /// broker lost data): the relays send them once more; consumers ignore what they have.
+    Replay {
+        /// RFC 3339, e.g. 2026-12-01T08:00:00Z. Rows pruned by `outbox.retention_hours` are gone.
+        #[arg(long)]
+        since: chrono::DateTime<chrono::Utc>,
+        /// Only this topic (default: both).
+        #[arg(long, value_parser = [platform::events::AUDIT_TOPIC, platform::events::EVENTS_TOPIC])]
+        topic: Option<String>,
+        /// Count the rows, change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -220,6 +242,43 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let system = SystemDb::connect(&config.database)?;
             let state = server::connect(config)?;
             keys(&state, &system, command).await
+        }
+        Command::Outbox {
+            command:
+                OutboxCommand::Replay {
+                    since,
+                    topic,
+                    dry_run,
+                },
+        } => {
+            let config = load(cli.config.as_deref())?;
+            platform::telemetry::init(&config.telemetry);
+            let system = SystemDb::connect(&config.database)?;
+            // Before the replay marks rows unsent: the oldest published row still kept.
+            let kept = sqlx::query_scalar::<_, Option<chrono::DateTime<chrono::Utc>>>(
+                "select min(published_at) from outbox where published_at is not null",
+            )
+            .fetch_one(system.pool())
+            .await?;
+            let rows =
+                platform::events::relay::replay(&system, since, topic.as_deref(), dry_run).await?;
+            let mut out = std::io::stdout();
+            if dry_run {
+                writeln!(out, "{rows} rows would be published again (dry run)")?;
+            } else {
+                writeln!(
+                    out,
+                    "{rows} rows marked for publishing again; the relays send them now"
+                )?;
+            }
+            if let Some(oldest) = kept.filter(|oldest| *oldest > since) {
+                writeln!(
+                    out,
+                    "note: the oldest published row kept is from {oldest}; anything published \
+                     between --since and then was pruned (outbox.retention_hours) and is not replayed"
+                )?;
+            }
+            Ok(())
         }
         Command::Jobs { command } => {
             let config = load(cli.config.as_deref())?;

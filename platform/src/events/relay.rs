@@ -299,3 +299,49 @@ async fn record_backlog(system: &SystemDb) {
         metrics::gauge!("outbox_oldest_unsent_age_seconds").set(row.oldest_age.unwrap_or(0.0));
     }
 }
+
+/// Rows marked unsent again per statement by [`replay`] (short transactions).
+const REPLAY_BATCH: i64 = 5_000;
+
+/// The re-drive after a broker lost data (`warung outbox replay`): marks the rows published at
+/// or after `since` (of `topic`, or both topics) unsent again, so the relays publish them once
+/// more. Only rows still kept are replayed (`outbox.retention_hours`); every consumer is
+/// idempotent on `event_id`, so a replay stores no audit row twice and sends no mail twice.
+/// With `dry_run`, only counts. Returns how many rows it marked (or would mark).
+pub async fn replay(
+    system: &SystemDb,
+    since: chrono::DateTime<chrono::Utc>,
+    topic: Option<&str>,
+    dry_run: bool,
+) -> Result<u64, sqlx::Error> {
+    if dry_run {
+        let rows = sqlx::query_scalar!(
+            r#"select count(*) as "rows!" from outbox
+               where published_at >= $1 and ($2::text is null or topic = $2)"#,
+            since,
+            topic
+        )
+        .fetch_one(system.pool())
+        .await?;
+        return Ok(u64::try_from(rows).unwrap_or_default());
+    }
+    let mut marked = 0;
+    loop {
+        let batch = sqlx::query!(
+            "update outbox set published_at = null where seq in (
+                 select seq from outbox
+                 where published_at >= $1 and ($2::text is null or topic = $2)
+                 order by seq limit $3)",
+            since,
+            topic,
+            REPLAY_BATCH
+        )
+        .execute(system.pool())
+        .await?
+        .rows_affected();
+        marked += batch;
+        if batch < REPLAY_BATCH as u64 {
+            return Ok(marked);
+        }
+    }
+}

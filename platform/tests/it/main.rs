@@ -10,3 +10,4 @@ mod jobs;
 mod outbox;
 mod pii;
 mod relay;
+mod stack;

@@ -158,3 +158,39 @@ async fn a_tenant_that_spent_its_audit_budget_waits_for_the_next_minute_and_no_o
     clock.advance(chrono::TimeDelta::seconds(61));
     assert_eq!(app.get_as(&profile, &owner).await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_nul_character_in_a_query_or_a_body_is_a_422_not_a_500_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let merchant = app.merchant().await;
+    let owner = merchant.owner.bearer();
+    let listed = app
+        .get_as("/api/v1/audit/events?action=pii%00accessed", &owner)
+        .await;
+    assert_eq!(listed.status(), 422);
+    let problem: Value = listed.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "action", "{problem}");
+
+    let products = || async {
+        app.get_as("/api/v1/products", &owner)
+            .await
+            .json::<Value>()
+            .await
+            .unwrap()["items"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let before = products().await;
+    let created = app
+        .client
+        .post(app.url("/api/v1/products"))
+        .header("authorization", &owner)
+        .header("content-type", "application/json")
+        .body(r#"{"sku": "NUL-1", "name": "Kopi\u0000", "price_minor": 1000, "currency": "IDR"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 422, "{}", created.text().await.unwrap());
+    assert_eq!(products().await, before);
+}

@@ -61,6 +61,13 @@ fn is_json(req: &Request) -> bool {
 /// Deserializes, reporting where the body is wrong (`owner.email`) but never what it held:
 /// serde's own messages quote the offending value, which may be personal data.
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    if has_nul(bytes) {
+        // PostgreSQL stores no NUL in text: refuse it here, not as a 500 at the insert.
+        return Err(Error::Validation(vec![FieldError::new(
+            "",
+            "text may not contain NUL characters (\\u0000)",
+        )]));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize(&mut deserializer) {
         Ok(value) => Ok(value),
@@ -90,6 +97,23 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     }
 }
 
+/// Whether the JSON text holds a NUL character: the escape `\u0000` (not itself escaped as
+/// `\\u0000`, which is text) or a raw zero byte (which is invalid JSON anyway).
+fn has_nul(bytes: &[u8]) -> bool {
+    const ESCAPE: &[u8] = br"\u0000";
+    bytes.contains(&0)
+        || bytes.windows(ESCAPE.len()).enumerate().any(|(at, window)| {
+            window == ESCAPE
+                && bytes[..at]
+                    .iter()
+                    .rev()
+                    .take_while(|b| **b == b'\\')
+                    .count()
+                    % 2
+                    == 0
+        })
+}
+
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
@@ -99,6 +123,22 @@ impl<T: Serialize> IntoResponse for Json<T> {
 #[cfg(test)]
 mod tests {
     use axum::{Router, body::Body, http::Request, routing::post};
+
+    #[test]
+    fn a_nul_escape_is_found_and_an_escaped_backslash_before_u0000_is_text() {
+        assert!(super::has_nul(br#"{"name": "a\u0000b"}"#));
+        assert!(
+            super::has_nul(br#"{"name": "\\\u0000"}"#),
+            "\\ then the escape"
+        );
+        assert!(
+            !super::has_nul(br#"{"name": "\\u0000"}"#),
+            "a backslash, then u0000"
+        );
+        assert!(!super::has_nul(br#"{"name": "u0000"}"#));
+        let err = super::decode::<serde_json::Value>(br#"{"name": "a\u0000"}"#).unwrap_err();
+        assert!(matches!(err, super::Error::Validation(_)), "{err:?}");
+    }
     use serde::Deserialize;
     use tower::ServiceExt;
 

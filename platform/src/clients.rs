@@ -186,7 +186,8 @@ impl Vault {
     }
 }
 
-/// The Kafka producer: idempotent, `acks=all`, so a retried send is never duplicated by the broker.
+/// The Kafka producer: `acks=all`; idempotent (a retried send is never duplicated by the broker)
+/// unless `kafka.idempotence` is off for a broker that mishandles it (then one request in flight).
 #[derive(Clone)]
 pub struct Kafka {
     producer: FutureProducer,
@@ -201,8 +202,16 @@ impl std::fmt::Debug for Kafka {
 
 impl Kafka {
     pub fn connect(config: &KafkaConfig) -> anyhow::Result<Self> {
-        let producer: FutureProducer = Self::client_config(config)
-            .set("enable.idempotence", "true")
+        let mut client = Self::client_config(config);
+        if config.idempotence {
+            client.set("enable.idempotence", "true");
+        } else {
+            // One request in flight: a retry cannot overtake the request before it.
+            client
+                .set("enable.idempotence", "false")
+                .set("max.in.flight.requests.per.connection", "1");
+        }
+        let producer: FutureProducer = client
             .set("acks", "all")
             .set("message.timeout.ms", config.delivery_timeout_ms.to_string())
             .create()?;

@@ -133,6 +133,13 @@ pub struct KafkaConfig {
     /// id for ever to the old client). Readiness reports Kafka down while the relay of this
     /// process has made no progress for this long.
     pub rebuild_after_ms: u64,
+    /// Broker-side idempotent produce (`enable.idempotence`): each record written once even
+    /// when a send is retried. On for Kafka. Off for Tansu 0.6 (the local stack sets it), whose
+    /// idempotent-produce path panics and wedges the partition after a stall (measured with
+    /// `scripts/lib/broker_survival.py`, see docs/ARCHITECTURE.md); the producer then keeps one
+    /// request in flight so retries cannot reorder, and a retried record stored twice is
+    /// absorbed by the consumers, which are idempotent on `event_id`.
+    pub idempotence: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -404,7 +411,7 @@ fn defaults() -> serde_json::Value {
             "digest_key_name": "warung-audit-digest",
             "timeout_ms": 2_000,
         },
-        "kafka": { "brokers": "127.0.0.1:9092", "client_id": "warung", "timeout_ms": 5_000, "delivery_timeout_ms": 30_000, "rebuild_after_ms": 60_000 },
+        "kafka": { "brokers": "127.0.0.1:9092", "client_id": "warung", "timeout_ms": 5_000, "delivery_timeout_ms": 30_000, "rebuild_after_ms": 60_000, "idempotence": true },
         "smtp": {
             "host": "127.0.0.1",
             "port": 1025,

@@ -311,7 +311,7 @@ async fn relay_broker_that_lost_its_state_is_drained_without_a_restart() {
         .set("WARUNG_OUTBOX__RELAY", "true")
         .set("WARUNG_KAFKA__BROKERS", addr.to_string())
         .set("WARUNG_KAFKA__DELIVERY_TIMEOUT_MS", "2000")
-        .set("WARUNG_KAFKA__REBUILD_AFTER_MS", "6000")
+        .set("WARUNG_KAFKA__REBUILD_AFTER_MS", "4000")
         // The idempotent producer (Kafka's default) is the one a lost broker state strands.
         .set("WARUNG_KAFKA__IDEMPOTENCE", "true")
         .start()
@@ -355,20 +355,21 @@ async fn relay_broker_that_lost_its_state_is_drained_without_a_restart() {
     assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
 }
 
-/// What a VM pause or a long GC does: the broker freezes for 30 s (longer than every client
-/// timeout) while mutations happen, then resumes. With the stack's producer settings the broker
-/// keeps working and every event arrives; with an idempotent producer Tansu 0.6 wedged the
-/// partition in two of three such freezes (docs/ARCHITECTURE.md, broker survival).
+/// What a VM pause or a long GC does: the broker freezes longer than the client's socket
+/// timeout (10 s), so requests in flight time out and are retried, while mutations happen; then
+/// it resumes. With the stack's producer settings the broker keeps working and every event
+/// arrives; under load, an idempotent producer made Tansu 0.6 wedge the partition in four of
+/// five 30 s freezes (`scripts/lib/broker_survival.py`, docs/ARCHITECTURE.md).
 #[tokio::test]
-async fn relay_broker_frozen_for_30_s_keeps_working_and_loses_nothing() {
+async fn relay_broker_frozen_past_the_client_timeout_keeps_working_and_loses_nothing() {
     let broker = TestBroker::start(&[events::AUDIT_TOPIC, events::EVENTS_TOPIC]).await;
     let app = relay_app(&broker).await;
     let t = app.tenant().await;
     let mut ids = emit_many(&app, t.id, 10).await;
     broker.pause();
     ids.extend(emit_many(&app, t.id, 10).await);
-    tokio::time::sleep(Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(13)).await;
     broker.resume();
     ids.extend(emit_many(&app, t.id, 10).await);
-    all_arrived(&app, &broker, t.id, &ids, "30 s freeze").await;
+    all_arrived(&app, &broker, t.id, &ids, "freeze").await;
 }

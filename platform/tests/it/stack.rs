@@ -13,7 +13,7 @@ async fn probe(broker: &TestBroker) -> (bool, String) {
         .cloned()
         .expect("STACK_PYTHON (scripts/stack env)");
     let out = tokio::time::timeout(
-        Duration::from_secs(15),
+        Duration::from_secs(8),
         tokio::process::Command::new(python)
             .arg(workspace_root().join("scripts/lib/probe.py"))
             .args(["kafka", &broker.addr.to_string(), TOPIC])

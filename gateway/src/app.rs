@@ -176,7 +176,9 @@ pub fn routes(modules: &[Module]) -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of all modules (what `/api/openapi.json` serves in a full process).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes(&modules::ALL).into_openapi()
+    let mut spec = routes(&modules::ALL).into_openapi();
+    crate::contract::complete(&mut spec);
+    spec
 }
 
 /// The complete application for `modules`, ready to serve with `state`.
@@ -184,7 +186,8 @@ pub fn build(state: AppState, modules: &[Module]) -> anyhow::Result<Router> {
     let per_ip = crate::edge::per_ip_limit(&state.config.rate_limit).ok_or_else(|| {
         anyhow::anyhow!("rate_limit.per_ip_per_second and per_ip_burst must be > 0")
     })?;
-    let (router, spec) = routes(modules).split_for_parts();
+    let (router, mut spec) = routes(modules).split_for_parts();
+    crate::contract::complete(&mut spec);
     let spec = axum::body::Bytes::from(spec.to_pretty_json().unwrap_or_default());
     let required = Required(modules::required_dependencies(modules));
     let timeout = state.config.request_timeout();

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod app;
 pub mod cli;
+pub mod contract;
 pub mod edge;
 pub mod modules;
 pub mod server;

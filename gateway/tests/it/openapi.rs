@@ -53,3 +53,69 @@ async fn the_docs_page_is_served_from_the_binary_and_reads_the_spec() {
     assert!(bundle.bytes().await.unwrap().len() > 100_000);
     assert_eq!(app.get("/api/docs/nothing-here.js").await.status(), 404);
 }
+
+/// Every error body the document describes as a `Problem` is `application/problem+json`, and
+/// the statuses the edge can answer for any route are documented on every operation.
+#[test]
+fn every_operation_documents_problem_json_and_the_shared_statuses() {
+    let spec = serde_json::to_value(gateway::app::openapi()).unwrap();
+    let mut operations = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            operations += 1;
+            let responses = operation["responses"].as_object().unwrap();
+            for status in ["429", "500"] {
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path}: no {status}"
+                );
+            }
+            if path.starts_with("/api/") {
+                assert!(responses.contains_key("503"), "{method} {path}: no 503");
+            }
+            if operation.get("requestBody").is_some() {
+                for status in ["400", "413", "415", "422"] {
+                    assert!(
+                        responses.contains_key(status),
+                        "{method} {path}: no {status}"
+                    );
+                }
+            }
+            for (status, response) in responses {
+                let problem_as_json = response["content"]["application/json"]["schema"]["$ref"]
+                    == "#/components/schemas/Problem";
+                assert!(
+                    !problem_as_json,
+                    "{method} {path} {status}: a Problem documented as application/json"
+                );
+            }
+        }
+    }
+    assert!(operations > 50, "{operations}");
+}
+
+/// What the document says is what is sent: a body of another media type gets the 415 the
+/// operation documents, as problem+json.
+#[tokio::test]
+async fn a_documented_error_arrives_with_the_documented_media_type() {
+    let spec = serde_json::to_value(gateway::app::openapi()).unwrap();
+    let documented = &spec["paths"]["/api/v1/onboarding/merchants"]["post"]["responses"]["415"];
+    assert!(
+        documented["content"]["application/problem+json"].is_object(),
+        "{documented}"
+    );
+    let app = TestApp::spawn().await;
+    let response = app
+        .client
+        .post(app.url("/api/v1/onboarding/merchants"))
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 415);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+}

@@ -21,6 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// One category as the shop sees it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = RetentionPolicy)]
 pub struct Policy {
     pub category: String,
     pub description: String,

@@ -63,6 +63,7 @@ pub struct Purpose {
 
 /// The policy in force for an audience.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = PrivacyPolicy)]
 pub struct Policy {
     pub version: String,
     pub lang: Lang,

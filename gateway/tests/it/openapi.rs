@@ -119,3 +119,37 @@ async fn a_documented_error_arrives_with_the_documented_media_type() {
         "application/problem+json"
     );
 }
+
+/// Two modules' types named alike must not share one schema in the document: the privacy
+/// policy once answered with the retention policy's schema (fuzzing, #17).
+#[test]
+fn types_named_alike_in_two_modules_keep_their_own_schemas() {
+    let spec = serde_json::to_value(gateway::app::openapi()).unwrap();
+    let policy = spec["paths"]["/api/v1/privacy/policy"]["get"]["responses"]["200"]["content"]
+        ["application/json"]["schema"]["$ref"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let schemas = &spec["components"]["schemas"];
+    assert!(
+        schemas[&policy]["properties"]["title"].is_object(),
+        "{policy}"
+    );
+    assert!(
+        schemas[&policy]["properties"]["category"].is_null(),
+        "{policy}"
+    );
+    // Retention's policy is a schema of its own, still there.
+    let retention = schemas
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|s| {
+            s["properties"]["category"].is_object() && s["properties"]["legal_min_days"].is_object()
+        })
+        .count();
+    assert_eq!(retention, 1);
+}

@@ -42,6 +42,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 struct PrivacyParams {
     /// Whose consent: `merchant` (staff, default) or `customer`.
+    #[param(inline)]
     audience: Option<Audience>,
     /// `id` (default) or `en`.
     lang: Option<Lang>,

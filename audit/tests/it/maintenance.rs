@@ -8,7 +8,7 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use platform::{id::TenantId, jobs::RunOutcome};
 use testkit::TestApp;
 
-use crate::pipeline::{envelope_at, pipeline_app, produce};
+use crate::pipeline::{Keep, as_owner, envelope_at, pipeline_app, produce};
 
 /// A month in the 20th century that has no partition yet and was never retired.
 async fn unpartitioned_month(app: &TestApp) -> NaiveDate {
@@ -209,26 +209,23 @@ async fn maintenance_retention_drops_an_old_partition_only_after_recording_a_sig
             .fetch_one(app.system.pool())
             .await
             .unwrap();
-    let forged = with_owner_powers(&app, t.id, |tx| {
-        let (hash, retired_partition) = (hash.clone(), partition.clone());
-        Box::pin(async move {
-            sqlx::query("delete from audit_events where tenant_id = $1 and event_id = $2")
-                .bind(t.id)
-                .bind(victim)
-                .execute(&mut **tx)
-                .await?;
-            sqlx::query(
-                "insert into audit_retired_links (tenant_id, first_seq, last_seq, last_hash, partition_name)
-                 values ($1, $2, $2, $3, $4)",
-            )
+    let forged = with_owner_powers(&app, t.id, async |tx| {
+        sqlx::query("delete from audit_events where tenant_id = $1 and event_id = $2")
             .bind(t.id)
-            .bind(seq)
-            .bind(hash)
-            .bind(retired_partition)
+            .bind(victim)
             .execute(&mut **tx)
             .await?;
-            Ok(())
-        })
+        sqlx::query(
+            "insert into audit_retired_links (tenant_id, first_seq, last_seq, last_hash, partition_name)
+             values ($1, $2, $2, $3, $4)",
+        )
+        .bind(t.id)
+        .bind(seq)
+        .bind(&hash)
+        .bind(&partition)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
     })
     .await;
     let broken = forged
@@ -249,18 +246,13 @@ async fn maintenance_retention_drops_an_old_partition_only_after_recording_a_sig
         .sign_digest(b"another document")
         .await
         .unwrap();
-    let unsigned = with_owner_powers(&app, t.id, |tx| {
-        let (other, retired_partition) = (other.clone(), partition.clone());
-        Box::pin(async move {
-            sqlx::query(
-                "update audit_retired_partitions set signature = $1 where partition_name = $2",
-            )
-            .bind(other)
-            .bind(retired_partition)
+    let unsigned = with_owner_powers(&app, t.id, async |tx| {
+        sqlx::query("update audit_retired_partitions set signature = $1 where partition_name = $2")
+            .bind(&other)
+            .bind(&partition)
             .execute(&mut **tx)
             .await?;
-            Ok(())
-        })
+        Ok(())
     })
     .await;
     assert_eq!(
@@ -269,51 +261,26 @@ async fn maintenance_retention_drops_an_old_partition_only_after_recording_a_sig
     );
 }
 
-/// Runs `forge` with the schema owner's powers over the audit store (append-only trigger and
-/// forced RLS lifted), verifies `tenant`'s chain in full inside the same transaction (as the
-/// owner, whom the lifted RLS no longer filters), and rolls everything back: nobody else ever
-/// sees the forgery. The ALTERs wait for every reader of the tables and can lose a deadlock to
-/// one on a busy machine: the whole attempt is then tried again.
+/// Runs `forge` with the schema owner's powers over the audit store, verifies `tenant`'s chain
+/// in full inside the same transaction (as the owner, whom the lifted RLS no longer filters),
+/// and rolls everything back: nobody else ever sees the forgery.
 async fn with_owner_powers<F>(
     app: &TestApp,
     tenant: TenantId,
     forge: F,
 ) -> audit::verify::ChainReport
 where
-    F: for<'a> Fn(
-        &'a mut sqlx::Transaction<'static, sqlx::Postgres>,
-    ) -> futures::future::BoxFuture<'a, Result<(), sqlx::Error>>,
+    F: AsyncFn(&mut sqlx::Transaction<'static, sqlx::Postgres>) -> Result<(), sqlx::Error>,
 {
-    let owner = app.owner_pool().await;
-    let mut last = None;
-    for _ in 0..5 {
-        let attempt = async {
-            let mut tx = owner.begin().await?;
-            for open in [
-                "alter table audit_events disable trigger audit_events_append_only",
-                "alter table audit_events no force row level security",
-                "alter table audit_retired_links no force row level security",
-                "alter table audit_chain_heads no force row level security",
-                "alter table audit_dead_letters no force row level security",
-            ] {
-                sqlx::query(open).execute(&mut *tx).await?;
-            }
-            forge(&mut tx).await?;
-            let report = audit::verify::full(
-                &mut tx,
-                &mut audit::verify::Digests::new(&app.state.vault),
-                tenant,
-            )
-            .await
-            .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
-            tx.rollback().await?;
-            Ok::<_, sqlx::Error>(report)
-        };
-        match attempt.await {
-            Ok(report) => return report,
-            Err(err) => last = Some(err),
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("forging failed: {last:?}");
+    as_owner(app, Keep::RollBack, async |tx| {
+        forge(tx).await?;
+        audit::verify::full(
+            tx,
+            &mut audit::verify::Digests::new(&app.state.vault),
+            tenant,
+        )
+        .await
+        .map_err(|e| sqlx::Error::Protocol(e.to_string()))
+    })
+    .await
 }

@@ -187,10 +187,7 @@ async fn pipeline_an_unparseable_message_is_dead_lettered_and_the_sink_keeps_goi
 async fn pipeline_verify_names_the_first_edited_record() {
     let app = pipeline_app().await;
     let t = app.tenant().await;
-    let ids: Vec<uuid::Uuid> = (0..4).map(|_| uuid::Uuid::now_v7()).collect();
-    for id in &ids {
-        produce(&app, &t.id.to_string(), &envelope(t.id, *id)).await;
-    }
+    let ids = produce_records(&app, t.id, 4).await;
     for id in &ids {
         assert_eq!(stored(&app, t.id, *id).await, 1);
     }
@@ -231,6 +228,22 @@ async fn pipeline_verify_names_the_first_edited_record() {
     assert_eq!(link.reason, "record changed after it was stored");
 }
 
+/// Produces `n` records of `tenant` straight to Kafka; their event ids.
+async fn produce_records(app: &TestApp, tenant: TenantId, n: usize) -> Vec<uuid::Uuid> {
+    let ids: Vec<uuid::Uuid> = (0..n).map(|_| uuid::Uuid::now_v7()).collect();
+    for id in &ids {
+        produce(app, &tenant.to_string(), &envelope(tenant, *id)).await;
+    }
+    ids
+}
+
+/// [`produce_records`], then waits until the tenant's chain holds them after `tenant.created`.
+async fn chained(app: &TestApp, tenant: TenantId, n: usize) -> Vec<uuid::Uuid> {
+    let ids = produce_records(app, tenant, n).await;
+    chain_length(app, tenant, n as i64 + 1).await;
+    ids
+}
+
 /// Waits until `tenant`'s chain holds `n` records.
 pub(crate) async fn chain_length(app: &TestApp, tenant: platform::id::TenantId, n: i64) {
     for _ in 0..200 {
@@ -252,11 +265,7 @@ pub(crate) async fn chain_length(app: &TestApp, tenant: platform::id::TenantId, 
 async fn pipeline_verify_notices_records_cut_from_the_end() {
     let app = pipeline_app().await;
     let t = app.tenant().await;
-    let ids: Vec<uuid::Uuid> = (0..2).map(|_| uuid::Uuid::now_v7()).collect();
-    for id in &ids {
-        produce(&app, &t.id.to_string(), &envelope(t.id, *id)).await;
-    }
-    chain_length(&app, t.id, 3).await;
+    chained(&app, t.id, 2).await;
     assert!(
         audit::verify::tenant(&app.system, &app.state.vault, t.id)
             .await
@@ -282,49 +291,83 @@ async fn pipeline_verify_notices_records_cut_from_the_end() {
     assert_eq!(link.chain_seq, 3);
 }
 
-/// Runs `sql` (binding the tenant and an optional event id) with the schema owner's powers: the
-/// append-only trigger and forced RLS are lifted and restored in one transaction, so no other
-/// session sees the store open. The ALTERs wait for every reader of the table, and on a busy
-/// machine can lose a deadlock to one: the whole transaction is then tried again.
+/// Runs `sql` (binding the tenant and an optional event id) with the schema owner's powers and
+/// keeps the result (see [`as_owner`]): what it returns is the rows changed.
 async fn tamper(
     app: &TestApp,
     sql: &'static str,
     tenant: platform::id::TenantId,
     event: Option<uuid::Uuid>,
 ) -> u64 {
+    as_owner(app, Keep::Commit, async |tx| {
+        Ok(sqlx::query(sql)
+            .bind(tenant)
+            .bind(event)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected())
+    })
+    .await
+}
+
+/// Whether [`as_owner`] keeps what `work` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keep {
+    Commit,
+    RollBack,
+}
+
+/// What [`as_owner`] lifts (the owner is then unfiltered and may rewrite), and restores.
+const OPEN: [&str; 5] = [
+    "alter table audit_events disable trigger audit_events_append_only",
+    "alter table audit_events no force row level security",
+    "alter table audit_retired_links no force row level security",
+    "alter table audit_chain_heads no force row level security",
+    "alter table audit_dead_letters no force row level security",
+];
+const CLOSE: [&str; 5] = [
+    "alter table audit_events enable trigger audit_events_append_only",
+    "alter table audit_events force row level security",
+    "alter table audit_retired_links force row level security",
+    "alter table audit_chain_heads force row level security",
+    "alter table audit_dead_letters force row level security",
+];
+
+/// Runs `work` with the schema owner's powers over the audit store: the append-only trigger
+/// and forced RLS are lifted, and restored before a commit, in one transaction, so no other
+/// session sees the store open; with [`Keep::RollBack`] nobody ever sees what `work` did. The
+/// ALTERs wait for every reader of the tables, and on a busy machine can lose a deadlock to one:
+/// the whole transaction is then tried again.
+pub(crate) async fn as_owner<T, F>(app: &TestApp, keep: Keep, work: F) -> T
+where
+    F: AsyncFn(&mut sqlx::Transaction<'static, sqlx::Postgres>) -> Result<T, sqlx::Error>,
+{
     let owner = app.owner_pool().await;
     let mut last = None;
     for _ in 0..5 {
         let attempt = async {
             let mut tx = owner.begin().await?;
-            for open in [
-                "alter table audit_events disable trigger audit_events_append_only",
-                "alter table audit_events no force row level security",
-            ] {
+            for open in OPEN {
                 sqlx::query(open).execute(&mut *tx).await?;
             }
-            let changed = sqlx::query(sql)
-                .bind(tenant)
-                .bind(event)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            for close in [
-                "alter table audit_events force row level security",
-                "alter table audit_events enable trigger audit_events_append_only",
-            ] {
+            let out = work(&mut tx).await?;
+            if keep == Keep::RollBack {
+                tx.rollback().await?;
+                return Ok(out);
+            }
+            for close in CLOSE {
                 sqlx::query(close).execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            Ok::<_, sqlx::Error>(changed)
+            Ok::<_, sqlx::Error>(out)
         };
         match attempt.await {
-            Ok(changed) => return changed,
+            Ok(out) => return out,
             Err(err) => last = Some(err),
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    panic!("tampering failed: {last:?}");
+    panic!("working as the owner failed: {last:?}");
 }
 
 #[tokio::test]
@@ -407,11 +450,7 @@ async fn pipeline_verification_resumes_at_its_checkpoint_and_the_full_walk_finds
     use chrono::{TimeDelta, Utc};
     let app = pipeline_app().await;
     let t = app.tenant().await;
-    let ids: Vec<uuid::Uuid> = (0..3).map(|_| uuid::Uuid::now_v7()).collect();
-    for id in &ids {
-        produce(&app, &t.id.to_string(), &envelope(t.id, *id)).await;
-    }
-    chain_length(&app, t.id, 4).await;
+    let ids = chained(&app, t.id, 3).await;
     let mut conn = app.system.pool().acquire().await.unwrap();
     let mut digests = Digests::new(&app.state.vault);
     let week = TimeDelta::days(7);

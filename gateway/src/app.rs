@@ -412,11 +412,7 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
         return next.run(request).await;
     };
     tracing::Span::current().record("tenant.id", tracing::field::display(tenant));
-    let admitted = match crate::edge::tenant_quota(&state, tenant).await {
-        Ok(()) => crate::edge::audit_budget(&state, tenant).await,
-        refused => refused,
-    };
-    if let Err(err) = admitted {
+    if let Err(err) = crate::edge::admit(&state, tenant).await {
         return err.into_response();
     }
     let (response, records) = platform::events::tally(next.run(request)).await;

@@ -87,34 +87,61 @@ fn every_minute_while(mut prune: impl FnMut() -> bool + Send + 'static) {
     });
 }
 
-/// The tenant's audit budget key for the current minute, and the seconds left in it.
-fn audit_budget_key(state: &AppState, tenant: TenantId) -> (String, u64) {
+/// A per-tenant Redis counter for the current minute (`what`: `tenant-quota`, `audit-budget`),
+/// and the seconds left in the minute.
+fn minute_key(state: &AppState, what: &str, tenant: TenantId) -> (String, u64) {
     let now = state.clock.now().timestamp();
-    let key = format!("warung:audit-budget:{}:{}", tenant.0.simple(), now / 60);
+    let key = format!("warung:{what}:{}:{}", tenant.0.simple(), now / 60);
     (key, u64::try_from(60 - now % 60).unwrap_or(60))
 }
 
-/// Refuses a signed-in request (429) while its tenant's audit budget for the minute is spent:
-/// a flood of audited requests is stopped at its source, and nothing it already recorded is
-/// dropped. Without Redis the budget is not enforced (logged), like the request quota.
-pub async fn audit_budget(state: &AppState, tenant: TenantId) -> Result<(), Error> {
-    let limit = state.config.rate_limit.tenant_audit_records_per_minute;
-    if limit == 0 {
+/// The per-tenant limits of a signed-in request, in one Redis round trip: counts it against
+/// its tenant's request quota for the minute (`rate_limit.tenant_per_minute`), and refuses it
+/// (429) when that quota is passed or the tenant's audit budget for the minute is spent
+/// (`rate_limit.tenant_audit_records_per_minute`, see [`spend_audit_budget`]): a flood of
+/// audited requests is stopped at its source, and nothing already recorded is dropped. 0
+/// disables a limit. Without Redis neither is enforced (logged): they protect the shared
+/// service, and a Redis outage must not stop every shop.
+pub async fn admit(state: &AppState, tenant: TenantId) -> Result<(), Error> {
+    let limits = &state.config.rate_limit;
+    if limits.tenant_per_minute == 0 && limits.tenant_audit_records_per_minute == 0 {
         return Ok(());
     }
-    let (key, seconds_left) = audit_budget_key(state, tenant);
-    let spent: redis::RedisResult<Option<u64>> =
-        redis::AsyncCommands::get(&mut state.redis.conn(), &key).await;
-    match spent {
-        Ok(Some(spent)) if spent >= limit => {
-            metrics::counter!("tenant_audit_budget_exceeded_total").increment(1);
-            Err(Error::TooManyRequests {
-                retry_after: Duration::from_secs(seconds_left),
-            })
+    let (quota_key, seconds_left) = minute_key(state, "tenant-quota", tenant);
+    let (budget_key, _) = minute_key(state, "audit-budget", tenant);
+    let answer: redis::RedisResult<(u64, Option<u64>)> = redis::pipe()
+        .atomic()
+        .cmd("INCR")
+        .arg(&quota_key)
+        .cmd("EXPIRE")
+        .arg(&quota_key)
+        .arg(120)
+        .ignore()
+        .cmd("GET")
+        .arg(&budget_key)
+        .query_async(&mut state.redis.conn())
+        .await;
+    let refused = |counter: &'static str| {
+        metrics::counter!(counter).increment(1);
+        Err(Error::TooManyRequests {
+            retry_after: Duration::from_secs(seconds_left),
+        })
+    };
+    match answer {
+        Ok((requests, _))
+            if limits.tenant_per_minute > 0 && requests > limits.tenant_per_minute =>
+        {
+            refused("tenant_quota_exceeded_total")
+        }
+        Ok((_, Some(spent)))
+            if limits.tenant_audit_records_per_minute > 0
+                && spent >= limits.tenant_audit_records_per_minute =>
+        {
+            refused("tenant_audit_budget_exceeded_total")
         }
         Ok(_) => Ok(()),
         Err(err) => {
-            tracing::warn!(error = %err, "audit budget not enforced: redis unavailable");
+            tracing::warn!(error = %err, "tenant limits not enforced: redis unavailable");
             Ok(())
         }
     }
@@ -125,7 +152,7 @@ pub async fn spend_audit_budget(state: &AppState, tenant: TenantId, records: u64
     if records == 0 || state.config.rate_limit.tenant_audit_records_per_minute == 0 {
         return;
     }
-    let (key, _) = audit_budget_key(state, tenant);
+    let (key, _) = minute_key(state, "audit-budget", tenant);
     let spent: redis::RedisResult<(u64, i64)> = redis::pipe()
         .atomic()
         .cmd("INCRBY")
@@ -138,39 +165,5 @@ pub async fn spend_audit_budget(state: &AppState, tenant: TenantId, records: u64
         .await;
     if let Err(err) = spent {
         tracing::warn!(error = %err, "audit budget not counted: redis unavailable");
-    }
-}
-
-/// Counts a signed-in request against its tenant's quota for the current minute.
-pub async fn tenant_quota(state: &AppState, tenant: TenantId) -> Result<(), Error> {
-    let limit = state.config.rate_limit.tenant_per_minute;
-    if limit == 0 {
-        return Ok(());
-    }
-    let now = state.clock.now().timestamp();
-    let minute = now / 60;
-    let key = format!("warung:tenant-quota:{}:{minute}", tenant.0.simple());
-    let mut conn = state.redis.conn();
-    let counted: redis::RedisResult<(u64, i64)> = redis::pipe()
-        .atomic()
-        .cmd("INCR")
-        .arg(&key)
-        .cmd("EXPIRE")
-        .arg(&key)
-        .arg(120)
-        .query_async(&mut conn)
-        .await;
-    match counted {
-        Ok((count, _)) if count > limit => {
-            metrics::counter!("tenant_quota_exceeded_total").increment(1);
-            Err(Error::TooManyRequests {
-                retry_after: Duration::from_secs(u64::try_from(60 - now % 60).unwrap_or(60)),
-            })
-        }
-        Ok(_) => Ok(()),
-        Err(err) => {
-            tracing::warn!(error = %err, "tenant quota not enforced: redis unavailable");
-            Ok(())
-        }
     }
 }

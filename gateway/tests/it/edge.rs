@@ -194,3 +194,23 @@ async fn a_nul_character_in_a_query_or_a_body_is_a_422_not_a_500_and_changes_not
     assert_eq!(created.status(), 422, "{}", created.text().await.unwrap());
     assert_eq!(products().await, before);
 }
+
+#[tokio::test]
+async fn a_tenant_past_its_request_quota_waits_for_the_next_minute() {
+    let clock = std::sync::Arc::new(platform::clock::ManualClock::new(chrono::Utc::now()));
+    let app = TestApp::builder()
+        .set("WARUNG_RATE_LIMIT__TENANT_PER_MINUTE", "3")
+        .clock(clock.clone())
+        .start()
+        .await;
+    let merchant = app.merchant().await;
+    let owner = merchant.owner.bearer();
+    for _ in 0..3 {
+        assert_eq!(app.get_as("/api/v1/products", &owner).await.status(), 200);
+    }
+    let refused = app.get_as("/api/v1/products", &owner).await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    clock.advance(chrono::TimeDelta::seconds(61));
+    assert_eq!(app.get_as("/api/v1/products", &owner).await.status(), 200);
+}

@@ -125,7 +125,9 @@ impl Detector {
                 r"((?:\+62|62|0)[ -]?8[1-9][0-9](?:[ -]?[0-9]){5,9}|\+[1-9][0-9]{7,14})",
                 r"(?:$|[^0-9A-Za-z])"
             )),
-            digits16: re(r"(?:^|[^0-9])([0-9]{16})(?:$|[^0-9])"),
+            // Sixteen digits standing alone: a run inside a hex token (a SKU from a UUID, a
+            // digest) is not an id someone typed.
+            digits16: re(r"(?:^|[^0-9A-Za-z])([0-9]{16})(?:$|[^0-9A-Za-z])"),
         }
     }
 
@@ -224,6 +226,7 @@ mod tests {
             "31740512059000012",                    // 17 digits
             "ts 1764561234567891 ns",               // a 16-digit stamp: province 17, month 34
             "0195d3e8-3174-7051-2059-000013174051", // inside a UUID
+            "SKU-019dc3b1c3174051205900001fa27e9",  // inside a hex token (a SKU seen in a test run)
         ] {
             assert_eq!(d.find(text).nik, 0, "{text}");
         }

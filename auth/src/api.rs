@@ -260,12 +260,9 @@ async fn login(
     let password = SecretString::from(body.password);
     // A failure is reserved before the attempt and given back when the attempt does not fail:
     // forty concurrent guesses get as many checks as the limit allows, not forty.
-    let per_client = throttle::reserve(
-        &state.redis,
-        &format!("warung:login-failures:ip:{client}"),
-        auth.login_failures_per_ip(),
-    )
-    .await?;
+    let client_key = state.redis.key(format_args!("login-failures:ip:{client}"));
+    let per_client =
+        throttle::reserve(&state.redis, &client_key, auth.login_failures_per_ip()).await?;
     let signed_in = sign_in(&state, &auth, client, &body.tenant, &body.email, &password).await;
     if !matches!(signed_in, Err(Error::Unauthorized)) {
         per_client.release(&state.redis).await;
@@ -292,11 +289,11 @@ async fn sign_in(
         .pii
         .blind_index(&mut tx, platform::pii::IndexKind::Email, email)
         .await?;
-    let account_key = format!(
-        "warung:login-failures:account:{}:{}:{client}",
+    let account_key = state.redis.key(format_args!(
+        "login-failures:account:{}:{}:{client}",
         tenant.0.simple(),
         hex::encode(&index.0)
-    );
+    ));
     let per_account = throttle::reserve(
         &state.redis,
         &account_key,

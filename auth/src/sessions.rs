@@ -17,12 +17,12 @@ use platform::{
     tokens::{self, Issued, TokenHash},
 };
 
-fn cache_key(tenant: TenantId, session: SessionId) -> String {
-    format!(
-        "warung:session:{}:{}",
+fn cache_key(redis: &Redis, tenant: TenantId, session: SessionId) -> String {
+    redis.key(format_args!(
+        "session:{}:{}",
         tenant.0.simple(),
         session.0.simple()
-    )
+    ))
 }
 
 /// Starts a session for `user` with its first refresh token (`session.created`).
@@ -211,7 +211,7 @@ pub async fn is_live(
     tenant: TenantId,
     session: SessionId,
 ) -> Result<bool, Dependency> {
-    let key = cache_key(tenant, session);
+    let key = cache_key(redis, tenant, session);
     let mut conn = redis.conn();
     match redis::cmd("GET")
         .arg(&key)
@@ -248,7 +248,7 @@ pub async fn is_live(
 pub async fn remember_live(redis: &Redis, tenant: TenantId, session: SessionId, cache_ms: u64) {
     let mut conn = redis.conn();
     let _: Result<Option<String>, _> = redis::cmd("SET")
-        .arg(cache_key(tenant, session))
+        .arg(cache_key(redis, tenant, session))
         .arg(LIVE)
         .arg("PX")
         .arg(cache_ms)
@@ -267,7 +267,7 @@ pub async fn forget(redis: &Redis, tenant: TenantId, sessions: &[SessionId], tom
     let mut pipe = redis::pipe();
     for session in sessions {
         pipe.cmd("SET")
-            .arg(cache_key(tenant, *session))
+            .arg(cache_key(redis, tenant, *session))
             .arg(REVOKED)
             .arg("PX")
             .arg(tombstone_ms.max(1))

@@ -91,7 +91,9 @@ fn every_minute_while(mut prune: impl FnMut() -> bool + Send + 'static) {
 /// and the seconds left in the minute.
 fn minute_key(state: &AppState, what: &str, tenant: TenantId) -> (String, u64) {
     let now = state.clock.now().timestamp();
-    let key = format!("warung:{what}:{}:{}", tenant.0.simple(), now / 60);
+    let key = state
+        .redis
+        .key(format_args!("{what}:{}:{}", tenant.0.simple(), now / 60));
     (key, u64::try_from(60 - now % 60).unwrap_or(60))
 }
 

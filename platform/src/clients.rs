@@ -18,6 +18,7 @@ use crate::config::{KafkaConfig, RedisConfig, SmtpConfig, SmtpTls, VaultConfig};
 pub struct Redis {
     client: redis::Client,
     manager: redis::aio::ConnectionManager,
+    prefix: Arc<str>,
 }
 
 impl std::fmt::Debug for Redis {
@@ -36,7 +37,16 @@ impl Redis {
             .set_number_of_retries(1);
         let manager =
             redis::aio::ConnectionManager::new_lazy_with_config(client.clone(), manager_config)?;
-        Ok(Self { client, manager })
+        Ok(Self {
+            client,
+            manager,
+            prefix: config.key_prefix.as_str().into(),
+        })
+    }
+
+    /// This deployment's name for a key or channel: `{redis.key_prefix}:{name}`.
+    pub fn key(&self, name: impl std::fmt::Display) -> String {
+        format!("{}:{name}", self.prefix)
     }
 
     /// A cheap handle for issuing commands (clones share one multiplexed connection).

@@ -103,6 +103,9 @@ pub struct RedisConfig {
     #[serde(deserialize_with = "secret::required")]
     pub url: SecretString,
     pub timeout_ms: u64,
+    /// Every key and channel Warung uses starts with `{key_prefix}:`, so two deployments (a
+    /// person's instance and the test suite's) can share one Redis without meeting.
+    pub key_prefix: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -403,7 +406,7 @@ fn defaults() -> serde_json::Value {
             "system_max_connections": 5,
             "acquire_timeout_ms": 5_000,
         },
-        "redis": { "timeout_ms": 2_000 },
+        "redis": { "timeout_ms": 2_000, "key_prefix": "warung" },
         "vault": {
             "addr": "http://127.0.0.1:8200",
             "transit_mount": "transit",
@@ -594,6 +597,15 @@ impl Config {
             self.redis.url.expose_secret().starts_with("redis://")
                 || self.redis.url.expose_secret().starts_with("rediss://"),
             "redis.url must be a redis:// or rediss:// URL",
+        );
+        check(
+            !self.redis.key_prefix.is_empty()
+                && self
+                    .redis
+                    .key_prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.'),
+            "redis.key_prefix must be letters, digits, `-`, `_` or `.`",
         );
         check(
             !self.vault.token.expose_secret().is_empty(),
@@ -907,9 +919,11 @@ mod tests {
     fn validation_reports_every_problem() {
         let env = with(base_env(), "WARUNG_HTTP__REQUEST_TIMEOUT_MS", "0");
         let env = with(env, "WARUNG_REDIS__URL", "http://nope");
+        let env = with(env, "WARUNG_REDIS__KEY_PREFIX", "two words");
         let err = Config::load_from(None, env).unwrap_err().to_string();
         assert!(err.contains("request_timeout_ms"), "{err}");
         assert!(err.contains("redis.url"), "{err}");
+        assert!(err.contains("redis.key_prefix"), "{err}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! process running the module, and `warung jobs run NAME` runs one by hand. Whoever triggers it,
 //! a run goes through [`Runner::run`]:
 //!
-//! 1. take the Redis lock `warung:job:{name}` (`SET NX PX`). Held elsewhere: nothing to do.
+//! 1. take the Redis lock `{redis.key_prefix}:job:{name}` (`SET NX PX`). Held elsewhere: nothing to do.
 //!    Redis unreachable: the run is **skipped and reported**, never run unlocked;
 //! 2. bump the job's fencing epoch in `job_leases` and record the run in `job_runs`;
 //! 3. run the job while a task renews the lock every third of its ttl; if the lock is lost the
@@ -255,7 +255,7 @@ impl Runner {
         dry_run: bool,
         shutdown: &CancellationToken,
     ) -> RunOutcome {
-        let key = format!("warung:job:{}", job.name);
+        let key = self.redis.key(format_args!("job:{}", job.name));
         let guard = match locks::try_acquire(&self.redis, &key, self.lock_ttl).await {
             Ok(Some(guard)) => guard,
             Ok(None) => return RunOutcome::Busy,

@@ -107,7 +107,8 @@ pub async fn public_write(
         limit: config.public_writes_per_ip_per_hour,
         seconds: 3600,
     };
-    take(redis, &format!("warung:public-writes:{client}"), window).await
+    let key = redis.key(format_args!("public-writes:{client}"));
+    take(redis, &key, window).await
 }
 
 pub async fn clear(redis: &Redis, key: &str) {

@@ -94,8 +94,8 @@ pub fn config_with(overrides: &[(&str, String)]) -> Config {
         .collect();
     vars.insert("WARUNG_ENVIRONMENT".into(), "test".into());
     vars.insert("WARUNG_HTTP__BIND".into(), "127.0.0.1:0".into());
-    // Relays only where a test asks for one (`.set("WARUNG_OUTBOX__RELAY", "true")`): relay tests
-    // run one at a time (nextest group) and must not have their rows taken by other tests' apps.
+    // Relays only where a test asks for one (`.set("WARUNG_OUTBOX__RELAY", "true")`), on an
+    // isolated app: a relay takes every tenant's rows in its database.
     vars.insert("WARUNG_OUTBOX__RELAY".into(), "false".into());
     // Jobs run when a test runs them (`TestApp::run_job`), not on a clock.
     vars.insert("WARUNG_JOBS__SCHEDULER".into(), "false".into());
@@ -146,6 +146,39 @@ pub struct TestAppBuilder {
     module_workers: bool,
     overrides: Vec<(&'static str, String)>,
     clock: Option<platform::clock::SharedClock>,
+    isolated: bool,
+    /// The isolated world of another app this one joins ([`TestAppBuilder::alongside`]).
+    joined: Option<Vec<(&'static str, String)>>,
+}
+
+/// What an isolated app has to itself (see [`TestAppBuilder::isolated`]); its database is
+/// dropped with it.
+#[derive(Debug)]
+struct Isolation {
+    database: Option<FreshDatabase>,
+    _broker: Option<TestBroker>,
+}
+
+impl Isolation {
+    fn database(&self) -> &FreshDatabase {
+        self.database.as_ref().expect("the isolated database")
+    }
+}
+
+impl Drop for Isolation {
+    fn drop(&mut self) {
+        // Called inside the test's runtime, which cannot be blocked on: a thread of its own
+        // drops the database (sessions still open in it are ended).
+        if let Some(database) = self.database.take() {
+            let _ = std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map(|runtime| runtime.block_on(database.drop()))
+            })
+            .join();
+        }
+    }
 }
 
 impl TestAppBuilder {
@@ -174,10 +207,63 @@ impl TestAppBuilder {
         self
     }
 
+    /// A world of the app's own: a migrated database ([`FreshDatabase`]), a Redis key prefix
+    /// and a broker ([`TestBroker`], unless the test sets `WARUNG_KAFKA__BROKERS`). For tests
+    /// that run what works on every tenant at once (the outbox relay, the audit sink, the mail
+    /// sender, the jobs) or move the clock: they run beside every other test, since nothing
+    /// they do can reach another test's rows, locks or topics, nor theirs reach them.
+    pub fn isolated(mut self) -> Self {
+        self.isolated = true;
+        self
+    }
+
+    /// Runs in the isolated world of `app` (its database, Redis prefix and broker), e.g. a
+    /// second process with other settings. `app` keeps the world and drops it at its stop.
+    pub fn alongside(mut self, app: &TestApp) -> Self {
+        let isolation = app.isolation.as_ref().expect("alongside an isolated app");
+        let mut settings = isolation.database().settings();
+        settings.push((
+            "WARUNG_REDIS__KEY_PREFIX",
+            app.state.config.redis.key_prefix.clone(),
+        ));
+        settings.push(("WARUNG_KAFKA__BROKERS", app.kafka_brokers().to_owned()));
+        self.joined = Some(settings);
+        self
+    }
+
     pub async fn start(self) -> TestApp {
         init_logging();
-        let config = config_with(&self.overrides);
-        migrated(&config).await;
+        let mut overrides = self.joined.clone().unwrap_or_default();
+        let isolation = if self.isolated {
+            let database = FreshDatabase::create().await;
+            overrides.extend(database.settings());
+            overrides.push((
+                "WARUNG_REDIS__KEY_PREFIX",
+                format!("warung-t-{}", uuid::Uuid::now_v7().simple()),
+            ));
+            let broker = if self
+                .overrides
+                .iter()
+                .any(|(key, _)| *key == "WARUNG_KAFKA__BROKERS")
+            {
+                None
+            } else {
+                let broker = TestBroker::start(&[events::AUDIT_TOPIC, events::EVENTS_TOPIC]).await;
+                overrides.push(("WARUNG_KAFKA__BROKERS", broker.addr.to_string()));
+                Some(broker)
+            };
+            Some(Isolation {
+                database: Some(database),
+                _broker: broker,
+            })
+        } else {
+            None
+        };
+        overrides.extend(self.overrides);
+        let config = config_with(&overrides);
+        if isolation.is_none() && self.joined.is_none() {
+            migrated(&config).await;
+        }
         let mut modules = self
             .modules
             .unwrap_or_else(|| gateway::modules::ALL.to_vec());
@@ -207,6 +293,7 @@ impl TestAppBuilder {
             system,
             modules,
             server: Some(server),
+            isolation,
         }
     }
 }
@@ -220,6 +307,7 @@ pub struct TestApp {
     pub system: SystemDb,
     modules: Vec<Module>,
     server: Option<Server>,
+    isolation: Option<Isolation>,
 }
 
 impl TestApp {
@@ -316,9 +404,17 @@ impl TestApp {
     /// A connection as the schema owner, for tests that inspect the catalogue or stage fixtures
     /// no application role may create.
     pub async fn owner_pool(&self) -> PgPool {
-        PgPool::connect(&stack_env()["WARUNG_DATABASE__MIGRATE_URL"])
-            .await
-            .unwrap()
+        match &self.isolation {
+            Some(isolation) => isolation.database().owner().await,
+            None => PgPool::connect(&stack_env()["WARUNG_DATABASE__MIGRATE_URL"])
+                .await
+                .unwrap(),
+        }
+    }
+
+    /// The broker this app publishes to and consumes from.
+    pub fn kafka_brokers(&self) -> &str {
+        &self.state.config.kafka.brokers
     }
 
     /// A throwaway tenant table built with the same pattern as real ones (RLS helper, explicit
@@ -399,9 +495,13 @@ impl TestApp {
         rows.len()
     }
 
+    /// Shuts the app down; an isolated app's database goes with it.
     pub async fn stop(mut self) {
         if let Some(server) = self.server.take() {
             server.shutdown().await;
+        }
+        if let Some(database) = self.isolation.as_mut().and_then(|i| i.database.take()) {
+            database.drop().await;
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Partition upkeep and retention, through the real sink. These tests move and drop partitions,
-//! so they run one at a time with the pipeline tests (nextest group); assertions look only at
-//! their own tenant's records and their own (randomly chosen, long past) months.
+//! so each runs on an isolated app (a database of its own); assertions look only at their own
+//! tenant's records and their own (randomly chosen, long past) months.
 
 use std::time::Duration;
 

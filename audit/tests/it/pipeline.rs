@@ -1,6 +1,6 @@
 //! End to end: a mutation's audit record reaches `audit_events` once; a duplicate delivery is
-//! stored once; an unparseable message is dead-lettered and the sink keeps going. Runs one at a
-//! time with the relay tests (nextest group): the only relay and sink are these tests' own.
+//! stored once; an unparseable message is dead-lettered and the sink keeps going. Each app is
+//! isolated (`TestAppBuilder::isolated`): its relay and sink see only its own rows and topics.
 
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use testkit::TestApp;
 
 pub(crate) async fn pipeline_app() -> TestApp {
     TestApp::builder()
+        .isolated()
         .set("WARUNG_OUTBOX__RELAY", "true")
         .with_module_workers()
         .start()

@@ -226,9 +226,9 @@ async fn sign_ups_are_limited_per_client_address_across_processes() {
         .start()
         .await;
     let mut conn = a.state.redis.conn();
-    let key = "warung:public-writes:127.0.0.2";
+    let key = a.state.redis.key("public-writes:127.0.0.2");
     let _: i64 = redis::cmd("DEL")
-        .arg(key)
+        .arg(&key)
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -264,7 +264,7 @@ async fn consent_evidence_and_the_public_budget_name_the_client_behind_a_trusted
         .start()
         .await;
     let client = "203.0.113.50";
-    let budget = format!("warung:public-writes:{client}");
+    let budget = app.state.redis.key(format_args!("public-writes:{client}"));
     let mut conn = app.state.redis.conn();
     let _: i64 = redis::cmd("DEL")
         .arg(&budget)

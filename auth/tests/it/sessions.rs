@@ -172,8 +172,8 @@ async fn wrong_passwords_are_limited_per_client_address() {
         .await;
     let mut conn = app.state.redis.conn();
     let keys = [
-        "warung:login-failures:ip:127.0.0.3",
-        "warung:login-failures:ip:127.0.0.4",
+        app.state.redis.key("login-failures:ip:127.0.0.3"),
+        app.state.redis.key("login-failures:ip:127.0.0.4"),
     ];
     let _: i64 = redis::cmd("DEL")
         .arg(&keys)
@@ -337,7 +337,12 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_limited_not_the_proxy() 
     let merchant = setup.merchant().await;
     let keys: Vec<String> = ["198.51.100.7", "198.51.100.8", "127.0.0.7"]
         .iter()
-        .map(|ip| format!("warung:login-failures:ip:{ip}"))
+        .map(|ip| {
+            setup
+                .state
+                .redis
+                .key(format_args!("login-failures:ip:{ip}"))
+        })
         .collect();
     forget(&setup, &keys).await;
     let behind_proxy = TestApp::builder()

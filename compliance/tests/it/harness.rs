@@ -100,6 +100,11 @@ impl Verifier {
         let kek = Kek::create().await;
         let mut settings = db.settings();
         settings.push(("WARUNG_VAULT__KEK_NAME", kek.name.clone()));
+        // Job locks of its own: the everyday-shop test runs every job.
+        settings.push((
+            "WARUNG_REDIS__KEY_PREFIX",
+            format!("warung-t-{}", uuid::Uuid::now_v7().simple()),
+        ));
         // The app's token may use warung-kek only; this deployment's key is the test's own.
         settings.push((
             "WARUNG_VAULT__TOKEN_FILE",

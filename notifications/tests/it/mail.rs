@@ -19,6 +19,7 @@ const WITHIN: Duration = Duration::from_secs(60);
 /// `proxy` when given (so a test can cut SMTP), with fast retries.
 async fn mail_app(proxy: Option<&FaultProxy>, extra: &[(&'static str, &str)]) -> TestApp {
     let mut builder = TestApp::builder()
+        .isolated()
         .set("WARUNG_OUTBOX__RELAY", "true")
         .set("WARUNG_NOTIFICATIONS__BACKOFF_BASE_MS", "200")
         .set("WARUNG_NOTIFICATIONS__BACKOFF_MAX_MS", "1000")

@@ -8,6 +8,7 @@ use testkit::{Scenario, TestApp, customer_body};
 #[tokio::test]
 async fn trail_every_commerce_mutation_is_audited_and_failures_leave_nothing() {
     let app = TestApp::builder()
+        .isolated()
         .set("WARUNG_OUTBOX__RELAY", "true")
         .with_module_workers()
         .start()

@@ -243,7 +243,8 @@ type ReadyKeys = Arc<std::sync::Mutex<Vec<(Dek, WrappedKey)>>>;
 
 type CacheKey = (TenantId, SubjectId);
 
-const SHRED_CHANNEL: &str = "warung:pii:shred";
+/// The Redis channel (under `redis.key_prefix`) on which shreds are announced to peers.
+const SHRED_CHANNEL: &str = "pii:shred";
 
 /// Transit accepts large batches, but one bounded request keeps latency and memory predictable.
 const UNWRAP_BATCH: usize = 256;
@@ -550,7 +551,7 @@ impl PiiCipher {
             let message = format!("{}:{}", tenant.0, subject.0);
             // If Redis is down, other processes still drop the key within the cache TTL.
             if let Err(err) = redis::cmd("PUBLISH")
-                .arg(SHRED_CHANNEL)
+                .arg(redis.key(SHRED_CHANNEL))
                 .arg(message)
                 .query_async::<i64>(&mut conn)
                 .await
@@ -591,7 +592,7 @@ impl PiiCipher {
             let (redis, this) = (redis.clone(), this.clone());
             async move {
                 let mut pubsub = redis.client().get_async_pubsub().await?;
-                pubsub.subscribe(SHRED_CHANNEL).await?;
+                pubsub.subscribe(redis.key(SHRED_CHANNEL)).await?;
                 this.inner.deks.invalidate_all();
                 let mut messages = pubsub.on_message();
                 loop {

@@ -206,7 +206,7 @@ async fn a_holder_whose_lock_passed_to_another_is_fenced_before_it_writes() {
     // The lock expires (deleted here rather than waited out) and another process takes it.
     let mut redis = app.state.redis.conn();
     let _: i64 = redis::cmd("DEL")
-        .arg(format!("warung:job:{name}"))
+        .arg(app.state.redis.key(format_args!("job:{name}")))
         .query_async(&mut redis)
         .await
         .unwrap();

@@ -1,5 +1,7 @@
 //! The relay against the real broker: each outbox row reaches Kafka exactly once in a healthy
-//! run, keyed by tenant, and is marked sent only after the broker acknowledged it.
+//! run, keyed by tenant, and is marked sent only after the broker acknowledged it. Each test's
+//! app is isolated (a database, Redis prefix and broker of its own): a relay takes every
+//! tenant's rows, so these tests run beside the others without taking theirs.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -12,7 +14,7 @@ use rdkafka::{
     ClientConfig, Message,
     consumer::{BaseConsumer, Consumer},
 };
-use testkit::{TestApp, TestBroker, stack_env};
+use testkit::{TestApp, TestBroker};
 
 const SETTINGS: RelaySettings = RelaySettings {
     batch: 50,
@@ -46,10 +48,6 @@ async fn emit_many(app: &TestApp, tenant: TenantId, n: usize) -> Vec<EventId> {
 
 /// Every message on both topics keyed by `tenant`, by event id, read until `want` distinct ids
 /// were seen and the topic then stayed quiet (duplicates would show as counts > 1).
-fn collect(tenant: TenantId, want: usize) -> HashMap<String, (usize, serde_json::Value)> {
-    collect_from(&stack_env()["WARUNG_KAFKA__BROKERS"], tenant, want)
-}
-
 fn collect_from(
     brokers: &str,
     tenant: TenantId,
@@ -98,6 +96,7 @@ fn collect_from(
 #[tokio::test]
 async fn the_relay_publishes_each_row_once_after_the_broker_acknowledged() {
     let app = TestApp::builder()
+        .isolated()
         .set("WARUNG_OUTBOX__RELAY", "true")
         .start()
         .await;
@@ -106,7 +105,8 @@ async fn the_relay_publishes_each_row_once_after_the_broker_acknowledged() {
 
     let seen = tokio::task::spawn_blocking({
         let (tenant, want) = (t.id, ids.len() + 1); // + tenant.created from app.tenant()
-        move || collect(tenant, want)
+        let brokers = app.kafka_brokers().to_owned();
+        move || collect_from(&brokers, tenant, want)
     })
     .await
     .unwrap();
@@ -137,7 +137,8 @@ async fn the_relay_publishes_each_row_once_after_the_broker_acknowledged() {
 
 #[tokio::test]
 async fn relays_in_parallel_never_send_a_row_twice() {
-    let app = TestApp::spawn().await; // no background relay: the three below are the only ones
+    // No background relay: the three below are the only ones.
+    let app = TestApp::builder().isolated().start().await;
     let t = app.tenant().await;
     let ids = emit_many(&app, t.id, 40).await;
 
@@ -172,7 +173,8 @@ async fn relays_in_parallel_never_send_a_row_twice() {
 
     let seen = tokio::task::spawn_blocking({
         let (tenant, want) = (t.id, ids.len() + 1);
-        move || collect(tenant, want)
+        let brokers = app.kafka_brokers().to_owned();
+        move || collect_from(&brokers, tenant, want)
     })
     .await
     .unwrap();
@@ -245,6 +247,7 @@ fn lost(brokers: String, tenant: TenantId, ids: &[EventId]) -> Vec<String> {
 /// An app whose relay publishes to `broker`, a broker of the test's own.
 async fn relay_app(broker: &TestBroker) -> TestApp {
     TestApp::builder()
+        .isolated()
         .set("WARUNG_OUTBOX__RELAY", "true")
         .set("WARUNG_KAFKA__BROKERS", broker.addr.to_string())
         .start()
@@ -280,6 +283,7 @@ async fn relay_broker_stalled_during_mutations_loses_nothing() {
 async fn relay_broker_unreachable_during_mutations_loses_nothing() {
     let addr = TestBroker::free_addr();
     let app = TestApp::builder()
+        .isolated()
         .set("WARUNG_OUTBOX__RELAY", "true")
         .set("WARUNG_KAFKA__BROKERS", addr.to_string())
         .set("WARUNG_KAFKA__DELIVERY_TIMEOUT_MS", "2000")
@@ -308,6 +312,7 @@ async fn relay_broker_that_lost_its_state_is_drained_without_a_restart() {
     let addr = TestBroker::free_addr();
     let first = TestBroker::start_on(addr, &[events::AUDIT_TOPIC, events::EVENTS_TOPIC]).await;
     let app = TestApp::builder()
+        .isolated()
         .set("WARUNG_OUTBOX__RELAY", "true")
         .set("WARUNG_KAFKA__BROKERS", addr.to_string())
         .set("WARUNG_KAFKA__DELIVERY_TIMEOUT_MS", "2000")

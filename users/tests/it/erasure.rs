@@ -1,7 +1,7 @@
 //! Erasure end to end: confirmed by the person, carried out by the `privacy.requests` job
 //! across every module, the farewell mail sent before the key is shredded, resumable when SMTP
-//! is down. These tests share the serial `outbox-relay` group (see .config/nextest.toml): the
-//! job carries out every tenant's due erasures, and one test cuts SMTP under its own run.
+//! is down. Each app is isolated (`TestAppBuilder::isolated`): the job carries out every
+//! tenant's due erasures, which must be only this test's.
 
 use std::{sync::Arc, time::Duration};
 
@@ -81,6 +81,7 @@ fn hex(text: &str) -> String {
 async fn a_customers_erasure_leaves_nothing_readable_and_keeps_the_books() {
     // The whole pipeline runs: the tombstone must reach the audit store, and the mails go out.
     let app = TestApp::builder()
+        .isolated()
         .set("WARUNG_OUTBOX__RELAY", "true")
         .with_module_workers()
         .start()
@@ -266,6 +267,7 @@ async fn an_erasure_waits_for_its_farewell_mail_and_finishes_when_smtp_returns()
     let port = std::env::var("WARUNG_SMTP__PORT").unwrap_or_else(|_| "1025".into());
     let proxy = FaultProxy::start(format!("127.0.0.1:{port}").parse().unwrap()).await;
     let app = TestApp::builder()
+        .isolated()
         .set("WARUNG_SMTP__PORT", proxy.addr.port().to_string())
         .set("WARUNG_SMTP__TIMEOUT_MS", "2000")
         .set("WARUNG_NOTIFICATIONS__MAX_ATTEMPTS", "2")
@@ -349,7 +351,7 @@ async fn an_erasure_waits_for_its_farewell_mail_and_finishes_when_smtp_returns()
 
 #[tokio::test]
 async fn a_staff_members_erasure_ends_their_sessions_and_the_last_owner_stays() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::builder().isolated().start().await;
     let merchant = app.verified_merchant().await;
     let owner = &merchant.owner;
     let refused = file(&app, owner, json!({"type": "erasure"})).await;
@@ -423,7 +425,11 @@ async fn a_staff_members_erasure_ends_their_sessions_and_the_last_owner_stays() 
 #[tokio::test]
 async fn an_erasure_waits_out_the_shops_grace_period() {
     let clock = Arc::new(ManualClock::new(Utc::now()));
-    let app = TestApp::builder().clock(clock.clone()).start().await;
+    let app = TestApp::builder()
+        .isolated()
+        .clock(clock.clone())
+        .start()
+        .await;
     let merchant = app.verified_merchant().await;
     let owner = &merchant.owner;
     let set = app
@@ -561,7 +567,7 @@ async fn retention_requests(
 
 #[tokio::test]
 async fn inactive_guests_are_told_then_erased_unless_they_come_back_and_deleted_staff_go_too() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::builder().isolated().start().await;
     let merchant = app.verified_merchant().await;
     let owner = &merchant.owner;
     let cashier = app.staff(&merchant, Role::Cashier).await;
@@ -751,7 +757,7 @@ async fn inactive_guests_are_told_then_erased_unless_they_come_back_and_deleted_
 
 #[tokio::test]
 async fn of_two_owners_erasing_themselves_at_once_one_stays() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::builder().isolated().start().await;
     let merchant = app.verified_merchant().await;
     let second = app.staff(&merchant, Role::Owner).await;
     let mut filed = Vec::new();
@@ -796,6 +802,7 @@ async fn an_erasure_does_not_wait_for_its_farewell_past_its_margin_before_it_is_
     let port = std::env::var("WARUNG_SMTP__PORT").unwrap_or_else(|_| "1025".into());
     let proxy = FaultProxy::start(format!("127.0.0.1:{port}").parse().unwrap()).await;
     let patient = TestApp::builder()
+        .isolated()
         .set("WARUNG_SMTP__PORT", proxy.addr.port().to_string())
         .set("WARUNG_SMTP__TIMEOUT_MS", "2000")
         .start()
@@ -819,6 +826,7 @@ async fn an_erasure_does_not_wait_for_its_farewell_past_its_margin_before_it_is_
     // Where the due date is within the margin (here: a margin longer than the legal time),
     // the erasure goes ahead, saying why there was no mail.
     let hurried = TestApp::builder()
+        .alongside(&patient)
         .set("WARUNG_SMTP__PORT", proxy.addr.port().to_string())
         .set("WARUNG_SMTP__TIMEOUT_MS", "2000")
         .set("WARUNG_PRIVACY__FAREWELL_DEADLINE_MARGIN_HOURS", "10000")

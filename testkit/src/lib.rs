@@ -6,8 +6,10 @@
 //! Run the tests with `cargo nextest`. Each test is its own process, so the process-global
 //! Prometheus recorder (`/metrics`) only counts that test's own work.
 //!
-//! Settings come from the environment (`eval "$(scripts/stack env)"`, as `scripts/test` does);
-//! when they are missing, the harness asks `scripts/stack env` itself.
+//! Settings come from the environment (`eval "$(scripts/stack env --tests)"`, as `scripts/test`
+//! does); when they are missing, the harness asks `scripts/stack env --tests` itself. The
+//! instance's own settings (`scripts/stack env`, what `scripts/up` serves) are refused: the
+//! suite never writes where a person works.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -50,15 +52,22 @@ pub fn stack_env() -> &'static HashMap<String, String> {
     static ENV: OnceLock<HashMap<String, String>> = OnceLock::new();
     ENV.get_or_init(|| {
         let mut env: HashMap<String, String> = std::env::vars().collect();
-        if !env.contains_key("WARUNG_DATABASE__APP_URL") {
+        if env.contains_key("WARUNG_DATABASE__APP_URL") {
+            assert!(
+                env.get("WARUNG_REDIS__KEY_PREFIX")
+                    .is_some_and(|prefix| prefix.starts_with("warung-test")),
+                "these are the instance's settings (what scripts/up serves), not the suite's: \
+                 eval \"$(scripts/stack env --tests)\""
+            );
+        } else {
             let script = workspace_root().join("scripts/stack");
             let output = std::process::Command::new(&script)
-                .arg("env")
+                .args(["env", "--tests"])
                 .output()
                 .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
             assert!(
                 output.status.success(),
-                "`scripts/stack env` failed; is the stack up (`scripts/stack up`)?\n{}",
+                "`scripts/stack env --tests` failed; is the stack up (`scripts/stack up`)?\n{}",
                 String::from_utf8_lossy(&output.stderr)
             );
             for line in String::from_utf8_lossy(&output.stdout).lines() {

@@ -22,7 +22,8 @@ use users::{
     staff::{self, Locale, NewStaff, Profile, StaffUser, Status},
 };
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
+use platform::routes;
+use utoipa_axum::router::OpenApiRouter;
 use validator::Validate;
 
 use crate::{

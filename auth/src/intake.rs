@@ -25,7 +25,8 @@ use users::{
     },
 };
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
+use platform::routes;
+use utoipa_axum::router::OpenApiRouter;
 
 type Problem = platform::error::Problem;
 

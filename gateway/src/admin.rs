@@ -10,7 +10,8 @@ use platform::{
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
+use platform::routes;
+use utoipa_axum::router::OpenApiRouter;
 
 permission!(pub RunJobs = "jobs.run", [PlatformAdmin], "List the scheduled jobs and run one now (the operator)");
 

@@ -25,7 +25,8 @@ use tower_http::{
 };
 use tracing::Instrument;
 use utoipa::OpenApi;
-use utoipa_axum::{router::OpenApiRouter, routes};
+use platform::routes;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::modules;
 

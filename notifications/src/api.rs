@@ -10,7 +10,8 @@ use platform::{
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
+use platform::routes;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
     ReadDeliveries, RetryDeliveries,

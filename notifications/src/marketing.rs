@@ -14,7 +14,8 @@ use platform::{
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
+use platform::routes;
+use utoipa_axum::router::OpenApiRouter;
 
 permission!(pub SendMarketing = "marketing.send", [Owner, Manager], "Mail the shop's news to the customers who agreed to it");
 

@@ -25,7 +25,8 @@ use users::{
     customers::{self, CustomerDetails, CustomerId},
 };
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
+use platform::routes;
+use utoipa_axum::router::OpenApiRouter;
 use validator::Validate;
 
 use crate::{

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 /// `open → paid → partially_refunded → refunded`, `paid → refunded`, `open → cancelled`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = OrderStatus)]
 pub enum Status {
     Open,
     Paid,

@@ -29,6 +29,7 @@ use crate::{clock::SharedClock, config::Config, db::Db, id::TenantId, pii::PiiCi
     utoipa::ToSchema,
 )]
 #[serde(rename_all = "UPPERCASE")]
+#[schema(as = CheckStatus)]
 pub enum Status {
     Pass,
     Skip,

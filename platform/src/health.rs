@@ -58,6 +58,7 @@ impl std::fmt::Display for Dependency {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = HealthStatus)]
 pub enum Status {
     Up,
     Down,

@@ -22,6 +22,7 @@ platform::id_type!(
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = ProductStatus)]
 pub enum Status {
     /// On sale.
     Active,

@@ -365,6 +365,7 @@ pub async fn movements(
 /// The tenant's catalog settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CatalogSettings)]
 pub struct Settings {
     /// Sell beyond what is on hand (stock goes negative). Off by default.
     pub allow_backorders: bool,

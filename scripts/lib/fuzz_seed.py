@@ -14,7 +14,7 @@ import urllib.request
 import uuid
 
 
-def call(base, method, path, body=None, token=None):
+def call(base, method, path, body=None, token=None, headers=None):
     request = urllib.request.Request(
         base + path,
         method=method,
@@ -23,6 +23,8 @@ def call(base, method, path, body=None, token=None):
     )
     if token:
         request.add_header("authorization", f"Bearer {token}")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
     with urllib.request.urlopen(request, timeout=30) as response:
         text = response.read()
         return json.loads(text) if text else None
@@ -50,7 +52,7 @@ def shop(base, name):
     }, token)
     call(base, "POST", "/api/v1/orders", {
         "lines": [{"product_id": product["id"], "quantity": 1}], "customer_id": customer["id"],
-    }, token)
+    }, token, {"idempotency-key": str(uuid.uuid4())})
     return token
 
 

@@ -11,7 +11,8 @@ use platform::{
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
+use platform::routes;
+use utoipa_axum::router::OpenApiRouter;
 
 permission!(pub ManageRetention = "retention.manage", [Owner], "See and choose how long each category of data is kept, within the legal bounds");
 
@@ -74,6 +75,7 @@ async fn policies(
 /// A choice: `days` within the category's bounds, or `null` for the default.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RetentionChoice)]
 struct Choice {
     category: String,
     days: Option<i32>,

@@ -138,6 +138,7 @@ pub async fn purposes(db: &Db, audience: Audience, lang: Lang) -> Result<Vec<Pur
 /// One choice as sent by a client.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ConsentChoice)]
 pub struct Choice {
     pub purpose: String,
     pub granted: bool,

@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = StaffStatus)]
 pub enum Status {
     /// Invited, has not accepted yet: cannot sign in.
     Invited,

@@ -153,3 +153,14 @@ fn types_named_alike_in_two_modules_keep_their_own_schemas() {
         .count();
     assert_eq!(retention, 1);
 }
+
+/// No two types share a schema name anywhere in the document: a shared name leaves one of them
+/// documented with the other's shape (`platform::http::doc`).
+#[test]
+fn every_schema_name_in_the_document_belongs_to_one_shape() {
+    let _ = gateway::app::openapi();
+    assert_eq!(
+        platform::http::doc::schema_collisions(),
+        Vec::<String>::new()
+    );
+}

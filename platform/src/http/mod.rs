@@ -2,6 +2,7 @@
 //! problem+json, and the RED metrics middleware. Edge composition lives in `gateway`.
 
 pub mod client;
+pub mod doc;
 pub mod json;
 pub mod metrics;
 pub mod path;

@@ -12,7 +12,8 @@ use platform::{
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
+use platform::routes;
+use utoipa_axum::router::OpenApiRouter;
 use validator::Validate;
 
 use crate::{

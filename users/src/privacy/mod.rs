@@ -130,6 +130,7 @@ pub fn due_at(
 /// Where a request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = RequestStatus)]
 pub enum Status {
     /// The identity-check mail is out; nothing happens until its link is used.
     AwaitingVerification,

@@ -109,6 +109,7 @@ impl Filing {
 
 /// The shop's privacy settings.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[schema(as = PrivacySettings)]
 pub struct Settings {
     pub jurisdiction: Jurisdiction,
     /// Hours an erasure waits after it is confirmed (0 to 720).

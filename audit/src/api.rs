@@ -3,13 +3,13 @@
 
 use axum::extract::State;
 use chrono::{DateTime, Utc};
+use platform::routes;
 use platform::{
     AppState, Authorized, Result,
     http::{Json, Page, Query},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use platform::routes;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::{ReadAudit, verify};
@@ -37,8 +37,10 @@ struct EventFilter {
     /// Occurred before (RFC 3339).
     to: Option<DateTime<Utc>>,
     /// 1 to 200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = r"^-?[0-9]{1,18}$")]
     cursor: Option<String>,
 }
 

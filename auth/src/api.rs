@@ -7,6 +7,7 @@ use axum::{
     response::IntoResponse,
 };
 use chrono::TimeDelta;
+use platform::routes;
 use platform::{
     AppState, Error, Principal, Result, Role,
     events::Actor,
@@ -22,7 +23,6 @@ use users::{
     staff::{self, Locale, NewStaff, Profile, StaffUser, Status},
 };
 use utoipa::ToSchema;
-use platform::routes;
 use utoipa_axum::router::OpenApiRouter;
 use validator::Validate;
 
@@ -67,13 +67,16 @@ fn password_rules(password: &str) -> std::result::Result<(), validator::Validati
 #[serde(deny_unknown_fields)]
 struct OnboardRequest {
     #[validate(length(min = 1, max = 200, message = "must be 1 to 200 characters"))]
+    #[schema(min_length = 1, max_length = 200)]
     business_name: String,
     /// The shop's address in Warung: lowercase letters, digits and dashes, 3 to 63 characters.
     #[validate(regex(path = *SLUG, message = "must be 3 to 63 lowercase letters, digits or dashes, not starting or ending with a dash"))]
+    #[schema(pattern = r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")]
     slug: String,
     locale: Locale,
     /// ISO 3166-1 alpha-2, e.g. `ID`.
     #[validate(regex(path = *COUNTRY, message = "must be a two-letter ISO 3166-1 code, e.g. ID"))]
+    #[schema(pattern = r"^[A-Z]{2}$")]
     country: String,
     #[validate(nested)]
     owner: OwnerRequest,
@@ -84,15 +87,19 @@ struct OnboardRequest {
 #[serde(deny_unknown_fields)]
 struct OwnerRequest {
     #[validate(length(min = 1, max = 200, message = "must be 1 to 200 characters"))]
+    #[schema(min_length = 1, max_length = 200)]
     full_name: String,
     #[validate(
         email(message = "must be an email address"),
         length(max = 254, message = "must be at most 254 characters")
     )]
+    #[schema(max_length = 254)]
     email: String,
     #[validate(regex(path = *users::PHONE, message = "must be a phone number, e.g. +628123456789"))]
+    #[schema(pattern = r"^\+?[0-9][0-9 \-]{5,24}$")]
     phone: Option<String>,
     #[validate(custom(function = "password_rules"))]
+    #[schema(min_length = 12, max_length = 128)]
     password: String,
 }
 
@@ -514,6 +521,7 @@ async fn issue_reset(state: &AppState, auth: &Service, body: &ResetRequest) -> R
 struct ResetConfirm {
     token: String,
     #[validate(custom(function = "password_rules"))]
+    #[schema(min_length = 12, max_length = 128)]
     password: String,
 }
 
@@ -551,8 +559,10 @@ async fn confirm_password_reset(
 struct AcceptInvitation {
     token: String,
     #[validate(length(min = 1, max = 200, message = "must be 1 to 200 characters"))]
+    #[schema(min_length = 1, max_length = 200)]
     full_name: String,
     #[validate(custom(function = "password_rules"))]
+    #[schema(min_length = 12, max_length = 128)]
     password: String,
     consents: Vec<Choice>,
 }

@@ -10,6 +10,7 @@
 //! address (`users::privacy::requests`).
 
 use axum::{extract::State, http::StatusCode};
+use platform::routes;
 use platform::{
     AppState, Authorized, Error, Principal, Result,
     http::{ClientAddr, Json},
@@ -25,7 +26,6 @@ use users::{
     },
 };
 use utoipa::ToSchema;
-use platform::routes;
 use utoipa_axum::router::OpenApiRouter;
 
 type Problem = platform::error::Problem;

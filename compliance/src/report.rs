@@ -47,7 +47,8 @@ pub struct ReportFinding {
     pub impact: f32,
     pub legal: Legal,
     pub summary: String,
-    #[schema(value_type = Object)]
+    /// What the check found (`null` when it has nothing to show).
+    #[schema(value_type = Option<Object>)]
     pub evidence: serde_json::Value,
     pub remediation: String,
     /// Where docs/COMPLIANCE.md explains the check and its fix.

@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
+use platform::routes;
 use platform::{
     AppState, Authorized, Error, Module, Result, health::Dependency, http::Json, permission,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use platform::routes;
 use utoipa_axum::router::OpenApiRouter;
 
 permission!(pub RunJobs = "jobs.run", [PlatformAdmin], "List the scheduled jobs and run one now (the operator)");

@@ -10,6 +10,7 @@ use axum::{
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
+use platform::routes;
 use platform::{
     AppState, Error, Module,
     authz::Authentication,
@@ -25,7 +26,6 @@ use tower_http::{
 };
 use tracing::Instrument;
 use utoipa::OpenApi;
-use platform::routes;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::modules;

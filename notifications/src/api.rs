@@ -3,6 +3,7 @@
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use platform::http::Path;
+use platform::routes;
 use platform::{
     AppState, Authorized, Error, Result,
     events::{self, AuditRecord, Resource},
@@ -10,7 +11,6 @@ use platform::{
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use platform::routes;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
@@ -126,8 +126,10 @@ struct DeliveryFilter {
     /// The event that asked for the mail.
     event_id: Option<uuid::Uuid>,
     /// 1 to 200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(value_type = Option<uuid::Uuid>)]
     cursor: Option<String>,
 }
 

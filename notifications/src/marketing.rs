@@ -5,6 +5,7 @@
 //! the consent checked again at send time (a withdrawal in between stops it).
 
 use axum::{extract::State, http::StatusCode};
+use platform::routes;
 use platform::{
     AppState, Authorized, Error, Result,
     error::FieldError,
@@ -14,7 +15,6 @@ use platform::{
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use platform::routes;
 use utoipa_axum::router::OpenApiRouter;
 
 permission!(pub SendMarketing = "marketing.send", [Owner, Manager], "Mail the shop's news to the customers who agreed to it");

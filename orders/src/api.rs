@@ -8,6 +8,7 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use platform::http::Path;
+use platform::routes;
 use platform::{
     AppState, Authorized, Error, Result,
     db::TenantTx,
@@ -25,7 +26,6 @@ use users::{
     customers::{self, CustomerDetails, CustomerId},
 };
 use utoipa::{IntoParams, ToSchema};
-use platform::routes;
 use utoipa_axum::router::OpenApiRouter;
 use validator::Validate;
 
@@ -50,6 +50,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 struct LineRequest {
     product_id: ProductId,
     #[validate(range(min = 1, max = 100_000, message = "must be 1 to 100000"))]
+    #[schema(minimum = 1, maximum = 100_000)]
     quantity: i64,
 }
 
@@ -61,6 +62,7 @@ struct CreateOrder {
         length(min = 1, max = 200, message = "must have 1 to 200 lines"),
         nested
     )]
+    #[schema(min_items = 1, max_items = 200)]
     lines: Vec<LineRequest>,
     /// An existing customer of this shop.
     customer_id: Option<CustomerId>,
@@ -91,7 +93,7 @@ fn sale_error(err: SaleError) -> Error {
 /// `Idempotency-Key` with the same body answers with the first order; with another body, 422.
 #[utoipa::path(post, path = "/api/v1/orders", tag = "orders",
     security(("bearer" = ["orders.write"])),
-    params(("Idempotency-Key" = String, Header, description = "Unique per order attempt; reuse it when retrying")),
+    params(("Idempotency-Key" = String, Header, description = "Unique per order attempt; reuse it when retrying", pattern = r"^[!-~]{1,255}$")),
     request_body = CreateOrder,
     responses(
         (status = 201, body = Order),
@@ -215,7 +217,9 @@ struct ListParams {
     to: Option<DateTime<Utc>>,
     cashier_id: Option<UserId>,
     customer_id: Option<CustomerId>,
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
+    #[param(value_type = Option<uuid::Uuid>)]
     cursor: Option<String>,
 }
 
@@ -309,6 +313,7 @@ struct PaymentRequest {
     /// What the customer hands over. Cash may exceed what is due (the rest is change); other
     /// methods may not.
     #[validate(range(min = 1, message = "must be positive"))]
+    #[schema(minimum = 1)]
     amount_minor: i64,
 }
 
@@ -321,7 +326,7 @@ struct PaymentResponse {
 /// Takes a payment; several make a split payment. The order is `paid` once nothing is due.
 #[utoipa::path(post, path = "/api/v1/orders/{id}/payments", tag = "orders",
     security(("bearer" = ["orders.write"])),
-    params(("id" = OrderId, Path), ("Idempotency-Key" = String, Header)),
+    params(("id" = OrderId, Path), ("Idempotency-Key" = String, Header, description = "Unique per attempt (1 to 255 visible ASCII characters); reuse it when retrying", pattern = r"^[!-~]{1,255}$")),
     request_body = PaymentRequest,
     responses(
         (status = 201, body = PaymentResponse),
@@ -408,8 +413,11 @@ impl RefundReason {
 #[derive(Debug, Deserialize, Serialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefundLineRequest {
+    #[validate(range(min = 1, max = 200, message = "must be 1 to 200"))]
+    #[schema(minimum = 1, maximum = 200)]
     line_no: i32,
-    #[validate(range(min = 1, message = "must be positive"))]
+    #[validate(range(min = 1, max = 100_000, message = "must be 1 to 100000"))]
+    #[schema(minimum = 1, maximum = 100_000)]
     quantity: i64,
 }
 
@@ -421,6 +429,7 @@ struct RefundRequest {
         length(min = 1, max = 200, message = "must have 1 to 200 lines"),
         nested
     )]
+    #[schema(min_items = 1, max_items = 200)]
     lines: Option<Vec<RefundLineRequest>>,
     reason: RefundReason,
     /// Put the refunded units back in stock (default true; false for damaged goods).
@@ -430,7 +439,7 @@ struct RefundRequest {
 /// Refunds a paid order in full or in part; restocks by default. Owner or manager.
 #[utoipa::path(post, path = "/api/v1/orders/{id}/refunds", tag = "orders",
     security(("bearer" = ["orders.refund"])),
-    params(("id" = OrderId, Path), ("Idempotency-Key" = String, Header)),
+    params(("id" = OrderId, Path), ("Idempotency-Key" = String, Header, description = "Unique per attempt (1 to 255 visible ASCII characters); reuse it when retrying", pattern = r"^[!-~]{1,255}$")),
     request_body = RefundRequest,
     responses(
         (status = 201, body = Order),

@@ -5,6 +5,7 @@ use std::sync::LazyLock;
 
 use axum::{extract::State, http::StatusCode};
 use platform::http::Path;
+use platform::routes;
 use platform::{
     AppState, Authorized, Error, Result,
     http::{
@@ -14,7 +15,6 @@ use platform::{
 };
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use platform::routes;
 use utoipa_axum::router::OpenApiRouter;
 use validator::Validate;
 
@@ -50,17 +50,26 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 struct CreateProduct {
     #[serde(deserialize_with = "trimmed")]
     #[validate(length(min = 1, max = 200, message = "must be 1 to 200 characters"))]
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     name: String,
     #[serde(deserialize_with = "trimmed")]
     #[validate(length(min = 1, max = 64, message = "must be 1 to 64 characters"))]
+    #[schema(min_length = 1, max_length = 64, pattern = r"\S")]
     sku: String,
     category_id: Option<CategoryId>,
-    #[validate(range(min = 0, message = "must not be negative"))]
+    #[validate(range(
+        min = 0,
+        max = 1_000_000_000_000_i64,
+        message = "must be 0 to 1000000000000"
+    ))]
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     price_minor: i64,
     #[validate(regex(path = *CURRENCY, message = "must be an ISO 4217 code, e.g. IDR"))]
+    #[schema(pattern = r"^[A-Z]{3}$")]
     currency: String,
     /// Opening stock (default 0).
     #[validate(range(min = 0, max = 1_000_000_000, message = "must be 0 to 1000000000"))]
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     stock: Option<i64>,
 }
 
@@ -106,8 +115,11 @@ struct ProductParams {
     q: Option<String>,
     category_id: Option<CategoryId>,
     /// `active` (default), `archived` or `all`.
+    #[param(pattern = r"^(active|archived|all)$")]
     status: Option<String>,
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
+    #[param(value_type = Option<uuid::Uuid>)]
     cursor: Option<String>,
 }
 
@@ -179,17 +191,25 @@ async fn get_product(
 struct UpdateProduct {
     #[serde(default, deserialize_with = "trimmed_option")]
     #[validate(length(min = 1, max = 200, message = "must be 1 to 200 characters"))]
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     name: Option<String>,
     #[serde(default, deserialize_with = "trimmed_option")]
     #[validate(length(min = 1, max = 64, message = "must be 1 to 64 characters"))]
+    #[schema(min_length = 1, max_length = 64, pattern = r"\S")]
     sku: Option<String>,
     /// `null` takes the product out of its category.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<CategoryId>)]
     category_id: Option<Option<CategoryId>>,
-    #[validate(range(min = 0, message = "must not be negative"))]
+    #[validate(range(
+        min = 0,
+        max = 1_000_000_000_000_i64,
+        message = "must be 0 to 1000000000000"
+    ))]
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     price_minor: Option<i64>,
     #[validate(regex(path = *CURRENCY, message = "must be an ISO 4217 code, e.g. IDR"))]
+    #[schema(pattern = r"^[A-Z]{3}$")]
     currency: Option<String>,
     status: Option<Status>,
 }
@@ -259,9 +279,11 @@ async fn archive_product(
 struct StockAdjustment {
     /// Units to add (positive) or remove (negative). Give this or `counted`.
     #[validate(range(min = -1_000_000_000, max = 1_000_000_000, message = "must be within ±1000000000"))]
+    #[schema(minimum = -1_000_000_000, maximum = 1_000_000_000)]
     delta: Option<i64>,
     /// What a stock count found: on hand becomes this.
     #[validate(range(min = 0, max = 1_000_000_000, message = "must be 0 to 1000000000"))]
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     counted: Option<i64>,
 }
 
@@ -332,6 +354,7 @@ async fn stock_movements(
 struct CategoryBody {
     #[serde(deserialize_with = "trimmed")]
     #[validate(length(min = 1, max = 100, message = "must be 1 to 100 characters"))]
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     name: String,
 }
 

@@ -9,6 +9,7 @@
 pub mod retention;
 
 use axum::extract::State;
+use platform::routes;
 use platform::{
     AppState, Error, Module, Principal, Result, Worker,
     db::{Db, TenantTx},
@@ -21,7 +22,6 @@ use platform::{
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use platform::routes;
 use utoipa_axum::router::OpenApiRouter;
 
 pub const MODULE: Module = Module {

@@ -3,6 +3,7 @@
 //! module jobs read the effective days from there.
 
 use axum::extract::State;
+use platform::routes;
 use platform::{
     AppState, Authorized, Error, Result,
     events::{self, AuditRecord, Resource},
@@ -11,7 +12,6 @@ use platform::{
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use platform::routes;
 use utoipa_axum::router::OpenApiRouter;
 
 permission!(pub ManageRetention = "retention.manage", [Owner], "See and choose how long each category of data is kept, within the legal bounds");

@@ -69,16 +69,20 @@ impl std::fmt::Debug for NewCustomer<'_> {
 pub struct CustomerDetails {
     #[serde(deserialize_with = "platform::http::json::trimmed")]
     #[validate(length(min = 1, max = 200, message = "must be 1 to 200 characters"))]
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub full_name: String,
     #[validate(
         email(message = "must be an email address"),
         length(max = 254, message = "must be at most 254 characters")
     )]
+    #[schema(max_length = 254)]
     pub email: Option<String>,
     #[validate(regex(path = *crate::PHONE, message = "must be a phone number, e.g. +628123456789"))]
+    #[schema(pattern = r"^\+?[0-9][0-9 \-]{5,24}$")]
     pub phone: Option<String>,
     #[serde(default, deserialize_with = "platform::http::json::trimmed_option")]
     #[validate(length(min = 1, max = 500, message = "must be 1 to 500 characters"))]
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     pub address: Option<String>,
     /// Language of mail to this customer (default `id`).
     pub locale: Option<Locale>,

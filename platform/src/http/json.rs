@@ -68,17 +68,13 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
             "text may not contain NUL characters (\\u0000)",
         )]));
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize(&mut deserializer) {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|_| Error::bad_request("malformed_json", "The body is not valid JSON."))?;
+    integral_floats_as_integers(&mut value);
+    match serde_path_to_error::deserialize(value) {
         Ok(value) => Ok(value),
         Err(err) => {
             let inner = err.inner();
-            if inner.is_syntax() || inner.is_eof() {
-                return Err(Error::bad_request(
-                    "malformed_json",
-                    "The body is not valid JSON.",
-                ));
-            }
             let message = inner.to_string();
             let message = match message.split_once('`') {
                 // "missing field `email`" names a field of ours, not client data.
@@ -94,6 +90,30 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
             let field = if path == "." { String::new() } else { path };
             Err(Error::Validation(vec![FieldError::new(field, message)]))
         }
+    }
+}
+
+/// `2.0` is the integer 2 (JSON has one number type, and JSON Schema's `integer` accepts it):
+/// such numbers become integers so integer fields take them, as clients that write every
+/// number as a float expect. Other floats are left for the field's type to accept or refuse.
+fn integral_floats_as_integers(value: &mut serde_json::Value) {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53: every integer below is exact
+    match value {
+        serde_json::Value::Number(number) => {
+            if let Some(float) = number.as_f64().filter(|_| number.is_f64())
+                && float.fract() == 0.0
+                && float.abs() < EXACT
+            {
+                #[expect(clippy::cast_possible_truncation, reason = "integral and below 2^53")]
+                let integer = float as i64;
+                *number = integer.into();
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        serde_json::Value::Object(fields) => {
+            fields.values_mut().for_each(integral_floats_as_integers);
+        }
+        _ => {}
     }
 }
 
@@ -168,6 +188,17 @@ mod tests {
             status,
             serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
         )
+    }
+
+    #[tokio::test]
+    async fn an_integral_float_fills_an_integer_field_and_a_fraction_does_not() {
+        let (status, _) = call(Some("application/json"), r#"{"quantity": 2.0}"#).await;
+        assert_eq!(status, 200, "2.0 is an integer in JSON Schema");
+        let (status, body) = call(Some("application/json"), r#"{"quantity": 2.5}"#).await;
+        assert_eq!(status, 422);
+        assert_eq!(body["errors"][0]["field"], "quantity");
+        let (status, _) = call(Some("application/json"), r#"{"quantity": 1e20}"#).await;
+        assert_eq!(status, 422, "past the field's range");
     }
 
     #[tokio::test]

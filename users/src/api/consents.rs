@@ -4,13 +4,13 @@
 
 use axum::{extract::State, http::HeaderMap};
 use platform::http::Path;
+use platform::routes;
 use platform::{
     AppState, Authorized, Error, Principal, Result,
     http::{ClientAddr, Json},
 };
 use serde::Deserialize;
 use utoipa::ToSchema;
-use platform::routes;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::{

@@ -6,13 +6,13 @@ use axum::{
     http::{HeaderMap, StatusCode},
 };
 use platform::http::Path;
+use platform::routes;
 use platform::{
     AppState, Authorized, Result,
     http::{ClientAddr, Json, Page, Query},
 };
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
-use platform::routes;
 use utoipa_axum::router::OpenApiRouter;
 use validator::Validate;
 
@@ -77,7 +77,9 @@ struct FindParams {
     email: Option<String>,
     /// Exact phone number (only `+` and digits count).
     phone: Option<String>,
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
+    #[param(value_type = Option<uuid::Uuid>)]
     cursor: Option<String>,
 }
 
@@ -144,16 +146,20 @@ async fn get_customer(
 struct UpdateCustomer {
     #[serde(default, deserialize_with = "platform::http::json::trimmed_option")]
     #[validate(length(min = 1, max = 200, message = "must be 1 to 200 characters"))]
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     full_name: Option<String>,
     #[validate(
         email(message = "must be an email address"),
         length(max = 254, message = "must be at most 254 characters")
     )]
+    #[schema(max_length = 254)]
     email: Option<String>,
     #[validate(regex(path = *PHONE, message = "must be a phone number, e.g. +628123456789"))]
+    #[schema(pattern = r"^\+?[0-9][0-9 \-]{5,24}$")]
     phone: Option<String>,
     #[serde(default, deserialize_with = "platform::http::json::trimmed_option")]
     #[validate(length(min = 1, max = 500, message = "must be 1 to 500 characters"))]
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     address: Option<String>,
     locale: Option<Locale>,
 }

@@ -4,6 +4,7 @@
 use axum::{extract::State, http::StatusCode};
 use chrono::{DateTime, TimeDelta, Utc};
 use platform::http::Path;
+use platform::routes;
 use platform::{
     AppState, Authorized, Error, Result, Role,
     events::{self, AuditRecord, Resource},
@@ -12,7 +13,6 @@ use platform::{
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use platform::routes;
 use utoipa_axum::router::OpenApiRouter;
 use validator::Validate;
 
@@ -88,7 +88,9 @@ async fn policy(
 #[serde(deny_unknown_fields)]
 struct InviteRequest {
     #[validate(email(message = "must be an email address"), length(max = 254))]
+    #[schema(max_length = 254)]
     email: String,
+    #[schema(value_type = StaffRole)]
     role: Role,
     /// Language of the invitation mail and the account (default `id`).
     locale: Option<Locale>,
@@ -196,10 +198,13 @@ async fn get_staff(
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateStaff {
+    #[schema(value_type = Option<StaffRole>)]
     role: Option<Role>,
     #[validate(length(min = 1, max = 200, message = "must be 1 to 200 characters"))]
+    #[schema(min_length = 1, max_length = 200)]
     full_name: Option<String>,
     #[validate(length(min = 6, max = 32, message = "must be 6 to 32 characters"))]
+    #[schema(min_length = 6, max_length = 32)]
     phone: Option<String>,
     locale: Option<Locale>,
 }
@@ -335,4 +340,18 @@ async fn delete_staff(
         .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The roles a merchant's staff can hold: [`Role`] without the operator's, as the documents
+/// of the routes that give a role show it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(
+    dead_code,
+    reason = "documents the accepted values; requests parse into `Role`"
+)]
+enum StaffRole {
+    Owner,
+    Manager,
+    Cashier,
 }

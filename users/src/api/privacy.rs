@@ -8,6 +8,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use platform::http::Path;
+use platform::routes;
 use platform::{
     AppState, Authorized, Error, Result,
     http::{Json, Page, PageParams, Query},
@@ -15,7 +16,6 @@ use platform::{
 };
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
-use platform::routes;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
@@ -89,7 +89,9 @@ struct ListParams {
     open: Option<bool>,
     /// Only this person's requests.
     subject_id: Option<uuid::Uuid>,
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
+    #[param(value_type = Option<uuid::Uuid>)]
     cursor: Option<String>,
 }
 
@@ -204,6 +206,7 @@ async fn get_settings(
 struct SettingsBody {
     jurisdiction: crate::privacy::Jurisdiction,
     /// 0 to 720 hours.
+    #[schema(minimum = 0, maximum = 720)]
     erasure_grace_hours: i32,
 }
 

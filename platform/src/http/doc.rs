@@ -61,6 +61,7 @@ macro_rules! routes {
 mod tests {
     mod health {
         #[derive(serde::Serialize, utoipa::ToSchema)]
+        #[allow(dead_code, reason = "only its schema is used")]
         pub enum Status {
             Up,
             Down,
@@ -74,6 +75,7 @@ mod tests {
 
     mod requests {
         #[derive(serde::Serialize, utoipa::ToSchema)]
+        #[allow(dead_code, reason = "only its schema is used")]
         pub enum Status {
             Open,
             Closed,

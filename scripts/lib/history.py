@@ -18,7 +18,7 @@ The history is JSON lines written by the workload, one per request it sent:
    "actions": ["product.created"], "probe": {"table": "products", "column": "sku",
    "value": "SKU-1"}}
 
-`actions` are the audit actions an acknowledged request must leave, once each; `probe` names a
+`actions` are the audit event types an acknowledged request must leave, once each; `probe` names a
 row the request would create, looked up when it answered 5xx. A first line
 {"meta": {"job_slots": {"audit.retention": 60}}} gives each job's schedule period in seconds.
 
@@ -150,7 +150,11 @@ def psql(url, sql, *params):
     args = ["psql", "-X", "-q", "-At", "-F", "\t", "-v", "ON_ERROR_STOP=1", url]
     for i, value in enumerate(params, 1):
         args += ["-v", f"p{i}={value}"]
-    out = subprocess.run(args, input=sql, check=True, capture_output=True, text=True).stdout
+    done = subprocess.run(args, input=sql, capture_output=True, text=True)
+    if done.returncode != 0:
+        # psql's own message, never the command line: it holds the URL and its password.
+        raise SystemExit(f"history: a query failed: {done.stderr.strip()}")
+    out = done.stdout
     return [line.split("\t") for line in out.splitlines() if line]
 
 
@@ -184,7 +188,7 @@ def check(history_path, db, mail_dir, since):
     tenants = sorted({e["tenant"] for e in history if e.get("tenant")})
     array = "{" + ",".join(tenants) + "}"
     audit_rows = [(t, e, int(s), a, r or None) for t, e, s, a, r in psql(
-        db, "select tenant_id, event_id, chain_seq, action, coalesce(request_id, '') "
+        db, "select tenant_id, event_id, chain_seq, event_type, coalesce(request_id, '') "
             "from audit_events where tenant_id = any(:'p1'::uuid[])", array)]
     retired = [(t, int(a), int(b)) for t, a, b in psql(
         db, "select tenant_id, first_seq, last_seq from audit_retired_links "

@@ -6,7 +6,10 @@
 //! a run goes through [`Runner::run`]:
 //!
 //! 1. take the Redis lock `{redis.key_prefix}:job:{name}` (`SET NX PX`). Held elsewhere: nothing to do.
-//!    Redis unreachable: the run is **skipped and reported**, never run unlocked;
+//!    Redis unreachable: the run is **skipped and reported**, never run unlocked. A scheduled
+//!    run also claims its slot (`job-slot:{name}:{time}`, the schedule's time it fires for):
+//!    every process fires at that time, and the lock alone would let a second one run the slot
+//!    again as soon as the first released it;
 //! 2. bump the job's fencing epoch in `job_leases` and record the run in `job_runs`;
 //! 3. run the job while a task renews the lock every third of its ttl; if the lock is lost the
 //!    job is told to stop ([`JobContext::stop`]);
@@ -248,6 +251,33 @@ impl Runner {
         outcome
     }
 
+    /// Claims the schedule slot this run fires for (the latest time of the job's schedule at
+    /// or before now); false when another process already ran it. Claims outlive a day, longer
+    /// than any slot's lateness.
+    async fn claim_slot(&self, job: &Job) -> redis::RedisResult<bool> {
+        let now = self.clock.now();
+        let slot = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Required)
+            .dom_and_dow(true)
+            .build()
+            .parse(job.schedule)
+            .and_then(|cron| cron.find_previous_occurrence(&now, true))
+            .unwrap_or(now);
+        let key = self
+            .redis
+            .key(format_args!("job-slot:{}:{}", job.name, slot.timestamp()));
+        let mut conn = self.redis.conn();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(&key)
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(25 * 3600 * 1000)
+            .query_async(&mut conn)
+            .await?;
+        Ok(set.is_some())
+    }
+
     async fn run_locked(
         &self,
         job: &Job,
@@ -265,6 +295,21 @@ impl Runner {
                 return RunOutcome::Skipped(reason);
             }
         };
+        if trigger == Trigger::Schedule {
+            match self.claim_slot(job).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    release(guard).await;
+                    return RunOutcome::Busy;
+                }
+                Err(err) => {
+                    release(guard).await;
+                    let reason = format!("lock service unavailable: {}", err.kind_label());
+                    self.record_skip(job, trigger, dry_run, &reason).await;
+                    return RunOutcome::Skipped(reason);
+                }
+            }
+        }
         let (lease, run_id) = match self.open(job, &guard, trigger, dry_run).await {
             Ok(opened) => opened,
             Err(err) => {

@@ -210,7 +210,7 @@ async fn a_holder_whose_lock_passed_to_another_is_fenced_before_it_writes() {
         .query_async(&mut redis)
         .await
         .unwrap();
-    let fresh = runner.run(&job, Trigger::Schedule, false, &shutdown).await;
+    let fresh = runner.run(&job, Trigger::Manual, false, &shutdown).await;
     assert!(matches!(fresh, RunOutcome::Succeeded(_)), "{fresh:?}");
     resume.notify_one();
     let stale = stale.await.unwrap();
@@ -229,4 +229,42 @@ async fn a_holder_whose_lock_passed_to_another_is_fenced_before_it_writes() {
         .collect();
     assert_eq!(outcomes, ["fenced", "succeeded"]);
     app.drop_table(&table).await;
+}
+
+/// Every process fires a scheduled job at the same time; the lock keeps them from running side
+/// by side, and the slot claim keeps the second from running the slot again once the first has
+/// released the lock (found by the fault campaign's `double-run` count, two processes).
+#[tokio::test]
+async fn a_schedule_slot_runs_once_though_every_process_fires_for_it() {
+    let clock = Arc::new(platform::clock::ManualClock::new(
+        "2026-12-01T10:00:00.250Z".parse().unwrap(),
+    ));
+    let app = TestApp::builder().clock(clock.clone()).start().await;
+    let name = unique("slot");
+    let job = Job::new(name, "0 * * * * *", "test", |_| async {
+        Ok(JobReport::default())
+    });
+    let (first, second) = (app.job_runner(), app.job_runner());
+    let shutdown = CancellationToken::new();
+    let ran = |outcome: &RunOutcome| matches!(outcome, RunOutcome::Succeeded(_));
+
+    assert!(ran(&first
+        .run(&job, Trigger::Schedule, false, &shutdown)
+        .await));
+    clock.advance(chrono::TimeDelta::milliseconds(900)); // the other process fires a bit later
+    let again = second.run(&job, Trigger::Schedule, false, &shutdown).await;
+    assert!(
+        matches!(again, RunOutcome::Busy),
+        "the slot ran twice: {again:?}"
+    );
+    // By hand it runs whenever asked; the next minute is a slot of its own.
+    assert!(ran(&second
+        .run(&job, Trigger::Manual, false, &shutdown)
+        .await));
+    clock.advance(chrono::TimeDelta::seconds(60));
+    assert!(ran(&second
+        .run(&job, Trigger::Schedule, false, &shutdown)
+        .await));
+    let runs = run_outcome(&app, name).await;
+    assert_eq!(runs.len(), 3, "{runs:?}");
 }

@@ -149,6 +149,7 @@ class Client:
     def __init__(self, warungs, history_file, rng):
         self.warungs, self.history, self.rng = warungs, history_file, rng
         self.lock = threading.Lock()
+        self.tally = {"acknowledged": 0, "refused (4xx)": 0, "failed (5xx)": 0, "unanswered": 0}
 
     def call(self, method, path, body=None, token=None, headers=None, kind=None, tenant=None,
              probe=None):
@@ -170,6 +171,10 @@ class Client:
             err.read()
         except OSError:
             pass  # no answer: the outcome is unknown, and nothing is owed
+        with self.lock:
+            self.tally["acknowledged" if 200 <= status < 300 else "refused (4xx)"
+                       if 400 <= status < 500 else "failed (5xx)" if status >= 500
+                       else "unanswered"] += 1
         if kind and tenant and request_id:
             line = {"kind": kind, "tenant": tenant, "request_id": request_id, "status": status,
                     "actions": ACTIONS.get(kind, []) if 200 <= status < 300 else []}
@@ -442,6 +447,7 @@ def main():
         for t in threads:
             t.join(30)
 
+    say("requests: " + ", ".join(f"{n} {what}" for what, n in client.tally.items()))
     say(f"workload stopped; {len(injected)} injections "
         f"({', '.join(f'{k} {injected.count(k)}' for k in KINDS if k in injected)}); draining")
     db = env["WARUNG_DATABASE__COMPLIANCE_URL"]

@@ -54,10 +54,34 @@ pub async fn run(ctx: WorkerContext, config: KafkaConfig) -> anyhow::Result<()> 
     );
     consumer.subscribe(&[AUDIT_TOPIC])?;
     let mut lag_checked = tokio::time::Instant::now();
+    let idle_bound = Duration::from_millis(config.rebuild_after_ms);
+    // The group's committed total at the last quiet check.
+    let mut committed_before = None;
     loop {
         let first = tokio::select! {
             () = ctx.shutdown.cancelled() => return Ok(()),
             message = consumer.recv() => message?.detach(),
+            () = tokio::time::sleep(idle_bound) => {
+                // Quiet is fine, and so is a process of the group that holds no partition while
+                // another consumes. Records waiting while the whole group's commits stand
+                // still for two quiet spells is a consumer that will not recover by itself
+                // (seen after a broker restart: subscribed, never fed again); the supervisor
+                // builds a new one.
+                let watched = consumer.clone();
+                let (waiting, committed) =
+                    tokio::task::spawn_blocking(move || waiting(&watched)).await?;
+                let stalled = waiting > 0 && committed_before == Some(committed);
+                committed_before = Some(committed);
+                if stalled {
+                    metrics::counter!("kafka_client_rebuilds_total", "client" => "audit-sink")
+                        .increment(1);
+                    anyhow::bail!(
+                        "audit sink received nothing for {} s while {waiting} records wait; rebuilding its consumer",
+                        idle_bound.as_secs()
+                    );
+                }
+                continue;
+            }
         };
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + LINGER;
@@ -316,6 +340,37 @@ async fn dead_letter(
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+/// Records of the topic past this group's committed offsets, on every partition (assigned or
+/// not), and the committed offsets' total. Asks the broker (blocking); (0, 0) when it cannot
+/// tell.
+fn waiting(consumer: &StreamConsumer) -> (i64, i64) {
+    let timeout = Duration::from_secs(5);
+    let Ok(metadata) = consumer.fetch_metadata(Some(AUDIT_TOPIC), timeout) else {
+        return (0, 0);
+    };
+    let mut partitions = TopicPartitionList::new();
+    for topic in metadata.topics() {
+        for partition in topic.partitions() {
+            partitions.add_partition(topic.name(), partition.id());
+        }
+    }
+    let Ok(committed) = consumer.committed_offsets(partitions, timeout) else {
+        return (0, 0);
+    };
+    let (mut waiting, mut total) = (0, 0);
+    for element in committed.elements() {
+        let Ok((low, high)) =
+            consumer.fetch_watermarks(element.topic(), element.partition(), timeout)
+        else {
+            continue;
+        };
+        let from = element.offset().to_raw().filter(|o| *o >= 0).unwrap_or(low);
+        waiting += (high - from).max(0);
+        total += from;
+    }
+    (waiting, total)
 }
 
 /// Messages between this group's position and the end of each assigned partition. Asks the

@@ -19,6 +19,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The claims of a Warung access token.
+/// Clock skew allowed on a token's expiry.
+const EXPIRY_LEEWAY_SECS: i64 = 5;
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Claims {
     pub iss: String,
@@ -87,7 +90,8 @@ impl Keys {
         validation.set_issuer(&[&config.issuer]);
         validation.set_audience(&[&config.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = 5;
+        // Expiry is checked against the injected clock in `verify`, not the system's.
+        validation.validate_exp = false;
         Ok(Self {
             kid: kid(&public),
             signing: EncodingKey::from_ed_pem(pem.as_bytes())?,
@@ -112,8 +116,9 @@ impl Keys {
         Ok(jsonwebtoken::encode(&header, claims, &self.signing)?)
     }
 
-    /// Verifies signature (EdDSA only, by `kid`), issuer, audience and expiry.
-    pub fn verify(&self, token: &str) -> Option<Claims> {
+    /// Verifies signature (EdDSA only, by `kid`), issuer, audience and expiry at `now` (unix
+    /// seconds, from the injected clock), with five seconds of leeway.
+    pub fn verify(&self, token: &str, now: i64) -> Option<Claims> {
         let header = jsonwebtoken::decode_header(token).ok()?;
         if header.alg != Algorithm::EdDSA {
             return None;
@@ -123,6 +128,7 @@ impl Keys {
         jsonwebtoken::decode::<Claims>(token, &verifier.key, &self.validation)
             .ok()
             .map(|data| data.claims)
+            .filter(|claims| claims.exp + EXPIRY_LEEWAY_SECS >= now)
     }
 
     /// The JWKS document (`/.well-known/jwks.json`).
@@ -182,8 +188,10 @@ mod tests {
         }
     }
 
+    const NOW: i64 = 1_800_000_000;
+
     fn claims(exp_in: i64) -> Claims {
-        let now = chrono::Utc::now().timestamp();
+        let now = NOW;
         Claims {
             iss: "warung".into(),
             aud: "warung-api".into(),
@@ -203,27 +211,32 @@ mod tests {
         let old = Keys::from_config(&config(&old_private, vec![])).unwrap();
         let new = Keys::from_config(&config(&new_private, vec![old_public])).unwrap();
         let c = claims(900);
-        assert_eq!(new.verify(&new.sign(&c).unwrap()), Some(c.clone()));
-        assert_eq!(new.verify(&old.sign(&c).unwrap()), Some(c.clone()));
+        assert_eq!(new.verify(&new.sign(&c).unwrap(), NOW), Some(c.clone()));
+        assert_eq!(new.verify(&old.sign(&c).unwrap(), NOW), Some(c.clone()));
         assert_eq!(new.jwks()["keys"].as_array().unwrap().len(), 2);
         // The old key alone does not know the new one.
-        assert_eq!(old.verify(&new.sign(&c).unwrap()), None);
+        assert_eq!(old.verify(&new.sign(&c).unwrap(), NOW), None);
     }
 
     #[test]
     fn expired_wrong_audience_and_tampered_tokens_fail() {
         let (private, _) = pem();
         let keys = Keys::from_config(&config(&private, vec![])).unwrap();
-        assert_eq!(keys.verify(&keys.sign(&claims(-60)).unwrap()), None);
+        assert_eq!(keys.verify(&keys.sign(&claims(-60)).unwrap(), NOW), None);
+        // Expiry follows the clock it is given, not the system's: a token that ended an hour
+        // ago by that clock fails, one that is still live by it passes.
+        let live = claims(900);
+        assert_eq!(keys.verify(&keys.sign(&live).unwrap(), NOW + 3_600), None);
+        assert_eq!(keys.verify(&keys.sign(&live).unwrap(), NOW + 900), Some(live));
         let mut other = claims(900);
         other.aud = "someone-else".into();
-        assert_eq!(keys.verify(&keys.sign(&other).unwrap()), None);
+        assert_eq!(keys.verify(&keys.sign(&other).unwrap(), NOW), None);
         let token = keys.sign(&claims(900)).unwrap();
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
         let mut payload: serde_json::Value =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
         payload["role"] = "owner".into();
         parts[1] = URL_SAFE_NO_PAD.encode(payload.to_string());
-        assert_eq!(keys.verify(&parts.join(".")), None);
+        assert_eq!(keys.verify(&parts.join("."), NOW), None);
     }
 }

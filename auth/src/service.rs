@@ -6,6 +6,8 @@ use std::sync::Arc;
 use platform::{
     AppState, Error, Principal, Result, Role,
     authz::{Authentication, BoxFuture, Sessions},
+    clock::SharedClock,
+    error::Limit,
     clients::Redis,
     config::AuthConfig,
     db::{Db, TenantTx},
@@ -30,6 +32,8 @@ struct Inner {
     redis: Redis,
     config: AuthConfig,
     request_timeout_ms: u64,
+    /// Token expiry is judged by the state's clock (the demo seed dates its shop back).
+    clock: SharedClock,
 }
 
 impl Service {
@@ -42,6 +46,7 @@ impl Service {
                 redis: state.redis.clone(),
                 config: state.config.auth.clone(),
                 request_timeout_ms: state.config.http.request_timeout_ms,
+                clock: state.clock.clone(),
             }),
         })
     }
@@ -70,6 +75,7 @@ impl Service {
 
     pub fn login_failures_per_account(&self) -> Window {
         Window {
+            name: Limit::FailedSignInsPerAccount,
             limit: u64::from(self.inner.config.max_failures_per_account),
             seconds: self.inner.config.failure_window_secs,
         }
@@ -77,6 +83,7 @@ impl Service {
 
     pub fn login_failures_per_ip(&self) -> Window {
         Window {
+            name: Limit::FailedSignInsPerAddress,
             limit: u64::from(self.inner.config.max_failures_per_ip),
             seconds: self.inner.config.failure_window_secs,
         }
@@ -170,11 +177,12 @@ fn operator(claims: &Claims, now: i64) -> Authentication {
 impl Sessions for Service {
     fn authenticate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Authentication> {
         Box::pin(async move {
-            let Some(claims) = self.inner.keys.verify(token) else {
+            let now = self.inner.clock.now().timestamp();
+            let Some(claims) = self.inner.keys.verify(token, now) else {
                 return Authentication::Invalid;
             };
             if claims.role == Role::PlatformAdmin || claims.tid.0.is_nil() {
-                return operator(&claims, chrono::Utc::now().timestamp());
+                return operator(&claims, now);
             }
             match sessions::is_live(
                 &self.inner.db,

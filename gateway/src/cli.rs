@@ -89,9 +89,22 @@ pub enum Command {
         #[command(subcommand)]
         command: ComplianceCommand,
     },
+    /// Demo data for trying Warung out.
+    Seed {
+        #[command(subcommand)]
+        command: SeedCommand,
+    },
     /// Print the permission matrix (every route, who may call it) as the markdown table in
     /// docs/API.md.
     Permissions,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SeedCommand {
+    /// An Indonesian demo shop made through the API: an owner and a cashier, 20 products,
+    /// 12 customers, two days of orders, an open data-subject request. Does nothing when the
+    /// shop exists; refused in production.
+    Demo,
 }
 
 #[derive(Debug, Subcommand)]
@@ -329,6 +342,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Seed {
+            command: SeedCommand::Demo,
+        } => {
+            let config = load(cli.config.as_deref())?;
+            platform::telemetry::init(&config.telemetry);
+            let outcome = crate::demo::seed(config).await?;
+            demo_report(&mut std::io::stdout(), &outcome)?;
+            Ok(())
+        }
         Command::Permissions => {
             Ok(std::io::stdout().write_all(app::permission_matrix().as_bytes())?)
         }
@@ -435,6 +457,34 @@ async fn jobs(state: &AppState, system: SystemDb, command: JobsCommand) -> anyho
             }
         }
     }
+}
+
+fn demo_report(out: &mut impl Write, outcome: &crate::demo::Outcome) -> anyhow::Result<()> {
+    use crate::demo::{self, Outcome};
+    match outcome {
+        Outcome::AlreadyThere => writeln!(
+            out,
+            "The demo shop `{}` is already there; nothing was changed.",
+            demo::SLUG
+        )?,
+        Outcome::Created(made) => {
+            writeln!(out, "Demo shop `{}` ({}) is ready:", demo::SLUG, demo::SHOP_NAME)?;
+            writeln!(
+                out,
+                "  {} products in {} categories, {} customers ({} with confirmed marketing consent, 1 restricted),",
+                made.products, made.categories, made.customers, made.marketing
+            )?;
+            writeln!(
+                out,
+                "  {} orders over {} days (1 refunded, 1 cancelled), 1 open data-subject request.",
+                made.orders, made.days
+            )?;
+        }
+    }
+    writeln!(out, "Sign in with tenant `{}`:", demo::SLUG)?;
+    writeln!(out, "  owner    {}  {}", demo::OWNER_EMAIL, demo::OWNER_PASSWORD)?;
+    writeln!(out, "  cashier  {}  {}", demo::CASHIER_EMAIL, demo::CASHIER_PASSWORD)?;
+    Ok(())
 }
 
 fn load(file: Option<&Path>) -> anyhow::Result<Config> {

@@ -11,7 +11,9 @@
 use std::{sync::Arc, time::Duration};
 
 use axum::{body::Body, response::IntoResponse};
-use platform::{AppState, Error, config::RateLimitConfig, http::ClientAddr, id::TenantId};
+use platform::{
+    AppState, Error, config::RateLimitConfig, error::Limit, http::ClientAddr, id::TenantId,
+};
 use tower_governor::{
     GovernorError, GovernorLayer, governor::GovernorConfigBuilder, key_extractor::KeyExtractor,
 };
@@ -54,6 +56,7 @@ pub fn per_ip_limit(
     Some(GovernorLayer::new(Arc::new(governor)).error_handler(|err| {
         match err {
             GovernorError::TooManyRequests { wait_time, .. } => Error::TooManyRequests {
+                limit: Limit::ClientRequests,
                 retry_after: Duration::from_secs(wait_time),
             }
             .into_response(),
@@ -123,9 +126,10 @@ pub async fn admit(state: &AppState, tenant: TenantId) -> Result<(), Error> {
         .arg(&budget_key)
         .query_async(&mut state.redis.conn())
         .await;
-    let refused = |counter: &'static str| {
+    let refused = |counter: &'static str, limit: Limit| {
         metrics::counter!(counter).increment(1);
         Err(Error::TooManyRequests {
+            limit,
             retry_after: Duration::from_secs(seconds_left),
         })
     };
@@ -133,13 +137,13 @@ pub async fn admit(state: &AppState, tenant: TenantId) -> Result<(), Error> {
         Ok((requests, _))
             if limits.tenant_per_minute > 0 && requests > limits.tenant_per_minute =>
         {
-            refused("tenant_quota_exceeded_total")
+            refused("tenant_quota_exceeded_total", Limit::TenantRequests)
         }
         Ok((_, Some(spent)))
             if limits.tenant_audit_records_per_minute > 0
                 && spent >= limits.tenant_audit_records_per_minute =>
         {
-            refused("tenant_audit_budget_exceeded_total")
+            refused("tenant_audit_budget_exceeded_total", Limit::TenantAuditRecords)
         }
         Ok(_) => Ok(()),
         Err(err) => {

@@ -24,7 +24,16 @@ pub struct Server {
 /// edge verifies tokens with it; modules revoke sessions through it) and every module's
 /// subject data (an export or erasure covers all modules, whatever this process serves).
 pub fn connect(config: platform::config::Config) -> anyhow::Result<AppState> {
-    let state = AppState::connect(config)?;
+    connect_at(config, std::sync::Arc::new(platform::clock::SystemClock))
+}
+
+/// [`connect`] with the clock every part reads, token expiry included (`warung seed demo`
+/// dates its shop's first days back).
+pub fn connect_at(
+    config: platform::config::Config,
+    clock: platform::clock::SharedClock,
+) -> anyhow::Result<AppState> {
+    let state = AppState::connect(config)?.with_clock(clock);
     let sessions = std::sync::Arc::new(auth::Service::new(&state)?);
     let subjects = crate::modules::ALL
         .iter()

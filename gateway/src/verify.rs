@@ -43,6 +43,7 @@ pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
 
 /// Owner reports per shop per hour: each reads every table of the shop.
 const OWNER_REPORTS: Window = Window {
+    name: platform::error::Limit::ComplianceReports,
     limit: 6,
     seconds: 3600,
 };
@@ -72,7 +73,7 @@ async fn owner_report(
     let tenant = caller.tenant;
     throttle::take(
         &state.redis,
-        &format!("compliance-report:{tenant}"),
+        &state.redis.key(format_args!("compliance-report:{tenant}")),
         OWNER_REPORTS,
     )
     .await?;

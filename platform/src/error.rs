@@ -62,8 +62,8 @@ pub enum Error {
     PayloadTooLarge,
     #[error("unsupported media type")]
     UnsupportedMediaType,
-    #[error("too many requests")]
-    TooManyRequests { retry_after: Duration },
+    #[error("too many requests ({})", limit.code())]
+    TooManyRequests { limit: Limit, retry_after: Duration },
     /// A dependency we cannot work without is down or too slow. Nothing was written.
     #[error("{0} unavailable")]
     Unavailable(Dependency),
@@ -166,10 +166,78 @@ impl Error {
                 "{} is unavailable; nothing was changed. Retry later.",
                 dep.label()
             ))),
+            Self::TooManyRequests { limit, retry_after } => Some(Cow::Owned(format!(
+                "{}. Nothing was changed; retry in {} s (Retry-After).",
+                limit.describe(),
+                retry_after.as_secs().max(1)
+            ))),
             Self::Internal(_) => Some(Cow::Borrowed(
                 "Something went wrong on our side. Quote the request_id when reporting it.",
             )),
             _ => None,
+        }
+    }
+}
+
+/// Which limit a 429 reached. Its problem body names it (`limit`) and says what it counts, so a
+/// client knows what to slow down; it never says whose counter it was or what it stands at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Requests from one client address, per second (each process, at the edge).
+    ClientRequests,
+    /// Unauthenticated writes (sign-ups, reset requests, data-subject requests, consent
+    /// confirmations) from one client address, per hour.
+    PublicWrites,
+    /// Failed sign-ins to one account from one client address.
+    FailedSignInsPerAccount,
+    /// Failed sign-ins from one client address.
+    FailedSignInsPerAddress,
+    /// Signed-in requests of one shop, per minute.
+    TenantRequests,
+    /// Audit records one shop's requests may write, per minute.
+    TenantAuditRecords,
+    /// Confirmed data-subject requests of one person, per hour.
+    PrivacyRequestsPerPerson,
+    /// Confirmed copies of their data one person may ask for, per day.
+    ExportsPerPerson,
+    /// Compliance reports of one shop, per hour.
+    ComplianceReports,
+}
+
+impl Limit {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::ClientRequests => "client_requests",
+            Self::PublicWrites => "public_writes",
+            Self::FailedSignInsPerAccount => "failed_sign_ins_per_account",
+            Self::FailedSignInsPerAddress => "failed_sign_ins_per_address",
+            Self::TenantRequests => "tenant_requests",
+            Self::TenantAuditRecords => "tenant_audit_records",
+            Self::PrivacyRequestsPerPerson => "privacy_requests_per_person",
+            Self::ExportsPerPerson => "exports_per_person",
+            Self::ComplianceReports => "compliance_reports",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Self::ClientRequests => "Too many requests from this address in a short time",
+            Self::PublicWrites => {
+                "The hourly limit on sign-ups, resets and other public requests from this address was reached"
+            }
+            Self::FailedSignInsPerAccount => {
+                "Too many failed sign-ins to this account from this address"
+            }
+            Self::FailedSignInsPerAddress => "Too many failed sign-ins from this address",
+            Self::TenantRequests => "This shop's requests for this minute are used up",
+            Self::TenantAuditRecords => "This shop's audit records for this minute are used up",
+            Self::PrivacyRequestsPerPerson => {
+                "This person's data-subject requests for this hour are used up"
+            }
+            Self::ExportsPerPerson => {
+                "This person's copies of their data for this day are used up"
+            }
+            Self::ComplianceReports => "This shop's compliance reports for this hour are used up",
         }
     }
 }
@@ -190,6 +258,12 @@ pub struct Problem {
     pub request_id: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// On a 429: which limit was reached (`client_requests`, `public_writes`,
+    /// `failed_sign_ins_per_account`, `failed_sign_ins_per_address`, `tenant_requests`,
+    /// `tenant_audit_records`, `privacy_requests_per_person`, `exports_per_person`,
+    /// `compliance_reports`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<&'static str>,
 }
 
 impl IntoResponse for Error {
@@ -204,7 +278,7 @@ impl IntoResponse for Error {
             _ => {}
         }
         let retry_after = match &self {
-            Self::TooManyRequests { retry_after } => Some(retry_after.as_secs().max(1)),
+            Self::TooManyRequests { retry_after, .. } => Some(retry_after.as_secs().max(1)),
             Self::Unavailable(_) => Some(5),
             _ => None,
         };
@@ -215,6 +289,10 @@ impl IntoResponse for Error {
             detail: self.detail().map(Cow::into_owned),
             code: self.code().to_owned(),
             request_id: request_id::current().map(|id| id.to_string()),
+            limit: match &self {
+                Self::TooManyRequests { limit, .. } => Some(limit.code()),
+                _ => None,
+            },
             errors: match self {
                 Self::Validation(errors) => errors,
                 _ => Vec::new(),
@@ -389,12 +467,22 @@ mod tests {
 
     #[tokio::test]
     async fn rate_limit_carries_retry_after_seconds() {
-        let (status, headers, _) = render(Error::TooManyRequests {
+        let (status, headers, body) = render(Error::TooManyRequests {
+            limit: Limit::PublicWrites,
             retry_after: Duration::from_secs(42),
         })
         .await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(headers[header::RETRY_AFTER], "42");
+        assert_eq!(body["limit"], "public_writes");
+        assert!(body["detail"].as_str().unwrap().contains("42 s"), "{body}");
+        // Under a second still says one: zero would invite an immediate retry.
+        let (_, headers, _) = render(Error::TooManyRequests {
+            limit: Limit::ClientRequests,
+            retry_after: Duration::from_millis(300),
+        })
+        .await;
+        assert_eq!(headers[header::RETRY_AFTER], "1");
     }
 
     #[tokio::test]

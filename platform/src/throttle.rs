@@ -10,10 +10,12 @@
 
 use std::{sync::LazyLock, time::Duration};
 
-use crate::{Error, clients::Redis, health::Dependency};
+use crate::{Error, clients::Redis, error::Limit, health::Dependency};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Window {
+    /// What the window counts, named in its 429.
+    pub name: Limit,
     pub limit: u64,
     pub seconds: u64,
 }
@@ -83,6 +85,7 @@ pub async fn reserve(redis: &Redis, key: &str, window: Window) -> Result<Reserve
     if answer < 0 {
         let wait = u64::try_from(-answer).unwrap_or(window.seconds * 1000);
         return Err(Error::TooManyRequests {
+            limit: window.name,
             retry_after: Duration::from_millis(wait).max(Duration::from_secs(1)),
         });
     }
@@ -104,6 +107,7 @@ pub async fn public_write(
     client: crate::http::ClientAddr,
 ) -> Result<(), Error> {
     let window = Window {
+        name: Limit::PublicWrites,
         limit: config.public_writes_per_ip_per_hour,
         seconds: 3600,
     };

@@ -539,3 +539,24 @@ pub fn url_addr(var: &str) -> std::net::SocketAddr {
     let port = url.port_or_known_default().unwrap();
     format!("{host}:{port}").parse().unwrap()
 }
+
+/// Asserts `response` is a 429 for `limit`: problem+json naming the limit, and a `Retry-After`
+/// of at least a second. Returns the problem.
+pub async fn rate_limited(response: reqwest::Response, limit: &str) -> serde_json::Value {
+    assert_eq!(response.status(), 429);
+    let wait: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(wait >= 1, "Retry-After {wait}");
+    assert_eq!(
+        response.headers()["content-type"],
+        platform::error::PROBLEM_CONTENT_TYPE
+    );
+    let problem: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "rate_limited", "{problem}");
+    assert_eq!(problem["limit"], limit, "{problem}");
+    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("retry in")), "{problem}");
+    problem
+}

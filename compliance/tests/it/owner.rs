@@ -92,6 +92,7 @@ async fn only_the_owner_may_ask_and_only_a_few_times_an_hour() {
     let (status, body) = report(&v, &v.merchant.owner.bearer()).await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["code"], "rate_limited");
+    assert_eq!(body["limit"], "compliance_reports");
     v.finish().await;
 }
 

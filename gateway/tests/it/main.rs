@@ -7,6 +7,7 @@
 )]
 
 mod admin;
+mod demo;
 mod edge;
 mod health;
 mod matrix;

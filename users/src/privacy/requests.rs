@@ -264,6 +264,7 @@ pub async fn file(state: &AppState, tx: &mut TenantTx, filing: Filing) -> Result
     .await?;
     if filed_lately >= FILINGS_PER_SUBJECT_PER_HOUR {
         return Err(Error::TooManyRequests {
+            limit: platform::error::Limit::PrivacyRequestsPerPerson,
             retry_after: std::time::Duration::from_secs(3600),
         });
     }
@@ -282,6 +283,7 @@ pub async fn file(state: &AppState, tx: &mut TenantTx, filing: Filing) -> Result
         .await?;
         if recent >= limit {
             return Err(Error::TooManyRequests {
+                limit: platform::error::Limit::ExportsPerPerson,
                 retry_after: std::time::Duration::from_secs(3600),
             });
         }

@@ -354,7 +354,8 @@ async fn public_requests_answer_alike_for_strangers_and_exports_are_rate_limited
         json!({"type": "export", "subject": {"kind": "customer", "id": id}}),
     )
     .await;
-    assert_eq!(refused.status(), 429, "two bundles a day per person");
+    // Two bundles a day per person.
+    testkit::rate_limited(refused, "exports_per_person").await;
     assert_eq!(count().await, 3);
     // The public access request still waits for its confirmation: filing it again is that
     // request (no second request, no second mail).

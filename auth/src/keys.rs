@@ -227,7 +227,10 @@ mod tests {
         // ago by that clock fails, one that is still live by it passes.
         let live = claims(900);
         assert_eq!(keys.verify(&keys.sign(&live).unwrap(), NOW + 3_600), None);
-        assert_eq!(keys.verify(&keys.sign(&live).unwrap(), NOW + 900), Some(live));
+        assert_eq!(
+            keys.verify(&keys.sign(&live).unwrap(), NOW + 900),
+            Some(live)
+        );
         let mut other = claims(900);
         other.aud = "someone-else".into();
         assert_eq!(keys.verify(&keys.sign(&other).unwrap(), NOW), None);

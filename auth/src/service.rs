@@ -6,11 +6,11 @@ use std::sync::Arc;
 use platform::{
     AppState, Error, Principal, Result, Role,
     authz::{Authentication, BoxFuture, Sessions},
-    clock::SharedClock,
-    error::Limit,
     clients::Redis,
+    clock::SharedClock,
     config::AuthConfig,
     db::{Db, TenantTx},
+    error::Limit,
     events::Actor,
     id::{SessionId, TenantId, UserId},
     throttle::Window,

@@ -468,7 +468,12 @@ fn demo_report(out: &mut impl Write, outcome: &crate::demo::Outcome) -> anyhow::
             demo::SLUG
         )?,
         Outcome::Created(made) => {
-            writeln!(out, "Demo shop `{}` ({}) is ready:", demo::SLUG, demo::SHOP_NAME)?;
+            writeln!(
+                out,
+                "Demo shop `{}` ({}) is ready:",
+                demo::SLUG,
+                demo::SHOP_NAME
+            )?;
             writeln!(
                 out,
                 "  {} products in {} categories, {} customers ({} with confirmed marketing consent, 1 restricted),",
@@ -482,8 +487,18 @@ fn demo_report(out: &mut impl Write, outcome: &crate::demo::Outcome) -> anyhow::
         }
     }
     writeln!(out, "Sign in with tenant `{}`:", demo::SLUG)?;
-    writeln!(out, "  owner    {}  {}", demo::OWNER_EMAIL, demo::OWNER_PASSWORD)?;
-    writeln!(out, "  cashier  {}  {}", demo::CASHIER_EMAIL, demo::CASHIER_PASSWORD)?;
+    writeln!(
+        out,
+        "  owner    {}  {}",
+        demo::OWNER_EMAIL,
+        demo::OWNER_PASSWORD
+    )?;
+    writeln!(
+        out,
+        "  cashier  {}  {}",
+        demo::CASHIER_EMAIL,
+        demo::CASHIER_PASSWORD
+    )?;
     Ok(())
 }
 

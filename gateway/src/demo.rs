@@ -39,8 +39,11 @@ pub const CASHIER_PASSWORD: &str = "demo-kasir-2026";
 /// Where the seed's requests come from (RFC 5737 TEST-NET-1).
 const SEED_ADDRESS: &str = "192.0.2.10";
 
-/// Category, then (name, SKU, price in rupiah, stock).
-const CATALOG: [(&str, [(&str, &str, i64, i64); 5]); 4] = [
+/// A product: name, SKU, price in rupiah, stock.
+type Item = (&'static str, &'static str, i64, i64);
+
+/// Each category with its products.
+const CATALOG: [(&str, [Item; 5]); 4] = [
     (
         "Minuman",
         [
@@ -88,11 +91,21 @@ const CUSTOMERS: [(&str, &str, &str, bool); 12] = [
     ("Ani Wijaya", "ani.wijaya", "+62 812-1000-0001", true),
     ("Budi Santoso", "budi.santoso", "+62 812-1000-0002", false),
     ("Citra Lestari", "citra.lestari", "+62 812-1000-0003", true),
-    ("Dewi Anggraini", "dewi.anggraini", "+62 812-1000-0004", false),
+    (
+        "Dewi Anggraini",
+        "dewi.anggraini",
+        "+62 812-1000-0004",
+        false,
+    ),
     ("Eko Prasetyo", "eko.prasetyo", "+62 812-1000-0005", false),
     ("Fajar Nugroho", "fajar.nugroho", "+62 812-1000-0006", false),
     ("Gita Permata", "gita.permata", "+62 812-1000-0007", true),
-    ("Hendra Gunawan", "hendra.gunawan", "+62 812-1000-0008", false),
+    (
+        "Hendra Gunawan",
+        "hendra.gunawan",
+        "+62 812-1000-0008",
+        false,
+    ),
     ("Indah Sari", "indah.sari", "+62 812-1000-0009", true),
     ("Joko Susilo", "joko.susilo", "+62 812-1000-0010", false),
     ("Kartika Putri", "kartika.putri", "+62 812-1000-0011", false),
@@ -194,7 +207,12 @@ impl Shop {
             "consents": [{"purpose": "account", "granted": true}],
         });
         let (status, created) = self
-            .call(Method::POST, "/api/v1/onboarding/merchants", None, Some(&signup))
+            .call(
+                Method::POST,
+                "/api/v1/onboarding/merchants",
+                None,
+                Some(&signup),
+            )
             .await?;
         if status == StatusCode::CONFLICT && created["code"] == "slug_taken" {
             return Ok(Outcome::AlreadyThere);
@@ -577,8 +595,14 @@ impl Shop {
         self.open(&payload, subject, field).await
     }
 
-    async fn open(&self, payload: &Value, subject: &str, field: &'static str) -> anyhow::Result<String> {
-        let sealed = Sealed::from_base64(text(&payload["token_sealed"])?)?;
+    async fn open(
+        &self,
+        payload: &Value,
+        subject: &str,
+        field: &'static str,
+    ) -> anyhow::Result<String> {
+        let sealed = Sealed::from_base64(text(&payload["token_sealed"])?)
+            .context("the mailed token is not a sealed value")?;
         let mut tx = self.state.db.tenant(self.tenant).begin().await?;
         let opened = self
             .state
@@ -606,7 +630,12 @@ fn text(value: &Value) -> anyhow::Result<&str> {
         .with_context(|| format!("expected a string, got {value}"))
 }
 
-fn expect(status: StatusCode, want: StatusCode, answer: Value, what: &str) -> anyhow::Result<Value> {
+fn expect(
+    status: StatusCode,
+    want: StatusCode,
+    answer: Value,
+    what: &str,
+) -> anyhow::Result<Value> {
     if status == want {
         Ok(answer)
     } else {
@@ -649,6 +678,9 @@ mod tests {
             .flat_map(|(_, items)| items.iter().map(|item| item.1))
             .collect();
         assert_eq!(skus.len(), 20);
-        assert!(!CUSTOMERS[RESTRICTED].3, "the restricted customer is not mailed news");
+        assert!(
+            !CUSTOMERS[RESTRICTED].3,
+            "the restricted customer is not mailed news"
+        );
     }
 }

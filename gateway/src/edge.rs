@@ -143,7 +143,10 @@ pub async fn admit(state: &AppState, tenant: TenantId) -> Result<(), Error> {
             if limits.tenant_audit_records_per_minute > 0
                 && spent >= limits.tenant_audit_records_per_minute =>
         {
-            refused("tenant_audit_budget_exceeded_total", Limit::TenantAuditRecords)
+            refused(
+                "tenant_audit_budget_exceeded_total",
+                Limit::TenantAuditRecords,
+            )
         }
         Ok(_) => Ok(()),
         Err(err) => {

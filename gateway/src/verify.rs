@@ -71,12 +71,8 @@ async fn owner_report(
         return Err(Error::NotFound);
     };
     let tenant = caller.tenant;
-    throttle::take(
-        &state.redis,
-        &state.redis.key(format_args!("compliance-report:{tenant}")),
-        OWNER_REPORTS,
-    )
-    .await?;
+    let key = state.redis.key(format_args!("compliance-report:{tenant}"));
+    throttle::take(&state.redis, &key, OWNER_REPORTS).await?;
     let read_db = Db::connect_as_tenant(
         &url,
         "warung-compliance-owner",

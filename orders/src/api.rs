@@ -202,6 +202,7 @@ async fn create_order(
         &currency,
         total,
         &lines,
+        state.clock.now(),
     )
     .await?;
     idempotency::commit_created(tx, &key, &order).await
@@ -374,6 +375,7 @@ async fn pay(
         caller.user,
         body.method,
         applied,
+        state.clock.now(),
     )
     .await?;
     let order = repo::get(&mut tx, id).await?;
@@ -501,6 +503,7 @@ async fn refund(
         restock,
         &plan,
         status,
+        state.clock.now(),
     )
     .await?;
     if restock {
@@ -550,7 +553,7 @@ async fn cancel(
             "This order has payments: finish paying and refund it instead.",
         ));
     }
-    repo::cancel(&mut tx, caller.actor(), &order).await?;
+    repo::cancel(&mut tx, caller.actor(), &order, state.clock.now()).await?;
     let wants: Vec<Want> = repo::quantities(&mut tx, id)
         .await?
         .into_iter()

@@ -153,6 +153,7 @@ pub async fn insert(
     currency: &str,
     total_minor: i64,
     lines: &[NewLine],
+    now: DateTime<Utc>,
 ) -> Result<Order> {
     let tenant = tx.tenant();
     // The response is built from what was written, not read back.
@@ -160,8 +161,8 @@ pub async fn insert(
         SummaryRow,
         "insert into orders (tenant_id, id, status, cashier_id, customer_id, currency, total_minor,
                              created_at, updated_at, paid_at)
-         values ($1, $2, case when $6::int8 = 0 then 'paid' else 'open' end, $3, $4, $5, $6, now(), now(),
-                 case when $6 = 0 then now() end)
+         values ($1, $2, case when $6::int8 = 0 then 'paid' else 'open' end, $3, $4, $5, $6, $7::timestamptz, $7,
+                 case when $6 = 0 then $7 end)
          returning id, status, cashier_id, customer_id, currency, total_minor, paid_minor, refunded_minor,
                    created_at, paid_at, cancelled_at",
         tenant.0,
@@ -170,6 +171,7 @@ pub async fn insert(
         customer.map(|c| c.0),
         currency,
         total_minor,
+        now,
     )
     .fetch_one(&mut **tx)
     .await?
@@ -423,13 +425,14 @@ pub async fn record_payment(
     cashier: UserId,
     method: Method,
     applied: Applied,
+    now: DateTime<Utc>,
 ) -> Result<uuid::Uuid> {
     let tenant = tx.tenant();
     let id = uuid::Uuid::now_v7();
     sqlx::query!(
         "insert into payments (tenant_id, id, order_id, method, amount_minor, tendered_minor, change_minor,
                                cashier_id, created_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, now())",
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         tenant.0,
         id,
         order.id.0,
@@ -438,16 +441,18 @@ pub async fn record_payment(
         applied.tendered_minor,
         applied.change_minor,
         cashier.0,
+        now,
     )
     .execute(&mut **tx)
     .await?;
     sqlx::query!(
         "update orders set paid_minor = $2, status = case when $3 then 'paid' else status end,
-                paid_at = case when $3 then now() else paid_at end, updated_at = now()
+                paid_at = case when $3 then $4 else paid_at end, updated_at = $4
          where id = $1",
         order.id.0,
         applied.paid_after,
         applied.settled,
+        now,
     )
     .execute(&mut **tx)
     .await?;
@@ -517,13 +522,14 @@ pub async fn record_refund(
     restocked: bool,
     plan: &[RefundLine],
     status: Status,
+    now: DateTime<Utc>,
 ) -> Result<uuid::Uuid> {
     let tenant = tx.tenant();
     let id = uuid::Uuid::now_v7();
     let amount: i64 = plan.iter().map(|l| l.amount_minor).sum();
     sqlx::query!(
         "insert into refunds (tenant_id, id, order_id, amount_minor, reason, restocked, actor_id, created_at)
-         values ($1, $2, $3, $4, $5, $6, $7, now())",
+         values ($1, $2, $3, $4, $5, $6, $7, $8)",
         tenant.0,
         id,
         order.id.0,
@@ -531,6 +537,7 @@ pub async fn record_refund(
         reason,
         restocked,
         by.0,
+        now,
     )
     .execute(&mut **tx)
     .await?;
@@ -559,11 +566,12 @@ pub async fn record_refund(
     .execute(&mut **tx)
     .await?;
     sqlx::query!(
-        "update orders set refunded_minor = refunded_minor + $2, status = $3, updated_at = now()
+        "update orders set refunded_minor = refunded_minor + $2, status = $3, updated_at = $4
          where id = $1",
         order.id.0,
         amount,
         status.as_str(),
+        now,
     )
     .execute(&mut **tx)
     .await?;
@@ -594,10 +602,16 @@ pub async fn record_refund(
 }
 
 /// Cancels an open order (`order.cancelled`, audit and event). The caller restocks.
-pub async fn cancel(tx: &mut TenantTx, actor: Actor, order: &Summary) -> Result<()> {
+pub async fn cancel(
+    tx: &mut TenantTx,
+    actor: Actor,
+    order: &Summary,
+    now: DateTime<Utc>,
+) -> Result<()> {
     sqlx::query!(
-        "update orders set status = 'cancelled', cancelled_at = now(), updated_at = now() where id = $1",
-        order.id.0
+        "update orders set status = 'cancelled', cancelled_at = $2, updated_at = $2 where id = $1",
+        order.id.0,
+        now,
     )
     .execute(&mut **tx)
     .await?;

@@ -234,9 +234,7 @@ impl Limit {
             Self::PrivacyRequestsPerPerson => {
                 "This person's data-subject requests for this hour are used up"
             }
-            Self::ExportsPerPerson => {
-                "This person's copies of their data for this day are used up"
-            }
+            Self::ExportsPerPerson => "This person's copies of their data for this day are used up",
             Self::ComplianceReports => "This shop's compliance reports for this hour are used up",
         }
     }

@@ -229,14 +229,7 @@ impl TestAppBuilder {
     /// Runs in the isolated world of `app` (its database, Redis prefix and broker), e.g. a
     /// second process with other settings. `app` keeps the world and drops it at its stop.
     pub fn alongside(mut self, app: &TestApp) -> Self {
-        let isolation = app.isolation.as_ref().expect("alongside an isolated app");
-        let mut settings = isolation.database().settings();
-        settings.push((
-            "WARUNG_REDIS__KEY_PREFIX",
-            app.state.config.redis.key_prefix.clone(),
-        ));
-        settings.push(("WARUNG_KAFKA__BROKERS", app.kafka_brokers().to_owned()));
-        self.joined = Some(settings);
+        self.joined = Some(app.world());
         self
     }
 
@@ -322,6 +315,25 @@ pub struct TestApp {
 impl TestApp {
     pub fn builder() -> TestAppBuilder {
         TestAppBuilder::default()
+    }
+
+    /// The settings of this isolated app's world: its database, Redis prefix and broker.
+    fn world(&self) -> Vec<(&'static str, String)> {
+        let isolation = self.isolation.as_ref().expect("an isolated app");
+        let mut settings = isolation.database().settings();
+        settings.push((
+            "WARUNG_REDIS__KEY_PREFIX",
+            self.state.config.redis.key_prefix.clone(),
+        ));
+        settings.push(("WARUNG_KAFKA__BROKERS", self.kafka_brokers().to_owned()));
+        settings
+    }
+
+    /// The whole configuration of this isolated app's world, with the credentials the
+    /// request path's state drops (the system and owner URLs): for a `warung` command the test
+    /// runs in-process, which connects on its own.
+    pub fn config(&self) -> Config {
+        config_with(&self.world())
     }
 
     /// All modules against the stack as configured.
@@ -557,6 +569,11 @@ pub async fn rate_limited(response: reqwest::Response, limit: &str) -> serde_jso
     let problem: serde_json::Value = response.json().await.unwrap();
     assert_eq!(problem["code"], "rate_limited", "{problem}");
     assert_eq!(problem["limit"], limit, "{problem}");
-    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("retry in")), "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("retry in")),
+        "{problem}"
+    );
     problem
 }

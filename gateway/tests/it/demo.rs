@@ -18,7 +18,7 @@ async fn list(app: &TestApp, path: &str, bearer: &str) -> Vec<Value> {
 #[tokio::test]
 async fn the_demo_shop_is_made_through_the_api_once_and_a_second_run_changes_nothing() {
     let app = TestApp::builder().isolated().start().await;
-    let config = app.state.config.as_ref().clone();
+    let config = app.config();
 
     let Outcome::Created(made) = demo::seed(config.clone()).await.unwrap() else {
         panic!("the first run must make the shop");
@@ -32,8 +32,13 @@ async fn the_demo_shop_is_made_through_the_api_once_and_a_second_run_changes_not
         .login(demo::SLUG, demo::CASHIER_EMAIL, demo::CASHIER_PASSWORD)
         .await;
     let cashier = format!("Bearer {}", cashier["access_token"].as_str().unwrap());
-    let me: Value = app.get_as("/api/v1/me", &cashier).await.json().await.unwrap();
-    assert_eq!(me["role"], "cashier", "{me}");
+    let me: Value = app
+        .get_as("/api/v1/me", &cashier)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["user"]["role"], "cashier", "{me}");
 
     let products = list(&app, "/api/v1/products?limit=100", &owner).await;
     assert_eq!(products.len(), 20);
@@ -90,13 +95,16 @@ async fn the_demo_shop_is_made_through_the_api_once_and_a_second_run_changes_not
         .map(|r| (r["type"].as_str().unwrap(), r["status"].as_str().unwrap()))
         .collect();
     assert!(kinds.contains(&("restriction", "completed")), "{kinds:?}");
-    assert!(kinds.contains(&("rectification", "in_progress")), "{kinds:?}");
+    assert!(
+        kinds.contains(&("rectification", "in_progress")),
+        "{kinds:?}"
+    );
 
     // Sealed at rest: no customer's address or name is in their row.
     let rows: Vec<String> =
         sqlx::query_scalar("select row_to_json(c)::text from customers c where tenant_id = $1")
             .bind(tenant)
-            .fetch_all(&app.owner_pool().await)
+            .fetch_all(app.system.pool())
             .await
             .unwrap();
     assert_eq!(rows.len(), 12);
@@ -114,7 +122,12 @@ async fn the_demo_shop_is_made_through_the_api_once_and_a_second_run_changes_not
     .fetch_all(app.system.pool())
     .await
     .unwrap();
-    for action in ["customer.created", "order.created", "product.created", "invitation.created"] {
+    for action in [
+        "customer.created",
+        "order.created",
+        "product.created",
+        "invitation.created",
+    ] {
         assert!(audited.iter().any(|a| a == action), "{action}: {audited:?}");
     }
     let written = app.outbox_count(tenant).await;

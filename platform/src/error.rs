@@ -277,7 +277,8 @@ impl IntoResponse for Error {
         }
         let retry_after = match &self {
             Self::TooManyRequests { retry_after, .. } => Some(retry_after.as_secs().max(1)),
-            Self::Unavailable(_) => Some(5),
+            // Both are 503: nothing was written, and trying again later is the right move.
+            Self::Unavailable(_) | Self::Timeout => Some(5),
             _ => None,
         };
         let problem = Problem {

@@ -1,5 +1,172 @@
-use serde_json::Value;
+use std::time::Duration;
+
+use serde_json::{Value, json};
 use testkit::TestApp;
+
+/// Routes only these tests mount: a handler that panics and one slower than any deadline.
+mod probe {
+    use std::time::Duration;
+
+    use axum::routing::get;
+    use platform::{AppState, Module};
+    use utoipa_axum::router::OpenApiRouter;
+
+    async fn explode() -> &'static str {
+        panic!("secret-9931 in a panic message")
+    }
+
+    fn router() -> OpenApiRouter<AppState> {
+        OpenApiRouter::new()
+            .route("/api/v1/probe/panic", get(explode))
+            .route(
+                "/api/v1/probe/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    "late"
+                }),
+            )
+    }
+
+    pub const MODULE: Module = Module {
+        name: "probe",
+        needs: &[],
+        router,
+        workers: |_| Vec::new(),
+        jobs: |_| Vec::new(),
+        permissions: &[],
+        subject_data: None,
+        compliance: None,
+    };
+}
+
+fn with_probe() -> Vec<platform::Module> {
+    let mut modules = gateway::modules::ALL.to_vec();
+    modules.push(probe::MODULE);
+    modules
+}
+
+fn problem_type(response: &reqwest::Response) -> &str {
+    response.headers()["content-type"].to_str().unwrap()
+}
+
+#[tokio::test]
+async fn a_panic_is_a_500_problem_with_the_request_id_and_none_of_the_panic_text() {
+    let app = TestApp::builder().modules(with_probe()).start().await;
+    let response = app.get("/api/v1/probe/panic").await;
+    assert_eq!(response.status(), 500);
+    assert_eq!(problem_type(&response), "application/problem+json");
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "internal", "{body}");
+    assert_eq!(body["request_id"], id.as_str(), "{body}");
+    assert!(!body.to_string().contains("secret-9931"), "{body}");
+    // The process serves on.
+    assert_eq!(app.get("/health/live").await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_request_past_its_deadline_is_a_503_timeout_with_retry_after() {
+    let app = TestApp::builder()
+        .modules(with_probe())
+        .set("WARUNG_HTTP__REQUEST_TIMEOUT_MS", "300")
+        .start()
+        .await;
+    // The handler would take 30 s; the deadline answers long before the client gives up.
+    let response = app
+        .client
+        .get(app.url("/api/v1/probe/slow"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(problem_type(&response), "application/problem+json");
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "timeout", "{body}");
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_a_413_problem_and_changes_nothing() {
+    let app = TestApp::builder()
+        .set("WARUNG_HTTP__BODY_LIMIT_BYTES", "1024")
+        .start()
+        .await;
+    let mut body = testkit::signup_body();
+    let slug = body["slug"].clone();
+    body["business_name"] = json!("Toko ".repeat(400));
+    let refused = app
+        .post_json("/api/v1/onboarding/merchants", None, &body)
+        .await;
+    assert_eq!(refused.status(), 413);
+    assert_eq!(problem_type(&refused), "application/problem+json");
+    let problem: Value = refused.json().await.unwrap();
+    assert_eq!(problem["code"], "payload_too_large", "{problem}");
+    // The same sign-up within the limit finds its slug free: nothing was written.
+    let mut fits = testkit::signup_body();
+    fits["slug"] = slug;
+    let created = app
+        .post_json("/api/v1/onboarding/merchants", None, &fits)
+        .await;
+    assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn cors_answers_the_configured_origins_only() {
+    let app = TestApp::builder()
+        .set(
+            "WARUNG_HTTP__CORS_ALLOWED_ORIGINS",
+            r#"["https://portal.example"]"#,
+        )
+        .start()
+        .await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/api/v1/orders"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type,idempotency-key",
+            )
+            .send()
+    };
+    let allowed = preflight("https://portal.example").await.unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://portal.example"
+    );
+    let headers = allowed.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(headers.contains("idempotency-key"), "{headers}");
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(
+        !other.headers().contains_key("access-control-allow-origin"),
+        "{:?}",
+        other.headers()
+    );
+    // A plain request from the allowed origin may read the request id and Retry-After.
+    let simple = app
+        .client
+        .get(app.url("/health/live"))
+        .header("origin", "https://portal.example")
+        .send()
+        .await
+        .unwrap();
+    let exposed = simple.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        exposed.contains("x-request-id") && exposed.contains("retry-after"),
+        "{exposed}"
+    );
+}
 
 #[tokio::test]
 async fn unknown_route_is_a_problem_json_404_with_the_request_id() {

@@ -63,3 +63,31 @@ async fn a_failed_worker_is_restarted_and_shutdown_stops_it() {
         "the worker saw the shutdown signal"
     );
 }
+
+#[tokio::test]
+async fn a_routes_only_module_brings_its_routes_and_none_of_its_workers_or_jobs() {
+    let app = TestApp::spawn().await;
+    let full = gateway::modules::select("notifications,audit").unwrap();
+    // What is dropped must be there to drop: both run workers, audit has jobs.
+    assert!(full.iter().all(|m| !(m.workers)(&app.state).is_empty()));
+    assert!(full.iter().any(|m| !(m.jobs)(&app.state).is_empty()));
+    let edge = gateway::modules::with_routes_only(Vec::new(), "notifications,audit").unwrap();
+    assert_eq!(edge.len(), 2);
+    for module in &edge {
+        assert!((module.workers)(&app.state).is_empty(), "{}", module.name);
+        assert!((module.jobs)(&app.state).is_empty(), "{}", module.name);
+        assert!(
+            !(module.router)().into_openapi().paths.paths.is_empty(),
+            "{} keeps its routes",
+            module.name
+        );
+    }
+    // A module that runs in full keeps its workers beside another's routes.
+    let mixed = gateway::modules::with_routes_only(
+        gateway::modules::select("notifications").unwrap(),
+        "notifications,audit",
+    )
+    .unwrap();
+    assert!(!(mixed[0].workers)(&app.state).is_empty());
+    assert!((mixed[1].workers)(&app.state).is_empty());
+}

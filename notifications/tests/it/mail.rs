@@ -684,6 +684,24 @@ async fn mail_for_privacy_events_follows_their_contract() {
     tx.commit().await.unwrap();
 
     let mails = wait_for_mail(&email, 3, WITHIN).await;
+    // The identity check whose link had expired before it could be sent is cancelled with the
+    // reason, not mailed: only the live link reaches the person.
+    let rows = wait_deliveries(&app, &merchant, &format!("recipient_id={}", id.0), |rows| {
+        rows.iter()
+            .any(|r| r["status"] == "cancelled" && r["last_error"] == "link_expired")
+    })
+    .await;
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r["last_error"] == "link_expired")
+            .count(),
+        1
+    );
+    let checks = mails_to(&email)
+        .iter()
+        .filter(|m| m.subject.starts_with("Confirm your personal data request"))
+        .count();
+    assert_eq!(checks, 1, "the expired link was mailed");
     let by_subject = |start: &str| {
         mails
             .iter()

@@ -130,22 +130,58 @@ async fn maintenance_retention_drops_an_old_partition_only_after_recording_a_sig
     let partition = format!("audit_events_p{}", month.format("%Y_%m"));
     assert_eq!(partition_of(&app, old[0]).await, partition);
 
-    // The store refuses to drop what has no digest, or anything recent, even to its own jobs.
-    for target in [
-        partition.clone(),
-        format!("audit_events_p{}", Utc::now().format("%Y_%m")),
-    ] {
-        let err = sqlx::query("select audit_drop_partition($1)")
-            .bind(&target)
-            .execute(app.system.pool())
-            .await
-            .expect_err("dropped without a digest");
-        assert_eq!(
-            err.as_database_error().and_then(|e| e.code()).as_deref(),
-            Some("42501"),
-            "{err}"
-        );
-    }
+    // The store refuses, even to its own jobs, each for its own reason: a partition without a
+    // digest, anything less than a year old, and a digest whose count is not the partition's.
+    let refusal = |err: sqlx::Error| {
+        let db = err.as_database_error().expect("a database refusal");
+        (
+            db.code().unwrap_or_default().into_owned(),
+            db.message().to_owned(),
+        )
+    };
+    let err = sqlx::query("select audit_drop_partition($1)")
+        .bind(&partition)
+        .execute(app.system.pool())
+        .await
+        .expect_err("dropped without a digest");
+    let (code, message) = refusal(err);
+    assert_eq!(code, "42501");
+    assert!(message.contains("no digest recorded"), "{message}");
+    let this_month = format!("audit_events_p{}", Utc::now().format("%Y_%m"));
+    let err = sqlx::query("select audit_drop_partition($1)")
+        .bind(&this_month)
+        .execute(app.system.pool())
+        .await
+        .expect_err("dropped a recent partition");
+    let (code, message) = refusal(err);
+    assert_eq!(code, "42501");
+    assert!(message.contains("less than a year old"), "{message}");
+    // A digest that counts 99 records for a partition of 3, in a transaction rolled back.
+    let mut tx = app.system.pool().begin().await.unwrap();
+    sqlx::query(
+        "insert into audit_retired_partitions (partition_name, range_from, range_to, records, digest,
+                                               signature, signed_document)
+         values ($1, $2::date::timestamp at time zone 'UTC',
+                 ($2::date + interval '1 month')::timestamp at time zone 'UTC', 99, '{}', 'x', '{}')",
+    )
+    .bind(&partition)
+    .bind(month)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let err = sqlx::query("select audit_drop_partition($1)")
+        .bind(&partition)
+        .execute(&mut *tx)
+        .await
+        .expect_err("dropped a partition its digest does not count");
+    let (code, message) = refusal(err);
+    assert_eq!(code, "40001");
+    assert!(
+        message.contains("holds 3 records, its digest 99"),
+        "{message}"
+    );
+    tx.rollback().await.unwrap();
+    assert_eq!(partition_of(&app, old[0]).await, partition, "still there");
 
     let dry = succeeded(app.run_job(audit::maintenance::RETENTION, true).await);
     assert!(dry.get("records_due") >= 3, "{dry:?}");

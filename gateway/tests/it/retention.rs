@@ -248,7 +248,10 @@ async fn a_retention_run_stopped_midway_is_finished_by_the_next_run() {
     assert_eq!(runs.len(), 2, "{runs:?}");
     assert_eq!(runs[0].0, "failed", "the killed run is closed: {runs:?}");
     assert!(
-        runs[0].1.as_deref().is_some_and(|e| e.starts_with("abandoned")),
+        runs[0]
+            .1
+            .as_deref()
+            .is_some_and(|e| e.starts_with("abandoned")),
         "as abandoned: {runs:?}"
     );
     assert_eq!(runs[1].0, "succeeded", "{runs:?}");

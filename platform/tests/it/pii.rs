@@ -479,6 +479,7 @@ async fn vault_down_fails_with_503_and_writes_nothing() {
         .set("WARUNG_VAULT__TIMEOUT_MS", "500")
         .set("WARUNG_PII__BREAKER_THRESHOLD", "2")
         .set("WARUNG_PII__BREAKER_COOLDOWN_MS", "1000")
+        .set("WARUNG_PII__READY_KEYS", "2")
         .start()
         .await;
     let t = app.tenant().await;
@@ -489,6 +490,7 @@ async fn vault_down_fails_with_503_and_writes_nothing() {
     create_customer(&app, t.id, &table, customer(), "up@example.id")
         .await
         .unwrap();
+    let merchant = app.verified_merchant().await;
     proxy.cut();
 
     let subject = customer();
@@ -527,6 +529,36 @@ async fn vault_down_fails_with_503_and_writes_nothing() {
         (1, 0),
         "only the customer created while Vault was up is stored"
     );
+    // Through the API: new customers take keys made ahead (`pii.ready_keys`, 2 here) until
+    // the pool runs dry; then a clear 503 that says to retry, and nothing written.
+    let mut created = 0;
+    let response = loop {
+        let response = app
+            .send(
+                "POST",
+                "/api/v1/customers",
+                &merchant.owner,
+                None,
+                Some(&testkit::customer_body(&format!(
+                    "vault.down.{created}@example.id"
+                ))),
+            )
+            .await;
+        if response.status() != 201 || created == 2 {
+            break response;
+        }
+        created += 1;
+    };
+    assert_eq!(response.status(), 503, "after {created} from the pool");
+    assert!(response.headers().contains_key("retry-after"));
+    let problem: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "key_service_unavailable", "{problem}");
+    let customers: i64 = sqlx::query_scalar("select count(*) from customers where tenant_id = $1")
+        .bind(merchant.tenant)
+        .fetch_one(app.system.pool())
+        .await
+        .unwrap();
+    assert_eq!(customers, created, "the refused one wrote nothing");
 
     // Back up: after the cooldown, one trial call closes the breaker and creating works again.
     proxy.restore();
@@ -582,6 +614,43 @@ async fn pii_metrics_are_exported() {
         assert!(text.contains(needle), "{needle} missing");
     }
     assert!(!text.contains("m@example.id"));
+    // What could carry a person into a metric is a label: every label is one of the kinds
+    // Warung uses (a new kind must be added here, knowingly), and no value looks like an
+    // address or a phone or identity number.
+    const LABELS: &[&str] = &[
+        "call",
+        "category",
+        "client",
+        "dependency",
+        "item",
+        "job",
+        "method",
+        "op",
+        "outcome",
+        "permission",
+        "reason",
+        "route",
+        "status",
+        "template",
+        "topic",
+        "worker",
+        "le",
+        "quantile",
+    ];
+    let label = regex::Regex::new(r#"([a-z_]+)="([^"]*)""#).unwrap();
+    let number = regex::Regex::new(r"\d{5}").unwrap();
+    let mut seen = 0;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        for found in label.captures_iter(line) {
+            seen += 1;
+            assert!(LABELS.contains(&&found[1]), "unknown label in {line}");
+            let (key, value) = (&found[1], &found[2]);
+            let bucket = key == "le" || key == "quantile";
+            assert!(!value.contains('@'), "{line}");
+            assert!(bucket || !number.is_match(value), "{line}");
+        }
+    }
+    assert!(seen > 10, "the labels were read ({seen})");
 }
 
 #[tokio::test]

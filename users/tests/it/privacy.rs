@@ -804,3 +804,68 @@ async fn requests_filed_before_the_export_quota_was_used_up_build_no_more_bundle
             .unwrap();
     assert_eq!(bundles, 1);
 }
+
+#[tokio::test]
+async fn a_rectification_waits_for_the_owner_who_resolves_it_once_and_no_other_shop_can() {
+    let app = TestApp::spawn().await;
+    let merchant = app.verified_merchant().await;
+    let other = app.verified_merchant().await;
+    let email = format!("rectify.{}@example.id", uuid::Uuid::now_v7().simple());
+    let customer = app.customer(&merchant.owner, &customer_body(&email)).await;
+    let id = customer["id"].as_str().unwrap();
+    let filed = file_for(&app, &merchant.owner, "rectification", id).await;
+    let request = filed["id"].as_str().unwrap().to_owned();
+    assert_eq!(filed["status"], "awaiting_verification", "{filed}");
+    // Before the person confirms, there is nothing to resolve.
+    let resolve = |staff: &Staff, outcome: &'static str| {
+        let path = format!("/api/v1/privacy/requests/{request}/resolve");
+        let body = json!({ "outcome": outcome });
+        let staff = staff.clone();
+        let app = &app;
+        async move { app.send("POST", &path, &staff, None, Some(&body)).await }
+    };
+    let early = resolve(&merchant.owner, "rectified").await;
+    assert_eq!(early.status(), 409);
+    let problem: Value = early.json().await.unwrap();
+    assert_eq!(problem["code"], "request_not_in_progress");
+
+    confirm(&app, merchant.tenant, id).await;
+    let waiting: Value = app
+        .get_as(
+            &format!("/api/v1/privacy/requests/{request}"),
+            &merchant.owner.bearer(),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(waiting["status"], "in_progress", "{waiting}");
+
+    // Another shop's owner finds no such request, and changes nothing.
+    assert_eq!(resolve(&other.owner, "rectified").await.status(), 404);
+    let cashier = app.staff(&merchant, Role::Cashier).await;
+    assert_eq!(resolve(&cashier, "rectified").await.status(), 403);
+
+    let done = resolve(&merchant.owner, "rectified").await;
+    assert_eq!(done.status(), 200, "{}", done.text().await.unwrap());
+    let done: Value = done.json().await.unwrap();
+    assert_eq!(
+        (done["status"].as_str(), done["outcome"].as_str()),
+        (Some("completed"), Some("rectified")),
+        "{done}"
+    );
+    assert!(done["completed_at"].is_string(), "{done}");
+    // Once closed, it stays closed: a second resolution is refused.
+    let again = resolve(&merchant.owner, "rejected").await;
+    assert_eq!(again.status(), 409);
+    let closed: Value = app
+        .get_as(
+            &format!("/api/v1/privacy/requests/{request}"),
+            &merchant.owner.bearer(),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(closed["outcome"], "rectified", "{closed}");
+}

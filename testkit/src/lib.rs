@@ -317,8 +317,9 @@ impl TestApp {
         TestAppBuilder::default()
     }
 
-    /// The settings of this isolated app's world: its database, Redis prefix and broker.
-    fn world(&self) -> Vec<(&'static str, String)> {
+    /// The settings of this isolated app's world: its database, Redis prefix and broker (as
+    /// `WARUNG_*` variables, e.g. for a `warung` command the test runs).
+    pub fn world(&self) -> Vec<(&'static str, String)> {
         let isolation = self.isolation.as_ref().expect("an isolated app");
         let mut settings = isolation.database().settings();
         settings.push((

@@ -7,6 +7,7 @@
 )]
 
 mod admin;
+mod cli;
 mod demo;
 mod edge;
 mod health;

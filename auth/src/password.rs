@@ -96,4 +96,29 @@ mod tests {
         // No account: never true, even for the decoy's own password space.
         assert!(!hasher.verify(&password, None).await.unwrap());
     }
+
+    /// "No such account" must cost what "wrong password" costs: the decoy it checks against is
+    /// a hash with the very parameters of a real one (compared, not timed).
+    #[tokio::test]
+    async fn the_decoy_is_hashed_with_the_parameters_of_a_real_password() {
+        let hasher = Hasher::new(1);
+        let real = hasher
+            .hash(&SecretString::from("kopi susu gula aren".to_owned()))
+            .await
+            .unwrap();
+        let guess = SecretString::from("a guess".to_owned());
+        assert!(!hasher.verify(&guess, None).await.unwrap());
+        let decoy = hasher.decoy.get().expect("the decoy is made on first use");
+        let cost = |phc: &str| {
+            let parsed = PasswordHash::new(phc).unwrap();
+            (
+                parsed.algorithm.to_string(),
+                parsed.version,
+                parsed.params.to_string(),
+                parsed.hash.map(|h| h.len()),
+            )
+        };
+        assert_eq!(cost(decoy), cost(&real));
+        assert_ne!(decoy, &real);
+    }
 }

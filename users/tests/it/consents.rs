@@ -357,3 +357,40 @@ async fn marketing_granted_by_staff_counts_only_once_the_customer_confirms_it() 
         .await;
     assert_eq!(garbage.status(), 400);
 }
+
+/// Consent evidence is append-only for the request path: what was recorded cannot be rewritten
+/// or removed by the application, only added to.
+#[tokio::test]
+async fn consent_records_cannot_be_changed_or_removed_by_the_application() {
+    let app = TestApp::spawn().await;
+    let merchant = app.merchant().await;
+    let evidence = || async {
+        sqlx::query_scalar::<_, Option<String>>(
+            "select string_agg(row_to_json(c)::text, ',' order by row_to_json(c)::text)
+             from consent_records c where tenant_id = $1",
+        )
+        .bind(merchant.tenant)
+        .fetch_one(app.system.pool())
+        .await
+        .unwrap()
+        .expect("onboarding records the owner's consent")
+    };
+    let before = evidence().await;
+    for sql in [
+        "update consent_records set granted = not granted where tenant_id = $1",
+        "delete from consent_records where tenant_id = $1",
+    ] {
+        let mut tx = app.tenant_tx(merchant.tenant).await;
+        let err = sqlx::query(sql)
+            .bind(merchant.tenant)
+            .execute(&mut *tx)
+            .await
+            .expect_err(sql);
+        assert_eq!(
+            err.as_database_error().and_then(|e| e.code()).as_deref(),
+            Some("42501"),
+            "{sql}: {err}"
+        );
+    }
+    assert_eq!(evidence().await, before, "nothing changed");
+}

@@ -91,3 +91,50 @@ async fn a_routes_only_module_brings_its_routes_and_none_of_its_workers_or_jobs(
     assert!(!(mixed[0].workers)(&app.state).is_empty());
     assert!((mixed[1].workers)(&app.state).is_empty());
 }
+
+/// Every job's schedule, as shipped, is read alike by the scheduler (tokio-cron-scheduler) and
+/// by the slot claim (croner, seconds required), and fires at least once a day: a slot's claim
+/// lives 25 hours, so a longer gap would let a late process run the slot again.
+#[tokio::test]
+async fn every_production_schedule_parses_and_fires_at_least_daily() {
+    let app = TestApp::spawn().await;
+    let jobs: Vec<_> = gateway::modules::ALL
+        .iter()
+        .flat_map(|m| (m.jobs)(&app.state))
+        .collect();
+    assert!(jobs.len() >= 8, "{}", jobs.len());
+    let parser = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .dom_and_dow(true)
+        .build();
+    let start: chrono::DateTime<chrono::Utc> = "2026-12-01T00:00:00Z".parse().unwrap();
+    for job in &jobs {
+        tokio_cron_scheduler::Job::new_async(job.schedule, |_, _| Box::pin(async {}))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: the scheduler refuses `{}`: {e}",
+                    job.name, job.schedule
+                )
+            });
+        let cron = parser
+            .parse(job.schedule)
+            .unwrap_or_else(|e| panic!("{}: croner refuses `{}`: {e}", job.name, job.schedule));
+        let mut at = start;
+        for _ in 0..14 {
+            let next = cron.find_next_occurrence(&at, false).unwrap();
+            assert!(
+                next - at <= chrono::TimeDelta::hours(25),
+                "{} (`{}`) waits {} between runs",
+                job.name,
+                job.schedule,
+                next - at
+            );
+            at = next;
+        }
+    }
+    // The check itself: a weekly schedule is caught.
+    let weekly = parser.parse("0 0 3 * * Mon").unwrap();
+    let first = weekly.find_next_occurrence(&start, false).unwrap();
+    let second = weekly.find_next_occurrence(&first, false).unwrap();
+    assert!(second - first > chrono::TimeDelta::hours(25));
+}

@@ -164,3 +164,53 @@ async fn metrics_can_be_served_on_an_internal_listener_only() {
     assert_eq!(response.status(), 200);
     assert!(response.text().await.unwrap().contains("# TYPE"));
 }
+
+/// Redis down: signed-in staff keep working (the session check falls back to the database),
+/// while signing in and signing up, whose brute-force limits live in Redis, answer 503 rather
+/// than run unguarded; both work again once Redis is back.
+#[tokio::test]
+async fn with_redis_down_sessions_still_work_but_sign_in_and_sign_up_answer_503() {
+    let proxy = FaultProxy::start(url_addr("WARUNG_REDIS__URL")).await;
+    let app = TestApp::builder()
+        .set("WARUNG_REDIS__URL", format!("redis://{}", proxy.addr))
+        .set("WARUNG_REDIS__TIMEOUT_MS", "300")
+        .start()
+        .await;
+    let merchant = app.merchant().await;
+    proxy.cut();
+
+    let me = app.get_as("/api/v1/me", &merchant.owner.bearer()).await;
+    assert_eq!(me.status(), 200, "{}", me.text().await.unwrap());
+    let login = app
+        .post_json(
+            "/api/v1/auth/login",
+            None,
+            &serde_json::json!({
+                "tenant": merchant.slug, "email": merchant.owner.email, "password": testkit::PASSWORD,
+            }),
+        )
+        .await;
+    assert_eq!(login.status(), 503);
+    let problem: Value = login.json().await.unwrap();
+    assert_eq!(problem["code"], "cache_unavailable", "{problem}");
+    let body = testkit::signup_body();
+    let signup = app
+        .post_json("/api/v1/onboarding/merchants", None, &body)
+        .await;
+    assert_eq!(signup.status(), 503);
+
+    proxy.restore();
+    let mut back = false;
+    for _ in 0..50 {
+        let again = app
+            .post_json("/api/v1/onboarding/merchants", None, &body)
+            .await;
+        if again.status() == 201 {
+            back = true;
+            break;
+        }
+        assert_eq!(again.status(), 503, "the refused sign-up wrote nothing");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(back, "sign-up did not recover after Redis came back");
+}

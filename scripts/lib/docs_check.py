@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Keeps docs/API.md's error table true to the code (#22).
+"""Keeps docs/API.md's error table and README's settings table true to the code (#22).
 
 Every error code the code can answer with must be in a row of docs/API.md's error table that
 has its status:
@@ -9,9 +9,13 @@ has its status:
     variant; a dependency's 503 codes (`Dependency::unavailable_code`).
 It also fails on a code the table lists that the code no longer has.
 
+Every setting with a built-in default (`defaults()` in platform/src/config.rs) must be in
+README's configuration table, as `WARUNG_SECTION__KEY` or as `__KEY` in a row of its section.
+
   docs_check.py [ROOT]
 """
 
+import json
 import os
 import re
 import sys
@@ -92,6 +96,47 @@ def problems(codes, rows):
     return found
 
 
+def default_settings(config_rs):
+    """Every WARUNG_* variable of config.rs's built-in defaults (the json! literal)."""
+    start = config_rs.index("fn defaults()")
+    begin = config_rs.index("json!(", start) + len("json!(")
+    depth = 0
+    for end in range(begin, len(config_rs)):
+        depth += {"{": 1, "}": -1}.get(config_rs[end], 0)
+        if depth == 0 and config_rs[end] == "}":
+            break
+    text = config_rs[begin:end + 1]
+    text = re.sub(r"(?<=\d)_(?=\d)", "", text)
+    text = re.sub(r",(\s*[}\]])", r"\1", text)
+    found = set()
+
+    def walk(prefix, value):
+        for key, inner in value.items():
+            name = f"{prefix}__{key.upper()}" if prefix else f"WARUNG_{key.upper()}"
+            if isinstance(inner, dict):
+                walk(name, inner)
+            else:
+                found.add(name)
+
+    walk("", json.loads(text))
+    return found
+
+
+def documented_settings(readme):
+    """Every WARUNG_* variable README's table names, `__KEY` continuations included."""
+    found = set()
+    for row in re.findall(r"^\| (`WARUNG_.*?) \|", readme, re.M):
+        names = re.findall(r"`(WARUNG_[A-Z_]+|__[A-Z_]+)`", row)
+        section = None
+        for name in names:
+            if name.startswith("WARUNG_"):
+                found.add(name)
+                section = name.rsplit("__", 1)[0] if "__" in name else None
+            elif section:
+                found.add(section + name)
+    return found
+
+
 def sources(root):
     for base, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if d not in ("target", "tests", "node_modules", ".git")]
@@ -109,10 +154,14 @@ def main():
     at_sites, _ = call_site_codes(sources(root))
     codes.update(at_sites)
     found = problems(codes, documented(read("docs/API.md")))
+    settings = default_settings(read("platform/src/config.rs"))
+    missing = sorted(settings - documented_settings(read("README.md")))
+    found += [f"the setting {name} is not in README's configuration table" for name in missing]
     for problem in found:
         print(f"docs: {problem}", file=sys.stderr)
     if not found:
-        print(f"docs: all {len(codes)} error codes are in docs/API.md with their status")
+        print(f"docs: all {len(codes)} error codes are in docs/API.md with their status, and all "
+              f"{len(settings)} settings with a default are in README")
     return 1 if found else 0
 
 

@@ -65,3 +65,45 @@ class DocsCheck(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+CONFIG_RS = '''
+fn defaults() -> serde_json::Value {
+    serde_json::json!({
+        "environment": "development",
+        "http": { "bind": "127.0.0.1:8080", "body_limit_bytes": 1_048_576, },
+        "kafka": { "brokers": "127.0.0.1:9092", "rebuild_after_ms": 60_000 },
+    })
+}
+'''
+README = """
+| Key (env) | Default | Meaning |
+| --- | --- | --- |
+| `WARUNG_ENVIRONMENT` | `development` | mode |
+| `WARUNG_HTTP__BIND`, `__BODY_LIMIT_BYTES` | x | y |
+| `WARUNG_KAFKA__BROKERS` / `__REBUILD_AFTER_MS` | x | y |
+"""
+
+
+class SettingsCheck(unittest.TestCase):
+    def missing(self, readme):
+        return docs_check.default_settings(CONFIG_RS) - docs_check.documented_settings(readme)
+
+    def test_every_default_in_the_table_passes(self):
+        self.assertEqual(docs_check.default_settings(CONFIG_RS), {
+            "WARUNG_ENVIRONMENT", "WARUNG_HTTP__BIND", "WARUNG_HTTP__BODY_LIMIT_BYTES",
+            "WARUNG_KAFKA__BROKERS", "WARUNG_KAFKA__REBUILD_AFTER_MS"})
+        self.assertEqual(self.missing(README), set())
+
+    def test_a_setting_missing_from_the_table_fails(self):
+        readme = README.replace(" / `__REBUILD_AFTER_MS`", "")
+        self.assertEqual(self.missing(readme), {"WARUNG_KAFKA__REBUILD_AFTER_MS"})
+
+    def test_a_continuation_counts_only_in_its_own_section(self):
+        readme = README.replace("`__BODY_LIMIT_BYTES`", "`x`") + \
+            "| `WARUNG_KAFKA__BROKERS`, `__BODY_LIMIT_BYTES` | x | y |\n"
+        self.assertEqual(self.missing(readme), {"WARUNG_HTTP__BODY_LIMIT_BYTES"})
+
+    def test_a_row_after_a_blank_line_is_still_read_but_prose_is_not(self):
+        readme = README + "\nThe `WARUNG_OTHER__KEY` in prose.\n"
+        self.assertNotIn("WARUNG_OTHER__KEY", docs_check.documented_settings(readme))

@@ -91,30 +91,44 @@ pub enum Authentication {
     Unavailable(Dependency),
 }
 
+/// The verified caller, whoever it is (staff or the operator); 401 without a valid token.
+fn verified(parts: &Parts) -> Result<Principal, Error> {
+    match parts.extensions.get::<Authentication>() {
+        Some(Authentication::Verified(principal)) => Ok(*principal),
+        Some(Authentication::Unavailable(dep)) => Err(Error::Unavailable(*dep)),
+        Some(Authentication::Invalid) | None => Err(Error::Unauthorized),
+    }
+}
+
+/// A signed-in member of a shop's staff: the "signed in" routes (`/me`, one's own consents,
+/// the shop, logging out). The operator's token belongs to no shop: 403 here, as on every
+/// route whose permission it lacks; the operator's own routes ask for [`Authorized`].
+fn staff(principal: Principal) -> Result<Principal, Error> {
+    if principal.role == Role::PlatformAdmin {
+        Err(Error::Forbidden)
+    } else {
+        Ok(principal)
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Principal {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Error> {
-        match parts.extensions.get::<Authentication>() {
-            Some(Authentication::Verified(principal)) => Ok(*principal),
-            Some(Authentication::Unavailable(dep)) => Err(Error::Unavailable(*dep)),
-            Some(Authentication::Invalid) | None => Err(Error::Unauthorized),
-        }
+        staff(verified(parts)?)
     }
 }
 
 /// For routes open to everyone that also serve signed-in staff: no token is `None`; a token
-/// that is sent must be valid (401), and a dependency down is 503.
+/// that is sent must be valid (401) and a staff member's (403), and a dependency down is 503.
 impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for Principal {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Error> {
-        match parts.extensions.get::<Authentication>() {
-            None => Ok(None),
-            Some(Authentication::Verified(principal)) => Ok(Some(*principal)),
-            Some(Authentication::Unavailable(dep)) => Err(Error::Unavailable(*dep)),
-            Some(Authentication::Invalid) => Err(Error::Unauthorized),
+        if parts.extensions.get::<Authentication>().is_none() {
+            return Ok(None);
         }
+        staff(verified(parts)?).map(Some)
     }
 }
 
@@ -181,8 +195,8 @@ impl<P: Permission> Authorized<P> {
 impl<P: Permission, S: Send + Sync> FromRequestParts<S> for Authorized<P> {
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
-        Self::check(Principal::from_request_parts(parts, state).await?)
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Error> {
+        Self::check(verified(parts)?)
     }
 }
 

@@ -178,6 +178,53 @@ async fn each_role_is_refused_exactly_where_the_matrix_says() {
     );
 }
 
+/// The operator's `platform_admin` token belongs to no shop: it opens exactly the routes whose
+/// permission names `platform_admin`, and every other protected route, the "signed in" ones
+/// (`/me`, one's own consents, the shop) and the public ones with more for staff included,
+/// answers 403.
+#[tokio::test]
+async fn the_operators_token_opens_only_the_operators_routes() {
+    let app = TestApp::spawn().await;
+    let token = auth::Service::from_state(&app.state)
+        .unwrap()
+        .operator_token(platform::id::UserId::new(), chrono::Utc::now(), 600)
+        .unwrap();
+    let bearer = format!("Bearer {token}");
+    let routes = routes(&spec(&app).await);
+    let random = |_: &str, _: &str| Some(uuid::Uuid::now_v7().to_string());
+    let (mut opened, mut refused) = (0, 0);
+    for route in &routes {
+        let Some(permission) = &route.permission else {
+            continue;
+        };
+        let path = fill(&route.path, &random).unwrap();
+        let status = call(&app, route, &path, Some(&bearer)).await;
+        let allowed = permission
+            .as_deref()
+            .is_some_and(|p| roles_of(p).contains(&Role::PlatformAdmin));
+        if allowed {
+            assert!(
+                ![401, 403].contains(&status) && status < 500,
+                "{} {} as the operator: {status}",
+                route.method,
+                route.path
+            );
+            opened += 1;
+        } else {
+            assert_eq!(
+                status, 403,
+                "{} {} as the operator",
+                route.method, route.path
+            );
+            refused += 1;
+        }
+    }
+    assert!(
+        opened >= 2 && refused >= 40,
+        "{opened} opened, {refused} refused"
+    );
+}
+
 /// Ids tenant A owns, one of each kind a route can name.
 struct Fixtures {
     staff: String,

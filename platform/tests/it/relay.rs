@@ -204,19 +204,20 @@ async fn wait_until_all_sent(app: &TestApp, ids: &[EventId]) {
     panic!("{} rows still unsent", unsent_of(app, ids).await);
 }
 
-/// Waits until the relay has nothing pending (it is idle and connected).
+/// Waits until the relay has nothing pending (it is idle and connected); fails after 10 s.
 async fn drained(app: &TestApp) {
+    let mut pending: i64 = 0;
     for _ in 0..100 {
-        let pending: i64 =
-            sqlx::query_scalar("select count(*) from outbox where published_at is null")
-                .fetch_one(app.system.pool())
-                .await
-                .unwrap();
+        pending = sqlx::query_scalar("select count(*) from outbox where published_at is null")
+            .fetch_one(app.system.pool())
+            .await
+            .unwrap();
         if pending == 0 {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    panic!("the relay never drained: {pending} rows still unsent");
 }
 
 /// Every row is marked sent and every event is on `broker`.

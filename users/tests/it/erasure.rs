@@ -845,3 +845,80 @@ async fn an_erasure_does_not_wait_for_its_farewell_past_its_margin_before_it_is_
     assert_eq!(farewell, "not sent before the due date: smtp_connection");
     proxy.restore();
 }
+
+/// A request whose identity check nobody answered is closed `expired` (outcome `not_verified`)
+/// by the job once its link ran out, and its link no longer works; a confirmed one is untouched.
+#[tokio::test]
+async fn an_unconfirmed_request_is_closed_expired_when_its_link_runs_out() {
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let app = TestApp::builder()
+        .isolated()
+        .clock(clock.clone())
+        .start()
+        .await;
+    let merchant = app.verified_merchant().await;
+    let owner = &merchant.owner;
+    let ani = app
+        .customer(
+            owner,
+            &customer_body(&format!("{}@example.id", unique("ani."))),
+        )
+        .await;
+    let budi = app
+        .customer(
+            owner,
+            &customer_body(&format!("{}@example.id", unique("budi."))),
+        )
+        .await;
+    let unanswered = file_for(&app, owner, "export", ani["id"].as_str().unwrap()).await;
+    let token = app
+        .subject_token(
+            merchant.tenant,
+            ani["id"].as_str().unwrap().parse().unwrap(),
+            "privacy.identity_check_requested",
+        )
+        .await;
+    let answered = file_for(&app, owner, "rectification", budi["id"].as_str().unwrap()).await;
+    confirm(&app, merchant.tenant, budi["id"].as_str().unwrap()).await;
+
+    // Still within the link's life (privacy.verification_ttl_hours, 48): nothing expires.
+    clock.advance(TimeDelta::hours(47));
+    let report = app.run_job_to_completion(JOB, false).await;
+    assert_eq!(
+        report.counts.get("requests_expired").copied().unwrap_or(0),
+        0,
+        "{report:?}"
+    );
+    assert_eq!(
+        request(&app, owner, &unanswered["id"]).await["status"],
+        "awaiting_verification"
+    );
+
+    clock.advance(TimeDelta::hours(2));
+    let report = app.run_job_to_completion(JOB, false).await;
+    assert_eq!(
+        report.counts.get("requests_expired").copied(),
+        Some(1),
+        "{report:?}"
+    );
+    let closed = request(&app, owner, &unanswered["id"]).await;
+    assert_eq!(
+        (closed["status"].as_str(), closed["outcome"].as_str()),
+        (Some("expired"), Some("not_verified")),
+        "{closed}"
+    );
+    assert!(closed["completed_at"].is_string(), "{closed}");
+    assert_eq!(
+        request(&app, owner, &answered["id"]).await["status"],
+        "in_progress"
+    );
+    // The late click finds a dead link.
+    let late = app
+        .post_json(
+            "/api/v1/privacy/requests/confirm",
+            None,
+            &json!({ "token": token }),
+        )
+        .await;
+    assert_eq!(late.status(), 400);
+}

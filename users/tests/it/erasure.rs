@@ -587,6 +587,10 @@ async fn inactive_guests_are_told_then_erased_unless_they_come_back_and_deleted_
     };
     let gone = guest_order(format!("{}@example.id", unique("gone."))).await;
     let back = guest_order(format!("{}@example.id", unique("back."))).await;
+    // A guest who restricted the processing of their data asked for it to be kept.
+    let kept = guest_order(format!("{}@example.id", unique("kept."))).await;
+    file_for(&app, owner, "restriction", &kept).await;
+    confirm(&app, merchant.tenant, &kept).await;
     let member = app
         .customer(
             &cashier,
@@ -648,7 +652,11 @@ async fn inactive_guests_are_told_then_erased_unless_they_come_back_and_deleted_
     tx.commit().await.unwrap();
 
     let dry = app.run_job_to_completion("retention.users", true).await;
-    assert!(dry.get("inactive_guests") >= 2, "{dry:?}");
+    assert_eq!(
+        dry.get("inactive_guests"),
+        2,
+        "not the restricted guest: {dry:?}"
+    );
     assert!(
         retention_requests(&app, merchant.tenant, &gone)
             .await
@@ -657,10 +665,16 @@ async fn inactive_guests_are_told_then_erased_unless_they_come_back_and_deleted_
     );
     let report = app.run_job_to_completion("retention.users", false).await;
     assert!(
-        report.get("inactive_guests") >= 2
+        report.get("inactive_guests") == 2
             && report.get("deleted_staff") >= 1
             && report.get("unverified_signups") >= 1,
         "{report:?}"
+    );
+    assert!(
+        retention_requests(&app, merchant.tenant, &kept)
+            .await
+            .is_empty(),
+        "a restricted guest is not erased for inactivity"
     );
     for guest in [&gone, &back] {
         let filed = retention_requests(&app, merchant.tenant, guest).await;

@@ -936,3 +936,47 @@ async fn an_unconfirmed_request_is_closed_expired_when_its_link_runs_out() {
         .await;
     assert_eq!(late.status(), 400);
 }
+
+/// The shop's grace period never pushes an erasure past its legal due time: with the longest
+/// grace (30 days) and the person confirming two days after filing, the erasure is set a day
+/// before the request is due, not 30 days after the confirmation.
+#[tokio::test]
+async fn the_grace_period_is_cut_short_before_the_legal_due_time() {
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let app = TestApp::builder()
+        .isolated()
+        .clock(clock.clone())
+        .start()
+        .await;
+    let merchant = app.verified_merchant().await;
+    let owner = &merchant.owner;
+    let set = app
+        .send(
+            "PUT",
+            "/api/v1/privacy/settings",
+            owner,
+            None,
+            Some(&json!({"jurisdiction": "gdpr", "erasure_grace_hours": 720})),
+        )
+        .await;
+    assert_eq!(set.status(), 200);
+    let customer = app
+        .customer(
+            owner,
+            &customer_body(&format!("{}@example.id", unique("maya."))),
+        )
+        .await;
+    let id = customer["id"].as_str().unwrap().to_owned();
+    let filed = file_for(&app, owner, "erasure", &id).await;
+    let due: chrono::DateTime<Utc> = filed["due_at"].as_str().unwrap().parse().unwrap();
+    clock.advance(TimeDelta::hours(47));
+    let confirmed = confirm(&app, merchant.tenant, &id).await;
+    let scheduled: chrono::DateTime<Utc> = confirmed["scheduled_for"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let uncapped = clock_now(&clock) + TimeDelta::hours(720);
+    assert!(uncapped > due, "the grace alone would miss the due time");
+    assert_eq!(scheduled, due - TimeDelta::hours(24));
+}

@@ -1298,3 +1298,101 @@ async fn mail_a_changed_address_is_told_and_a_copy_or_erasure_is_confirmed_from_
         "never to the address that replaced it"
     );
 }
+
+/// Consent and restriction are checked again when a mail is sent, not only when it is queued:
+/// receipts waiting out an SMTP outage are cancelled, with the reason, for the customer who
+/// withdrew meanwhile and for the one who restricted processing; the restricted person still
+/// gets the mail that answers their request.
+#[tokio::test]
+async fn mail_waiting_to_be_sent_is_cancelled_when_consent_is_withdrawn_or_processing_restricted() {
+    let proxy = smtp_proxy().await;
+    let app = mail_app(Some(&proxy), &[]).await;
+    let merchant = app.verified_merchant().await;
+    let (withdraws, restricts) = (unique_email("withdraws"), unique_email("restricts"));
+    let a = app
+        .customer(&merchant.owner, &customer_body(&withdraws))
+        .await;
+    let b = app
+        .customer(&merchant.owner, &customer_body(&restricts))
+        .await;
+    let product = app.product(&merchant.owner, 5_000, 10).await;
+    proxy.cut();
+    for customer in [&a, &b] {
+        let lines = json!([{"product_id": product["id"], "quantity": 1}]);
+        let cash = json!({"method": "cash", "amount_minor": 5_000});
+        paid_order(&app, &merchant, lines, &customer["id"], cash).await;
+    }
+    let waiting = |rows: &[Value]| {
+        rows.len() == 2 && rows.iter().all(|r| r["last_error"] == "smtp_connection")
+    };
+    wait_deliveries(&app, &merchant, "template=order_receipt", waiting).await;
+
+    let withdrawn = app
+        .send(
+            "PUT",
+            &format!("/api/v1/customers/{}/consents", a["id"].as_str().unwrap()),
+            &merchant.owner,
+            None,
+            Some(&json!({"consents": [{"purpose": "receipt_email", "granted": false}]})),
+        )
+        .await;
+    assert_eq!(withdrawn.status(), 200);
+    let restriction = app
+        .send(
+            "POST",
+            "/api/v1/privacy/requests",
+            &merchant.owner,
+            None,
+            Some(&json!({"type": "restriction", "subject": {"kind": "customer", "id": b["id"]}})),
+        )
+        .await;
+    assert_eq!(restriction.status(), 201);
+    // The identity check waits for SMTP too; the person confirms from the mailed token.
+    let token = app
+        .subject_token(
+            merchant.tenant,
+            b["id"].as_str().unwrap().parse().unwrap(),
+            "privacy.identity_check_requested",
+        )
+        .await;
+    let confirmed = app
+        .post_json(
+            "/api/v1/privacy/requests/confirm",
+            None,
+            &json!({ "token": token }),
+        )
+        .await;
+    assert_eq!(confirmed.status(), 200);
+
+    proxy.restore();
+    let rows = wait_deliveries(&app, &merchant, "template=order_receipt", |rows| {
+        rows.iter().all(|r| r["status"] == "cancelled")
+    })
+    .await;
+    let reason = |customer: &Value| {
+        rows.iter()
+            .find(|r| r["recipient"]["id"] == customer["id"])
+            .map(|r| r["last_error"].clone())
+    };
+    assert_eq!(reason(&a), Some(json!("consent_withdrawn")), "{rows:#?}");
+    assert_eq!(reason(&b), Some(json!("subject_restricted")), "{rows:#?}");
+    // What answers the person's own request still reaches them; no receipt reaches either.
+    // (the request's receipt and its identity check)
+    let told = wait_for_mail(&restricts, 2, WITHIN).await;
+    assert!(
+        told.iter()
+            .any(|m| m.subject.starts_with("Confirm your personal data request")),
+        "{:?}",
+        told.iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
+    for email in [&withdraws, &restricts] {
+        assert!(
+            mails_to(email)
+                .iter()
+                .all(|m| !m.subject.contains("receipt")
+                    && !m.subject.contains("Receipt")
+                    && !m.subject.contains("Struk")),
+            "a receipt reached {email}"
+        );
+    }
+}

@@ -559,4 +559,36 @@ async fn a_guest_customer_is_made_at_checkout_with_their_consent() {
         .await
         .unwrap();
     assert_eq!(listed["items"][0]["id"], order["id"]);
+
+    // The same address again as a guest belongs to that customer now: 409 `email_taken`, no
+    // second customer, no order, no stock taken (the cashier sends `customer_id` instead).
+    let mut again = lines(&product, 1);
+    again["customer"] = customer_body("TAMU@example.id");
+    let before = on_hand(&app, &cashier, &product).await;
+    let taken = app
+        .send(
+            "POST",
+            "/api/v1/orders",
+            &cashier,
+            Some(&uuid::Uuid::now_v7().to_string()),
+            Some(&again),
+        )
+        .await;
+    assert_eq!(taken.status(), 409);
+    let problem: Value = taken.json().await.unwrap();
+    assert_eq!(problem["code"], "email_taken", "{problem}");
+    assert_eq!(on_hand(&app, &cashier, &product).await, before);
+    let found: Value = app
+        .send(
+            "GET",
+            "/api/v1/customers?email=tamu@example.id",
+            &cashier,
+            None,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["items"].as_array().unwrap().len(), 1, "{found}");
 }

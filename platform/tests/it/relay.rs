@@ -379,3 +379,71 @@ async fn relay_broker_frozen_past_the_client_timeout_keeps_working_and_loses_not
     ids.extend(emit_many(&app, t.id, 10).await);
     all_arrived(&app, &broker, t.id, &ids, "freeze").await;
 }
+
+/// Published rows are pruned once older than `outbox.retention_hours`; younger published rows
+/// and rows never published (however old) stay.
+#[tokio::test]
+async fn prune_removes_only_rows_published_longer_ago_than_the_retention() {
+    let app = TestApp::builder().isolated().start().await;
+    let t = app.tenant().await;
+    let mut tx = app.tenant_tx(t.id).await;
+    for _ in 0..3 {
+        testkit::audited(&mut tx, "test.emitted").await;
+    }
+    tx.commit().await.unwrap();
+    let seqs: Vec<i64> =
+        sqlx::query_scalar("select seq from outbox where tenant_id = $1 order by seq")
+            .bind(t.id)
+            .fetch_all(app.system.pool())
+            .await
+            .unwrap();
+    assert!(seqs.len() >= 3, "{seqs:?}");
+    let (old, young, unsent) = (seqs[0], seqs[1], seqs[2]);
+    // Dating rows back is the schema owner's (the system role may only mark them sent), with
+    // forced row-level security lifted in its own transaction of this test's own database.
+    let owner = app.owner_pool().await;
+    let mut tx = owner.begin().await.unwrap();
+    sqlx::query("alter table outbox no force row level security")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    for (seq, published) in [(old, Some(100)), (young, Some(1)), (unsent, None::<i32>)] {
+        let dated = sqlx::query(
+            "update outbox set occurred_at = now() - interval '200 hours',
+                 published_at = now() - make_interval(hours => $2) where seq = $1",
+        )
+        .bind(seq)
+        .bind(published)
+        .execute(&mut *tx)
+        .await
+        .unwrap()
+        .rows_affected();
+        assert_eq!(dated, 1);
+    }
+    sqlx::query("alter table outbox force row level security")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    // Only this test's rows are in this database, besides the tenant's own creation.
+    let kept_before: i64 = sqlx::query_scalar("select count(*) from outbox")
+        .fetch_one(app.system.pool())
+        .await
+        .unwrap();
+    let pruned = relay::prune(&app.system, Duration::from_secs(72 * 3600))
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1);
+    let left: Vec<i64> =
+        sqlx::query_scalar("select seq from outbox where seq = any($1) order by seq")
+            .bind(&seqs[..3])
+            .fetch_all(app.system.pool())
+            .await
+            .unwrap();
+    assert_eq!(left, vec![young, unsent]);
+    let kept_after: i64 = sqlx::query_scalar("select count(*) from outbox")
+        .fetch_one(app.system.pool())
+        .await
+        .unwrap();
+    assert_eq!(kept_after, kept_before - 1);
+}

@@ -292,6 +292,56 @@ async fn pipeline_verify_notices_records_cut_from_the_end() {
     assert_eq!(link.chain_seq, 3);
 }
 
+#[tokio::test]
+async fn pipeline_verify_names_a_record_missing_from_the_middle() {
+    let app = pipeline_app().await;
+    let t = app.tenant().await;
+    chained(&app, t.id, 3).await;
+    let cut = tamper(
+        &app,
+        "delete from audit_events where tenant_id = $1 and ($2::uuid is null or event_id = $2)
+           and chain_seq = 2",
+        t.id,
+        None,
+    )
+    .await;
+    assert_eq!(cut, 1);
+    let report = audit::verify::tenant(&app.system, &app.state.vault, t.id)
+        .await
+        .unwrap();
+    let link = report.first_break.expect("the gap went unnoticed");
+    assert_eq!((link.chain_seq, link.reason), (2, "record missing"));
+}
+
+#[tokio::test]
+async fn pipeline_verify_names_a_missing_chain_head() {
+    let app = pipeline_app().await;
+    let t = app.tenant().await;
+    chained(&app, t.id, 1).await;
+    let gone = tamper(
+        &app,
+        "delete from audit_chain_heads where tenant_id = $1 and $2::uuid is null",
+        t.id,
+        None,
+    )
+    .await;
+    assert_eq!(gone, 1);
+    let report = audit::verify::tenant(&app.system, &app.state.vault, t.id)
+        .await
+        .unwrap();
+    let link = report.first_break.expect("the missing head went unnoticed");
+    assert_eq!((link.chain_seq, link.reason), (1, "chain head missing"));
+    // The whole store's check (`warung audit verify`) still finds the chain without its head.
+    let all = audit::verify::all(&app.system, &app.state.vault)
+        .await
+        .unwrap();
+    let ours = all
+        .iter()
+        .find(|r| r.tenant == t.id)
+        .expect("a chain without its head is left out of the full check");
+    assert!(ours.first_break.is_some(), "{ours:?}");
+}
+
 /// Runs `sql` (binding the tenant and an optional event id) with the schema owner's powers and
 /// keeps the result (see [`as_owner`]): what it returns is the rows changed.
 async fn tamper(

@@ -396,8 +396,9 @@ impl Walk<'_> {
 }
 
 /// Verifies every tenant that has a chain, each from its first link. A tenant counts when it
-/// has a chain head or any stored record: a head deleted behind the store's back must not hide
-/// its chain from the check (the records' tenants are read by a skip scan of the chain index).
+/// has a chain head, any stored record or a dead letter: a head deleted behind the store's back
+/// must not hide its chain from the check, nor a record that never joined one (the records'
+/// tenants are read by a skip scan of the chain index).
 pub async fn all(system: &SystemDb, vault: &Vault) -> anyhow::Result<Vec<ChainReport>> {
     let tenants = sqlx::query_scalar!(
         r#"with recursive stored as (
@@ -410,6 +411,8 @@ pub async fn all(system: &SystemDb, vault: &Vault) -> anyhow::Result<Vec<ChainRe
            select tenant_id as "tenant_id!" from stored where tenant_id is not null
            union
            select tenant_id from audit_chain_heads
+           union
+           select tenant_id from audit_dead_letters where tenant_id is not null
            order by 1"#
     )
     .fetch_all(system.pool())

@@ -184,6 +184,50 @@ async fn pipeline_an_unparseable_message_is_dead_lettered_and_the_sink_keeps_goi
     );
 }
 
+/// A well-formed record for a tenant that does not exist cannot be chained: it is dead-lettered
+/// with the reason (under the tenant it names), the sink keeps going, and `audit verify`
+/// reports the dead letter.
+#[tokio::test]
+async fn pipeline_a_record_for_an_unknown_tenant_is_dead_lettered_and_reported() {
+    let app = pipeline_app().await;
+    let t = app.tenant().await;
+    let stranger = TenantId(uuid::Uuid::now_v7());
+    let lost = uuid::Uuid::now_v7();
+    produce(&app, &stranger.to_string(), &envelope(stranger, lost)).await;
+    let after = uuid::Uuid::now_v7();
+    produce(&app, &t.id.to_string(), &envelope(t.id, after)).await;
+    assert_eq!(stored(&app, t.id, after).await, 1, "the sink stopped");
+    let letters: Vec<(Option<uuid::Uuid>, String)> =
+        sqlx::query_as("select tenant_id, reason from audit_dead_letters where message_key = $1")
+            .bind(stranger.to_string())
+            .fetch_all(app.system.pool())
+            .await
+            .unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].0, Some(stranger.0));
+    assert!(!letters[0].1.is_empty());
+    let stored_for_stranger: i64 =
+        sqlx::query_scalar("select count(*) from audit_events where tenant_id = $1")
+            .bind(stranger)
+            .fetch_one(app.system.pool())
+            .await
+            .unwrap();
+    assert_eq!(stored_for_stranger, 0);
+    let report = audit::verify::tenant(&app.system, &app.state.vault, stranger)
+        .await
+        .unwrap();
+    let link = report.first_break.expect("the dead letter went unreported");
+    assert_eq!(link.reason, "records in the dead letters");
+    let all = audit::verify::all(&app.system, &app.state.vault)
+        .await
+        .unwrap();
+    assert!(
+        all.iter()
+            .any(|r| r.tenant == stranger && r.first_break.is_some()),
+        "the full check leaves the dead letter out"
+    );
+}
+
 #[tokio::test]
 async fn pipeline_verify_names_the_first_edited_record() {
     let app = pipeline_app().await;

@@ -503,3 +503,40 @@ async fn a_suspended_shop_is_signed_out_everywhere_until_it_is_active_again() {
     set_status("active").await.unwrap();
     assert_eq!(me(&app, &owner.access).await.status(), 200);
 }
+
+/// Reset requests spend the client address's public-write budget: past it, 429 naming the
+/// limit, and no further reset token is issued for the account.
+#[tokio::test]
+async fn reset_requests_from_one_address_are_throttled_and_the_refused_one_issues_nothing() {
+    // Its own Redis prefix: the hour's counters start at zero on every run.
+    let app = TestApp::builder()
+        .isolated()
+        .set("WARUNG_RATE_LIMIT__PUBLIC_WRITES_PER_IP_PER_HOUR", "3")
+        .start()
+        .await;
+    // The requests come from an address of their own, apart from the sign-up's.
+    let client = app.client_from([127, 0, 0, 91]);
+    let merchant = app.merchant().await;
+    let tokens = || async {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from auth_tokens where tenant_id = $1 and purpose = 'password_reset'",
+        )
+        .bind(merchant.tenant)
+        .fetch_one(app.system.pool())
+        .await
+        .unwrap()
+    };
+    let body = json!({"tenant": merchant.slug, "email": merchant.owner.email});
+    let send = || {
+        client
+            .post(app.url("/api/v1/auth/password-reset/request"))
+            .json(&body)
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(send().await.unwrap().status(), 202);
+    }
+    assert_eq!(tokens().await, 3);
+    testkit::rate_limited(send().await.unwrap(), "public_writes").await;
+    assert_eq!(tokens().await, 3, "the refused request issued a token");
+}

@@ -153,3 +153,46 @@ async fn audit_verify_exits_non_zero_on_a_broken_chain_and_names_the_link() {
     );
     assert!(out.contains("1 of 1 audit chains are broken"), "{out}");
 }
+
+#[tokio::test]
+async fn keys_rewrap_succeeds_and_exits_non_zero_naming_a_damaged_key() {
+    let app = TestApp::builder().isolated().start().await;
+    let t = app.tenant().await;
+    let settings = app.world();
+    let env: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let clean = warung(&["keys", "rewrap"], &env);
+    assert!(clean.status.success(), "{}", text(&clean));
+    assert!(
+        String::from_utf8_lossy(&clean.stdout).contains("rewrapped"),
+        "{}",
+        text(&clean)
+    );
+
+    // A data key wrapped under an old KEK version (1; the KEK is rotated past it if it never
+    // was) that Transit cannot unwrap.
+    let platform::pii::Keys::Vault(transit) = app.state.pii.keys() else {
+        panic!("vault provider expected")
+    };
+    if transit.latest_version().await.unwrap() < 2 {
+        transit.rotate().await.unwrap();
+    }
+    let mut tx = app.tenant_tx(t.id).await;
+    sqlx::query(
+        "insert into subject_keys (tenant_id, subject_id, subject_kind, wrapped_dek, kek_version)
+         values ($1, $2, 'customer', 'vault:v1:bm90IGEgcmVhbCBrZXk=', 1)",
+    )
+    .bind(t.id)
+    .bind(uuid::Uuid::now_v7())
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    testkit::audited(&mut tx, "test.change").await;
+    tx.commit().await.unwrap();
+    let damaged = warung(&["keys", "rewrap"], &env);
+    assert!(!damaged.status.success(), "{}", text(&damaged));
+    assert!(
+        text(&damaged).contains("1 data keys could not be rewrapped"),
+        "{}",
+        text(&damaged)
+    );
+}

@@ -369,7 +369,8 @@ async fn rotate_and_rewrap_keep_data_readable_and_leave_no_key_on_an_old_version
     };
     let before = transit.latest_version().await.unwrap();
     let latest = transit.rotate().await.unwrap();
-    assert_eq!(latest, before + 1);
+    // Another test may rotate the shared KEK too; this one moved it on.
+    assert!(latest > before, "{before} -> {latest}");
 
     // A damaged key must be reported, and must not block the others.
     let damaged = customer();

@@ -46,3 +46,68 @@ async fn the_broker_probe_passes_a_live_broker_and_fails_a_frozen_one_whose_port
     broker.resume();
     assert!(!ok, "a frozen broker passed the probe: {out}");
 }
+
+/// The Vault token renewal worker renews a periodic token: its remaining time, run down
+/// between two reads, goes back up to the full period. The token is one of the test's own (a
+/// one-hour periodic token with the app's policy, made with the stack's root token beside the
+/// app token), since every process renews the shared app token.
+#[tokio::test]
+async fn the_token_renewal_worker_resets_a_periodic_tokens_time_to_live() {
+    let env = stack_env();
+    let token_file = std::path::PathBuf::from(&env["WARUNG_VAULT__TOKEN_FILE"]);
+    let init: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(token_file.with_file_name("init.json")).unwrap(),
+    )
+    .unwrap();
+    let mut config = testkit::config_with(&[]);
+    config.vault.token =
+        secrecy::SecretString::from(init["root_token"].as_str().unwrap().to_owned());
+    let root = platform::clients::Vault::connect(&config.vault).unwrap();
+    let own = vaultrs::token::new_orphan(
+        root.client(),
+        Some(
+            vaultrs::api::token::requests::CreateOrphanTokenRequest::builder()
+                .period("1h")
+                .policies(vec!["warung-app".to_owned()])
+                .display_name("renewal-test"),
+        ),
+    )
+    .await
+    .unwrap();
+    config.vault.token = secrecy::SecretString::from(own.client_token.clone());
+    let vault = platform::clients::Vault::connect(&config.vault).unwrap();
+    let ttl = || async {
+        vaultrs::token::lookup_self(vault.client())
+            .await
+            .unwrap()
+            .ttl
+    };
+    let first = ttl().await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let ran_down = ttl().await;
+    assert!(
+        ran_down < first,
+        "{first} -> {ran_down}: the TTL is not running"
+    );
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let worker = {
+        let (vault, shutdown) = (vault.clone(), shutdown.clone());
+        tokio::spawn(async move { vault.keep_token_alive(shutdown).await })
+    };
+    let mut renewed = ran_down;
+    for _ in 0..50 {
+        renewed = ttl().await;
+        if renewed > ran_down {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shutdown.cancel();
+    worker.await.unwrap().unwrap();
+    assert!(renewed > ran_down, "{ran_down} -> {renewed}: not renewed");
+    assert!(
+        renewed >= 3_600 - 5,
+        "renewed to {renewed} s, not the period"
+    );
+    let _ = vaultrs::token::revoke_self(vault.client()).await;
+}

@@ -829,3 +829,73 @@ async fn new_subjects_take_ready_keys_without_waiting_for_transit() {
         .unwrap();
     assert_eq!(opened.value(), Some("ani@example.id"));
 }
+
+/// This process's `dek_cache_lookups_total{outcome="miss"}`.
+async fn cache_misses(app: &TestApp) -> f64 {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    text.lines()
+        .find(|l| l.starts_with(r#"dek_cache_lookups_total{outcome="miss"}"#))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// A process that lost its Redis connection may have missed shreds announced meanwhile: when
+/// it reconnects it drops every cached data key, so the next open asks for the key again.
+/// While connected, the same opens are answered from the cache.
+#[tokio::test]
+async fn the_key_cache_is_dropped_when_redis_comes_back() {
+    let proxy = FaultProxy::start(url_addr("WARUNG_REDIS__URL")).await;
+    let app = TestApp::builder()
+        .set("WARUNG_REDIS__URL", format!("redis://{}", proxy.addr))
+        .set("WARUNG_REDIS__TIMEOUT_MS", "300")
+        .set("WARUNG_PII__CACHE_TTL_SECS", "3600")
+        .start()
+        .await;
+    let t = app.tenant().await;
+    let subject = customer();
+    let mut tx = app.tenant_tx(t.id).await;
+    let sealed = app
+        .state
+        .pii
+        .seal(&mut tx, subject, "customers.email", "cache@example.id")
+        .await
+        .unwrap();
+    testkit::audited(&mut tx, "test.change").await;
+    tx.commit().await.unwrap();
+    let open = || async {
+        let mut tx = app.tenant_tx(t.id).await;
+        let opened = app
+            .state
+            .pii
+            .open(&mut tx, subject.id, "customers.email", &sealed)
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+        assert_eq!(opened.value(), Some("cache@example.id"));
+    };
+    open().await;
+    let warm = cache_misses(&app).await;
+    for _ in 0..5 {
+        open().await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        cache_misses(&app).await,
+        warm,
+        "connected, the key stays cached"
+    );
+
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.restore();
+    let mut dropped = false;
+    for _ in 0..100 {
+        open().await;
+        if cache_misses(&app).await > warm {
+            dropped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(dropped, "the cache outlived the reconnection");
+}

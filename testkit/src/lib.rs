@@ -24,6 +24,7 @@ mod identity;
 pub mod mail;
 mod proxy;
 mod scenario;
+mod settle;
 
 use std::{collections::HashMap, path::PathBuf, sync::OnceLock};
 

@@ -48,7 +48,13 @@ impl FaultProxy {
                 });
                 let mut live = accept_shared.live.lock().unwrap();
                 live.retain(|h| !h.is_finished());
-                live.push(task.abort_handle());
+                // A cut between the check above and here has drained `live` already: this
+                // connection must not outlive it (a pooled client would keep using it).
+                if accept_shared.cut.load(Ordering::SeqCst) {
+                    task.abort();
+                } else {
+                    live.push(task.abort_handle());
+                }
             }
         })
         .abort_handle();

@@ -15,6 +15,17 @@ use testkit::{
 
 const WITHIN: Duration = Duration::from_secs(60);
 
+/// Waits until the mail pipeline has nothing in flight (outbox sent, every event taken by the
+/// intake, no mail due): absences are asserted after it, never after a sleep.
+async fn settled(app: &TestApp) {
+    app.settled(
+        notifications::intake::GROUP,
+        platform::events::EVENTS_TOPIC,
+        WITHIN,
+    )
+    .await;
+}
+
 /// An app that publishes its outbox and runs the notification workers; its mail goes through
 /// `proxy` when given (so a test can cut SMTP), with fast retries.
 async fn mail_app(proxy: Option<&FaultProxy>, extra: &[(&'static str, &str)]) -> TestApp {
@@ -304,7 +315,7 @@ async fn mail_receipt_goes_only_to_a_customer_who_consented() {
         "one receipt, for the consenting customer: {rows:#?}"
     );
     assert_eq!(rows[0]["recipient"]["id"], ids[1]);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    settled(&app).await;
     assert!(mails_to(&declined_email).is_empty());
     assert_eq!(mails_to(&consenting_email).len(), 1);
 }
@@ -339,7 +350,7 @@ async fn mail_for_an_event_delivered_twice_is_sent_once() {
     .await
     .unwrap();
     assert!(published.is_some(), "the repeat went out again");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    settled(&app).await;
     let mails = mails_to(&email);
     assert_eq!(mails.len(), 1, "{mails:#?}");
     assert_eq!(mails[0].message_id, first[0].message_id);
@@ -389,7 +400,7 @@ async fn mail_queued_while_smtp_is_down_all_arrives_once_when_it_returns() {
         rows.iter().all(|r| r["status"] == "sent")
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    settled(&app).await;
     for email in &emails {
         assert_eq!(
             mails_to(email).len(),
@@ -415,7 +426,11 @@ async fn mail_that_gave_up_is_dead_with_its_reason_and_can_be_retried() {
     assert_eq!(dead["last_error"], "smtp_connection");
     assert_eq!(dead["template"], "staff_invitation");
     proxy.restore();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The sender is at work again: a later mail goes out, and the dead one stays unsent.
+    let later = unique_email("later");
+    invite(&app, &merchant, &later).await;
+    wait_for_mail(&later, 1, WITHIN).await;
+    settled(&app).await;
     assert!(
         mails_to(&email).is_empty(),
         "dead mail is not retried by itself"
@@ -856,7 +871,7 @@ async fn mail_receipts_stop_once_the_customer_withdraws_and_each_change_is_confi
         (sent[0] - sent[1]).num_milliseconds().abs() >= 3_000,
         "{sent:?}"
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    settled(&app).await;
     assert_eq!(mails_to(&email).len(), 3, "no receipt after the withdrawal");
     assert!(
         deliveries(&app, &merchant, "template=order_receipt")
@@ -1039,7 +1054,7 @@ async fn mail_marketing_reaches_only_customers_who_agreed_and_stops_when_they_wi
             .count()
     };
     wait_for_mail(&stays, 3, WITHIN).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    settled(&app).await;
     assert_eq!(news(&stays), 2);
     assert_eq!(
         news(&leaves),
@@ -1184,7 +1199,7 @@ async fn mail_over_a_quota_waits_and_is_sent_once_the_quota_allows() {
     .unwrap();
     wait_for_mail(&a, 3, WITHIN).await;
     wait_for_mail(&b, 1, WITHIN).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    settled(&app).await;
     assert_eq!(mails_to(&a).len(), 3);
     assert_eq!(mails_to(&b).len(), 1);
 }
@@ -1212,21 +1227,23 @@ async fn mail_consent_changes_in_quick_succession_are_confirmed_once_per_period(
     }
     // Five changes, five events: at most two mails, the last telling the final choice.
     let last = wait_for_mail(&email, 1, WITHIN).await;
-    let settled = if last.iter().all(|m| m.text.contains("- analytics: granted")) {
+    let latest = if last.iter().all(|m| m.text.contains("- analytics: granted")) {
         last
     } else {
         wait_for_mail(&email, 2, WITHIN).await
     };
     assert!(
-        settled
-            .last()
-            .unwrap()
-            .text
-            .contains("- analytics: granted"),
+        latest.last().unwrap().text.contains("- analytics: granted"),
         "{}",
-        settled.last().unwrap().text
+        latest.last().unwrap().text
     );
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Deferred confirmations wait out the period: done when none is left pending.
+    wait_deliveries(&app, &merchant, "template=consent_changed", |rows| {
+        rows.iter()
+            .all(|r| r["status"] != "pending" && r["status"] != "sending")
+    })
+    .await;
+    settled(&app).await;
     let mails = mails_to(&email);
     assert!(
         (1..=2).contains(&mails.len()),
@@ -1290,7 +1307,7 @@ async fn mail_a_changed_address_is_told_and_a_copy_or_erasure_is_confirmed_from_
         "the identity check goes to the address the customer had"
     );
     wait_for_mail(&new, 1, WITHIN).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    settled(&app).await;
     assert!(
         mails_to(&new)
             .iter()
@@ -1316,6 +1333,8 @@ async fn mail_waiting_to_be_sent_is_cancelled_when_consent_is_withdrawn_or_proce
         .customer(&merchant.owner, &customer_body(&restricts))
         .await;
     let product = app.product(&merchant.owner, 5_000, 10).await;
+    // The owner's verification mail is out before SMTP goes: no connection is half-open.
+    wait_for_mail(&merchant.owner.email, 1, WITHIN).await;
     proxy.cut();
     for customer in [&a, &b] {
         let lines = json!([{"product_id": product["id"], "quantity": 1}]);

@@ -27,6 +27,17 @@ impl TestApp {
         panic!("never settled: {last}");
     }
 
+    /// [`TestApp::settled`] for the mail pipeline: the notification intake on the events
+    /// topic.
+    pub async fn mail_settled(&self, within: Duration) {
+        self.settled(
+            notifications::intake::GROUP,
+            platform::events::EVENTS_TOPIC,
+            within,
+        )
+        .await;
+    }
+
     /// What is still in flight, if anything.
     async fn in_flight(&self, group: &str, topic: &str) -> Option<String> {
         let (unsent, due): (i64, i64) = sqlx::query_as(

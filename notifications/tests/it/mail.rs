@@ -18,12 +18,7 @@ const WITHIN: Duration = Duration::from_secs(60);
 /// Waits until the mail pipeline has nothing in flight (outbox sent, every event taken by the
 /// intake, no mail due): absences are asserted after it, never after a sleep.
 async fn settled(app: &TestApp) {
-    app.settled(
-        notifications::intake::GROUP,
-        platform::events::EVENTS_TOPIC,
-        WITHIN,
-    )
-    .await;
+    app.mail_settled(WITHIN).await;
 }
 
 /// An app that publishes its outbox and runs the notification workers; its mail goes through

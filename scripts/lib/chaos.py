@@ -18,6 +18,7 @@ warung-chaos; PostgreSQL, Redis, Vault and SMTP are the stack's, behind fault pr
 """
 
 import argparse
+import atexit
 import json
 import os
 import random
@@ -56,6 +57,21 @@ ACTIONS = {
 }
 
 
+# Every process the campaign starts: stopped on any exit, an interrupted campaign included, so
+# no Warung or broker of it lingers to act on the next campaign's database.
+CHILDREN = []
+
+
+def stop_children():
+    for process in CHILDREN:
+        if process.poll() is None:
+            try:
+                process.send_signal(signal.SIGCONT)
+                process.kill()
+            except ProcessLookupError:
+                pass
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -83,6 +99,7 @@ class Broker:
              "--advertised-listener-url", self.url, "--storage-engine",
              f"sqlite://{self.directory}/tansu.db"],
             cwd="/", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        CHILDREN.append(self.process)
         for _ in range(100):
             try:
                 socket.create_connection(("127.0.0.1", self.port), 1).close()
@@ -121,6 +138,7 @@ class Warung:
         log = open(self.log, "ab")
         self.process = subprocess.Popen([self.binary, "serve", "--modules", "all"], env=self.env,
                                         stdout=log, stderr=subprocess.STDOUT)
+        CHILDREN.append(self.process)
         for _ in range(300):
             try:
                 urllib.request.urlopen(self.base + "/health/live", timeout=1).close()
@@ -537,4 +555,7 @@ def main():
 
 
 if __name__ == "__main__":
+    atexit.register(stop_children)
+    # SIGTERM (a killed campaign) exits through atexit like any other end.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sys.exit(main())

@@ -123,11 +123,15 @@ def scan_topics(brokers, topics, needles):
     return {place: sorted(set(n)) for place, n in found.items()}
 
 
-def scan_mail(directory, people):
-    """Mail to anyone must not carry another person's data; a person's own mail may."""
+def scan_mail(directory, people, since=None):
+    """Mail to anyone must not carry another person's data; a person's own mail may. With
+    `since` (epoch seconds), only mail the sink stored from then on: the sink's folder is shared
+    by every run, and another campaign's people may share a canary value (the NIKs)."""
     found = {}
     for name in sorted(os.listdir(directory)):
         if not name.endswith(".eml"):
+            continue
+        if since is not None and os.path.getmtime(os.path.join(directory, name)) < since:
             continue
         with open(os.path.join(directory, name), "rb") as f:
             raw = f.read()

@@ -370,7 +370,8 @@ def main():
 
     env = dict(os.environ)
     os.makedirs(args.state, exist_ok=True)
-    started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    started_epoch = int(time.time())
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started_epoch))
 
     def hostport(url):
         rest = url.split("@")[-1].split("/")[0] if "@" in url else url.split("//")[-1].split("/")[0]
@@ -541,7 +542,7 @@ def main():
     found.update(canaries.scan_files([w.log for w in warungs], needles))
     for url in metrics:
         found.update({f"{k} {url}": v for k, v in canaries.scan_metrics(url, needles).items()})
-    found.update(canaries.scan_mail(env["STACK_MAIL_DIR"], people))
+    found.update(canaries.scan_mail(env["STACK_MAIL_DIR"], people, since=started_epoch))
     for place, hits in sorted(found.items()):
         print(f"canaries: FAIL {place}: {len(hits)} value(s)", flush=True)
     if not found:

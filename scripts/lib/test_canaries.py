@@ -57,6 +57,17 @@ class Mail(unittest.TestCase):
         found = self.scan(mail("owner@toko.id", f"New customer {ANI['email']}"))
         self.assertEqual(list(found.values()), [[ANI["email"]]])
 
+    def test_mail_stored_before_the_campaign_is_left_out_and_later_mail_is_read(self):
+        leak = mail("owner@toko.id", f"New customer {ANI['email']}")
+        with tempfile.TemporaryDirectory() as directory:
+            old, new = os.path.join(directory, "old.eml"), os.path.join(directory, "new.eml")
+            for path in (old, new):
+                with open(path, "wb") as f:
+                    f.write(leak)
+            os.utime(old, (1_000, 1_000))
+            found = c.scan_mail(directory, [ANI, BUDI], since=2_000)
+        self.assertEqual(list(found), ["mail new.eml"])
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -217,7 +217,7 @@ impl Shop {
         if status == StatusCode::CONFLICT && created["code"] == "slug_taken" {
             return Ok(Outcome::AlreadyThere);
         }
-        let created = expect(status, StatusCode::CREATED, created, "sign the shop up")?;
+        let created = require(status, StatusCode::CREATED, created, "sign the shop up")?;
         self.tenant = TenantId(text(&created["tenant"]["id"])?.parse()?);
         let owner_id = text(&created["owner"]["id"])?.to_owned();
         let token = self
@@ -497,7 +497,7 @@ impl Shop {
         }
     }
 
-    /// A money-moving request, with its `Idempotency-Key`.
+    /// A money-moving request, with its `Idempotency-Key`; it must succeed.
     async fn keyed(
         &self,
         method: Method,
@@ -505,19 +505,9 @@ impl Shop {
         bearer: &str,
         body: Value,
     ) -> anyhow::Result<Value> {
-        self.clock.advance(TimeDelta::seconds(20));
-        let answer = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .header("x-forwarded-for", SEED_ADDRESS)
-            .header("idempotency-key", uuid::Uuid::now_v7().to_string())
-            .bearer_auth(bearer)
-            .json(&body)
-            .send()
-            .await
-            .with_context(|| format!("POST {path}"))?;
-        let status = answer.status();
-        let answer = answer.json::<Value>().await.unwrap_or(Value::Null);
+        let (status, answer) = self
+            .send(method, path, Some(bearer), Some(&body), true)
+            .await?;
         if status.is_success() {
             Ok(answer)
         } else {
@@ -532,12 +522,26 @@ impl Shop {
         bearer: Option<&str>,
         body: Option<&Value>,
     ) -> anyhow::Result<(StatusCode, Value)> {
+        self.send(method, path, bearer, body, false).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&Value>,
+        idempotent: bool,
+    ) -> anyhow::Result<(StatusCode, Value)> {
         // A few seconds pass between steps, as they would at a real till.
         self.clock.advance(TimeDelta::seconds(5));
         let mut request = self
             .http
             .request(method.clone(), format!("{}{path}", self.base))
             .header("x-forwarded-for", SEED_ADDRESS);
+        if idempotent {
+            request = request.header("idempotency-key", uuid::Uuid::now_v7().to_string());
+        }
         if let Some(bearer) = bearer {
             request = request.bearer_auth(bearer);
         }
@@ -630,7 +634,7 @@ fn text(value: &Value) -> anyhow::Result<&str> {
         .with_context(|| format!("expected a string, got {value}"))
 }
 
-fn expect(
+fn require(
     status: StatusCode,
     want: StatusCode,
     answer: Value,

@@ -68,11 +68,40 @@ class Audit(unittest.TestCase):
 
 
 class Mail(unittest.TestCase):
-    def test_sent_but_never_received_is_lost_and_received_twice_is_a_duplicate(self):
-        findings = h.mail_findings(["d1", "d2", "d3"], ["d1", "d3", "d3", "other"])
+    def test_sent_but_never_received_is_lost_and_received_as_two_mails_is_a_duplicate(self):
+        received = [("d1", "receipt"), ("d3", "receipt"), ("d3", "another receipt"),
+                    ("other", "x")]
+        findings = h.mail_findings(["d1", "d2", "d3"], received)
         self.assertEqual(counts(findings), {"lost-mail": 1, "duplicate-mail": 1})
         self.assertIn("d2", findings["lost-mail"][0])
         self.assertIn("d3", findings["duplicate-mail"][0])
+
+    def test_the_same_mail_received_twice_is_noted_as_repeated_and_does_not_fail(self):
+        findings = h.mail_findings(["d1"], [("d1", "receipt"), ("d1", "receipt")])
+        self.assertEqual(counts(findings), {"repeated-mail": 1})
+        out = io.StringIO()
+        self.assertEqual(h.report(h.merge(findings), out), 0)
+        self.assertIn("repeated-mail          1", out.getvalue())
+
+    def test_a_resend_differs_only_in_date_and_boundary_and_reads_as_the_same_mail(self):
+        import os
+        import tempfile
+
+        def mime(date, boundary, text):
+            return (f"Message-ID: <d1@shop.example>\r\nDate: {date}\r\nSubject: Receipt\r\n"
+                    f"To: a@example.com\r\nMIME-Version: 1.0\r\n"
+                    f"Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n"
+                    f"--{boundary}\r\nContent-Type: text/plain\r\n\r\n{text}\r\n"
+                    f"--{boundary}--\r\n")
+        with tempfile.TemporaryDirectory() as sink:
+            for name, body in [("1.eml", mime("Mon, 1 Dec 2026 10:00:00 +0000", "aaa", "Total 5")),
+                               ("2.eml", mime("Mon, 1 Dec 2026 10:00:09 +0000", "bbb", "Total 5")),
+                               ("3.eml", mime("Mon, 1 Dec 2026 10:00:09 +0000", "ccc", "Total 6"))]:
+                with open(os.path.join(sink, name), "w") as f:
+                    f.write(body)
+            received = h.mail_ids(sink)
+        self.assertEqual(received[0], received[1])
+        self.assertNotEqual(received[0], received[2])
 
 
 class Jobs(unittest.TestCase):

@@ -82,6 +82,17 @@ pub fn stack_env() -> &'static HashMap<String, String> {
     })
 }
 
+/// The stack's Vault root token (from the `init.json` beside the app's token file), for tests
+/// that must act as the operator who set Vault up: make a token or a Transit key of their own.
+pub fn vault_root_token() -> String {
+    let token_file = PathBuf::from(&stack_env()["WARUNG_VAULT__TOKEN_FILE"]);
+    let init: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(token_file.with_file_name("init.json")).unwrap(),
+    )
+    .unwrap();
+    init["root_token"].as_str().unwrap().to_owned()
+}
+
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }

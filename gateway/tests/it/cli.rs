@@ -196,3 +196,77 @@ async fn keys_rewrap_succeeds_and_exits_non_zero_naming_a_damaged_key() {
         text(&damaged)
     );
 }
+
+/// `keys rotate` on a Transit key of the test's own (rotating the shared KEK would race the
+/// suite's other key tests): refused with the app's token, whose policy names only the
+/// deployment's KEK, it exits non-zero and the key keeps its version; with the operator's token
+/// it exits 0, names the new version, and Vault holds it.
+#[tokio::test]
+async fn keys_rotate_exits_non_zero_when_vault_refuses_and_names_the_new_version_when_it_rotates() {
+    let mut config = testkit::config_with(&[]);
+    config.vault.token = secrecy::SecretString::from(testkit::vault_root_token());
+    let root = platform::clients::Vault::connect(&config.vault).unwrap();
+    let kek = format!("warung-kek-cli-test-{}", uuid::Uuid::now_v7().simple());
+    vaultrs::transit::key::create(
+        root.client(),
+        &config.vault.transit_mount,
+        &kek,
+        Some(vaultrs::api::transit::requests::CreateKeyRequest::builder().derived(true)),
+    )
+    .await
+    .unwrap();
+    // The newest version: Transit lists one entry per version of a symmetric key.
+    let version = || async {
+        match vaultrs::transit::key::read(root.client(), &config.vault.transit_mount, &kek)
+            .await
+            .unwrap()
+            .keys
+        {
+            vaultrs::api::transit::responses::ReadKeyData::Symmetric(versions) => versions.len(),
+            other => panic!("not a symmetric key: {other:?}"),
+        }
+    };
+    assert_eq!(version().await, 1);
+
+    let refused = warung(&["keys", "rotate"], &[("WARUNG_VAULT__KEK_NAME", &kek)]);
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("permission denied"),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(version().await, 1, "a refused rotation changed the key");
+
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("root-token");
+    std::fs::write(&token_file, testkit::vault_root_token()).unwrap();
+    let rotated = warung(
+        &["keys", "rotate"],
+        &[
+            ("WARUNG_VAULT__KEK_NAME", &kek),
+            ("WARUNG_VAULT__TOKEN_FILE", token_file.to_str().unwrap()),
+        ],
+    );
+    assert!(rotated.status.success(), "{}", text(&rotated));
+    assert!(
+        String::from_utf8_lossy(&rotated.stdout)
+            .contains("new data keys are wrapped with version 2"),
+        "{}",
+        text(&rotated)
+    );
+    assert_eq!(version().await, 2);
+    vaultrs::transit::key::update(
+        root.client(),
+        &config.vault.transit_mount,
+        &kek,
+        Some(
+            vaultrs::api::transit::requests::UpdateKeyConfigurationRequest::builder()
+                .deletion_allowed(true),
+        ),
+    )
+    .await
+    .unwrap();
+    vaultrs::transit::key::delete(root.client(), &config.vault.transit_mount, &kek)
+        .await
+        .unwrap();
+}

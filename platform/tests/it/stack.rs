@@ -53,15 +53,8 @@ async fn the_broker_probe_passes_a_live_broker_and_fails_a_frozen_one_whose_port
 /// app token), since every process renews the shared app token.
 #[tokio::test]
 async fn the_token_renewal_worker_resets_a_periodic_tokens_time_to_live() {
-    let env = stack_env();
-    let token_file = std::path::PathBuf::from(&env["WARUNG_VAULT__TOKEN_FILE"]);
-    let init: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(token_file.with_file_name("init.json")).unwrap(),
-    )
-    .unwrap();
     let mut config = testkit::config_with(&[]);
-    config.vault.token =
-        secrecy::SecretString::from(init["root_token"].as_str().unwrap().to_owned());
+    config.vault.token = secrecy::SecretString::from(testkit::vault_root_token());
     let root = platform::clients::Vault::connect(&config.vault).unwrap();
     let own = vaultrs::token::new_orphan(
         root.client(),

@@ -253,8 +253,9 @@ async fn no_dead_letters(ctx: &Ctx) -> anyhow::Result<Finding> {
 }
 
 async fn retired_digests(ctx: &Ctx) -> anyhow::Result<Finding> {
-    let rows: Vec<(String, serde_json::Value, String, String)> = sqlx::query_as(
-        "select partition_name, digest, signature, signed_document from audit_retired_partitions order by 1",
+    let rows: Vec<(String, i32, serde_json::Value, String, String)> = sqlx::query_as(
+        "select partition_name, retirement, digest, signature, signed_document
+         from audit_retired_partitions order by 1, 2",
     )
     .fetch_all(&ctx.read)
     .await?;
@@ -263,7 +264,11 @@ async fn retired_digests(ctx: &Ctx) -> anyhow::Result<Finding> {
     }
     let vault = Vault::connect(&ctx.config.vault)?;
     let mut violations = Vec::new();
-    for (partition, digest, signature, document) in &rows {
+    for (name, retirement, digest, signature, document) in &rows {
+        let partition = match retirement {
+            1 => name.clone(),
+            n => format!("{name} (retirement {n})"),
+        };
         if serde_json::from_str::<serde_json::Value>(document)
             .ok()
             .as_ref()

@@ -94,9 +94,19 @@ async fn retire(ctx: JobContext, vault: Vault, retention_months: u32) -> anyhow:
         if ctx.stop.is_cancelled() {
             break;
         }
+        // A month retired before comes back when a record dated in it arrives late; it is
+        // retired again, with a digest of its own.
+        let retirement = sqlx::query_scalar!(
+            r#"select coalesce(max(retirement), 0) + 1 as "next!"
+               from audit_retired_partitions where partition_name = $1"#,
+            partition.name
+        )
+        .fetch_one(ctx.system.pool())
+        .await?;
         let digest = PartitionDigest::of(
             &ctx,
             &partition.name,
+            retirement,
             partition.range_from,
             partition.range_to,
         )
@@ -112,9 +122,11 @@ async fn retire(ctx: JobContext, vault: Vault, retention_months: u32) -> anyhow:
         let mut tx = ctx.begin().await?;
         sqlx::query!(
             "insert into audit_retired_partitions
-                 (partition_name, range_from, range_to, records, digest, signature, signed_document)
-             values ($1, $2, $3, $4, $5, $6, $7)",
+                 (partition_name, retirement, range_from, range_to, records, digest, signature,
+                  signed_document)
+             values ($1, $2, $3, $4, $5, $6, $7, $8)",
             partition.name,
+            retirement,
             partition.range_from,
             partition.range_to,
             digest.records,
@@ -126,13 +138,15 @@ async fn retire(ctx: JobContext, vault: Vault, retention_months: u32) -> anyhow:
         .await?;
         for run in &digest.chains {
             sqlx::query!(
-                "insert into audit_retired_links (tenant_id, first_seq, last_seq, last_hash, partition_name)
-                 values ($1, $2, $3, $4, $5)",
+                "insert into audit_retired_links
+                     (tenant_id, first_seq, last_seq, last_hash, partition_name, retirement)
+                 values ($1, $2, $3, $4, $5, $6)",
                 run.tenant.0,
                 run.first_seq,
                 run.last_seq,
                 hex::decode(&run.last_hash)?,
                 partition.name,
+                retirement,
             )
             .execute(&mut *tx)
             .await?;
@@ -159,6 +173,8 @@ async fn retire(ctx: JobContext, vault: Vault, retention_months: u32) -> anyhow:
 #[derive(Debug, Serialize)]
 pub struct PartitionDigest {
     pub partition: String,
+    /// 1 the first time this partition is retired; more when late records brought it back.
+    pub retirement: i32,
     pub range_from: DateTime<Utc>,
     pub range_to: DateTime<Utc>,
     pub records: i64,
@@ -181,6 +197,7 @@ impl PartitionDigest {
     async fn of(
         ctx: &JobContext,
         partition: &str,
+        retirement: i32,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Self, sqlx::Error> {
@@ -216,6 +233,7 @@ impl PartitionDigest {
         }
         Ok(Self {
             partition: partition.to_owned(),
+            retirement,
             range_from: from,
             range_to: to,
             records,

@@ -125,10 +125,11 @@ impl RetiredRuns {
         digests: &mut Digests<'_>,
     ) -> anyhow::Result<Self> {
         let runs = sqlx::query!(
-            "select l.first_seq, l.last_seq, l.last_hash, p.partition_name, p.signed_document,
-                    p.signature
+            "select l.first_seq, l.last_seq, l.last_hash, p.partition_name, p.retirement,
+                    p.signed_document, p.signature
              from audit_retired_links l
-             join audit_retired_partitions p on p.partition_name = l.partition_name
+             join audit_retired_partitions p
+               on p.partition_name = l.partition_name and p.retirement = l.retirement
              where l.tenant_id = $1 order by l.first_seq",
             tenant.0
         )
@@ -137,7 +138,11 @@ impl RetiredRuns {
         let mut proven = Vec::with_capacity(runs.len());
         for r in runs {
             let document = digests
-                .document(&r.partition_name, &r.signed_document, &r.signature)
+                .document(
+                    (&r.partition_name, r.retirement),
+                    &r.signed_document,
+                    &r.signature,
+                )
                 .await?;
             let listed = document.is_some_and(|doc| {
                 doc["chains"].as_array().is_some_and(|chains| {
@@ -168,7 +173,8 @@ impl RetiredRuns {
 #[derive(Debug)]
 pub struct Digests<'a> {
     vault: &'a Vault,
-    checked: HashMap<String, Option<serde_json::Value>>,
+    /// By partition and retirement (a partition can be retired more than once).
+    checked: HashMap<(String, i32), Option<serde_json::Value>>,
 }
 
 impl<'a> Digests<'a> {
@@ -182,19 +188,20 @@ impl<'a> Digests<'a> {
     /// The partition's signed document, or `None` when its signature does not verify.
     async fn document(
         &mut self,
-        partition: &str,
+        (partition, retirement): (&str, i32),
         document: &str,
         signature: &str,
     ) -> anyhow::Result<Option<&serde_json::Value>> {
-        if !self.checked.contains_key(partition) {
+        let key = (partition.to_owned(), retirement);
+        if !self.checked.contains_key(&key) {
             let valid = self
                 .vault
                 .verify_digest(document.as_bytes(), signature)
                 .await?;
             let parsed = valid.then(|| serde_json::from_str(document).ok()).flatten();
-            self.checked.insert(partition.to_owned(), parsed);
+            self.checked.insert(key.clone(), parsed);
         }
-        Ok(self.checked.get(partition).and_then(Option::as_ref))
+        Ok(self.checked.get(&key).and_then(Option::as_ref))
     }
 }
 

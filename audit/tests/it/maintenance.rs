@@ -297,6 +297,61 @@ async fn maintenance_retention_drops_an_old_partition_only_after_recording_a_sig
     );
 }
 
+/// A record dated in a month that retention already dropped (delivered late, replayed) brings
+/// the month's partition back; retention retires it again with a signed digest of its own, and
+/// the chain verifies across both retired runs. (The second digest used to collide with the
+/// first on every run, and retention stopped for good.)
+#[tokio::test]
+async fn maintenance_a_late_record_for_a_retired_month_is_retired_again_with_its_own_digest() {
+    let app = pipeline_app().await;
+    let t = app.tenant().await;
+    let month = unpartitioned_month(&app).await;
+    let partition = format!("audit_events_p{}", month.format("%Y_%m"));
+    let first = record(&app, t.id, mid(month)).await;
+    partition_of(&app, first).await;
+    crate::pipeline::chain_length(&app, t.id, 2).await;
+    succeeded(app.run_job(audit::maintenance::PARTITIONS, false).await);
+    assert_eq!(partition_of(&app, first).await, partition);
+    succeeded(app.run_job(audit::maintenance::RETENTION, false).await);
+
+    let late = record(&app, t.id, mid(month)).await;
+    assert_eq!(partition_of(&app, late).await, "audit_events_default");
+    succeeded(app.run_job(audit::maintenance::PARTITIONS, false).await);
+    assert_eq!(partition_of(&app, late).await, partition);
+    let report = succeeded(app.run_job(audit::maintenance::RETENTION, false).await);
+    assert_eq!(report.get("partitions_dropped"), 1, "{report:?}");
+    assert_eq!(report.get("records_dropped"), 1, "{report:?}");
+
+    let retirements: Vec<(i32, i64, String)> = sqlx::query_as(
+        "select retirement, records, signed_document from audit_retired_partitions
+         where partition_name = $1 order by retirement",
+    )
+    .bind(&partition)
+    .fetch_all(app.system.pool())
+    .await
+    .unwrap();
+    let numbers: Vec<_> = retirements
+        .iter()
+        .map(|(n, records, _)| (*n, *records))
+        .collect();
+    assert_eq!(numbers, [(1, 1), (2, 1)]);
+    assert!(
+        retirements[1].2.contains("\"retirement\":2"),
+        "{}",
+        retirements[1].2
+    );
+    let verified = audit::verify::tenant(&app.system, &app.state.vault, t.id)
+        .await
+        .unwrap();
+    assert!(verified.intact(), "{verified:?}");
+    assert_eq!(
+        verified.links, 1,
+        "tenant.created; both dated records retired"
+    );
+    let again = succeeded(app.run_job(audit::maintenance::RETENTION, false).await);
+    assert_eq!(again.get("partitions_dropped"), 0, "{again:?}");
+}
+
 /// Runs `forge` with the schema owner's powers over the audit store, verifies `tenant`'s chain
 /// in full inside the same transaction (as the owner, whom the lifted RLS no longer filters),
 /// and rolls everything back: nobody else ever sees the forgery.

@@ -13,6 +13,7 @@ mod api;
 mod compliance;
 pub mod domain;
 pub mod idempotency;
+pub mod money;
 pub mod privacy;
 pub mod repo;
 

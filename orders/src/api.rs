@@ -30,10 +30,12 @@ use utoipa_axum::router::OpenApiRouter;
 use validator::Validate;
 
 use crate::{
-    ReadOrders, RefundOrders, WriteOrders,
+    ConfigureSales, ReadOrders, RefundOrders, WriteOrders,
     domain::{self, Method, Priced, PricingError, RefundError, Status},
     idempotency::{self, Claim, IdempotencyKey},
+    money::{self, LineIn},
     repo::{self, Filter, NewLine, Order, OrderId, Summary},
+    settings::{self, SalesSettings},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -43,6 +45,47 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(pay))
         .routes(routes!(refund))
         .routes(routes!(cancel))
+        .routes(routes!(get_sales_settings, put_sales_settings))
+}
+
+/// The shop's sales settings: tax rates, whether prices include tax, service charge.
+#[utoipa::path(get, path = "/api/v1/sales/settings", tag = "orders",
+    security(("bearer" = ["orders.read"])),
+    responses(
+        (status = 200, body = SalesSettings),
+        (status = 401, body = platform::error::Problem),
+        (status = 403, body = platform::error::Problem),
+    ))]
+async fn get_sales_settings(
+    caller: Authorized<ReadOrders>,
+    State(state): State<AppState>,
+) -> Result<Json<SalesSettings>> {
+    let mut tx = state.db.tenant(caller.tenant).begin().await?;
+    let settings = settings::get(&mut tx).await?;
+    tx.commit().await?;
+    Ok(Json(settings))
+}
+
+/// Replaces the shop's sales settings (owner only). Orders rung up from now on are priced by
+/// them; every earlier order keeps the rule it was sold under.
+#[utoipa::path(put, path = "/api/v1/sales/settings", tag = "orders",
+    security(("bearer" = ["sales.configure"])),
+    request_body = SalesSettings,
+    responses(
+        (status = 200, body = SalesSettings),
+        (status = 401, body = platform::error::Problem),
+        (status = 403, body = platform::error::Problem),
+        (status = 422, body = platform::error::Problem),
+    ))]
+async fn put_sales_settings(
+    caller: Authorized<ConfigureSales>,
+    State(state): State<AppState>,
+    Json(body): Json<SalesSettings>,
+) -> Result<Json<SalesSettings>> {
+    let mut tx = state.db.tenant(caller.tenant).begin().await?;
+    settings::set(&mut tx, caller.actor(), &body).await?;
+    tx.commit().await?;
+    Ok(Json(body))
 }
 
 #[derive(Debug, Deserialize, Serialize, Validate, ToSchema)]
@@ -175,12 +218,13 @@ async fn create_order(
             currency: s.currency.clone(),
         })
         .collect();
-    let (total, currency) = domain::total(&priced).map_err(|err| match err {
+    let too_large = || Error::invalid("lines", "the total is too large");
+    let (_, currency) = domain::total(&priced).map_err(|err| match err {
         PricingError::MixedCurrency(i) => Error::invalid(
             format!("lines[{i}].product_id"),
             "is priced in another currency than the first line",
         ),
-        PricingError::TooLarge => Error::invalid("lines", "the total is too large"),
+        PricingError::TooLarge => too_large(),
     })?;
     let lines: Vec<NewLine> = sold
         .into_iter()
@@ -191,8 +235,19 @@ async fn create_order(
             sku: s.sku,
             unit_price_minor: s.unit_price_minor,
             quantity: l.quantity,
+            tax_category: s.tax_category,
         })
         .collect();
+    // The shop's settings now, copied onto the order: a later change never alters it.
+    let pricing = settings::get(&mut tx).await?.pricing();
+    let billed: Vec<LineIn> = lines
+        .iter()
+        .map(|l| LineIn {
+            amount_minor: l.unit_price_minor * l.quantity,
+            category: l.tax_category,
+        })
+        .collect();
+    let bill = money::bill(&pricing, &billed).map_err(|_| too_large())?;
     let order = repo::insert(
         &mut tx,
         actor,
@@ -200,7 +255,8 @@ async fn create_order(
         caller.user,
         customer,
         &currency,
-        total,
+        &pricing,
+        &bill,
         &lines,
         state.clock.now(),
     )

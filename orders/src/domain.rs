@@ -160,17 +160,36 @@ pub fn apply_payment(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refundable {
     pub line_no: i32,
-    pub unit_price_minor: i64,
+    /// What the whole line cost: net, tax, service charge and its tax.
+    pub total_minor: i64,
+    /// Of that, the tax (the goods' and the service charge's).
+    pub tax_minor: i64,
     pub quantity: i64,
     pub refunded_quantity: i64,
 }
 
-/// What one line gives back.
+/// What one line gives back: its share of what was paid ([`crate::money::refund_share`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RefundLine {
     pub line_no: i32,
     pub quantity: i64,
     pub amount_minor: i64,
+    /// Of `amount_minor`, the tax given back.
+    pub tax_minor: i64,
+}
+
+impl Refundable {
+    fn give_back(&self, quantity: i64) -> RefundLine {
+        let share = |part| {
+            crate::money::refund_share(part, self.quantity, self.refunded_quantity, quantity)
+        };
+        RefundLine {
+            line_no: self.line_no,
+            quantity,
+            amount_minor: share(self.total_minor),
+            tax_minor: share(self.tax_minor),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,11 +215,7 @@ pub fn plan_refund(
     match asked {
         None => {
             for line in lines.iter().filter(|l| left(l) > 0) {
-                plan.push(RefundLine {
-                    line_no: line.line_no,
-                    quantity: left(line),
-                    amount_minor: line.unit_price_minor * left(line),
-                });
+                plan.push(line.give_back(left(line)));
             }
         }
         Some(asked) => {
@@ -218,11 +233,7 @@ pub fn plan_refund(
                         refundable: left(line),
                     });
                 }
-                plan.push(RefundLine {
-                    line_no: *line_no,
-                    quantity: *quantity,
-                    amount_minor: line.unit_price_minor * quantity,
-                });
+                plan.push(line.give_back(*quantity));
             }
         }
     }
@@ -298,7 +309,8 @@ mod tests {
     fn line(line_no: i32, quantity: i64, refunded: i64) -> Refundable {
         Refundable {
             line_no,
-            unit_price_minor: 1000,
+            total_minor: 1000 * quantity,
+            tax_minor: 0,
             quantity,
             refunded_quantity: refunded,
         }
@@ -340,6 +352,45 @@ mod tests {
             plan_refund(&[line(1, 2, 2)], None),
             Err(RefundError::Nothing)
         );
+    }
+
+    #[test]
+    fn a_taxed_line_gives_back_its_share_of_the_price_paid_and_of_the_tax() {
+        // 3 × Rp18 000 tax-exclusive at 11 %: 54 000 + 5 940 = 59 940 paid.
+        let taxed = Refundable {
+            line_no: 1,
+            total_minor: 59_940,
+            tax_minor: 5_940,
+            quantity: 3,
+            refunded_quantity: 0,
+        };
+        let one = plan_refund(&[taxed], Some(&[(1, 1)])).unwrap()[0];
+        assert_eq!((one.amount_minor, one.tax_minor), (19_980, 1_980));
+        let after_one = Refundable {
+            refunded_quantity: 1,
+            ..taxed
+        };
+        let rest = plan_refund(&[after_one], None).unwrap()[0];
+        assert_eq!(
+            (rest.quantity, rest.amount_minor, rest.tax_minor),
+            (2, 39_960, 3_960)
+        );
+        // 10 for 3 units: 3, then 7 for the other two; never more than was paid.
+        let odd = Refundable {
+            line_no: 1,
+            total_minor: 10,
+            tax_minor: 1,
+            quantity: 3,
+            refunded_quantity: 0,
+        };
+        let first = plan_refund(&[odd], Some(&[(1, 1)])).unwrap()[0];
+        let after = Refundable {
+            refunded_quantity: 1,
+            ..odd
+        };
+        let second = plan_refund(&[after], None).unwrap()[0];
+        assert_eq!(first.amount_minor + second.amount_minor, 10);
+        assert_eq!(first.tax_minor + second.tax_minor, 1);
     }
 
     #[test]

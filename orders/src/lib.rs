@@ -7,7 +7,8 @@
 //!
 //! Face (the same in every module crate): [`router`] for its HTTP routes under `/api/v1`,
 //! [`workers`] for its background work, [`jobs`] for its scheduled jobs, [`MODULE`] for
-//! `gateway` to compose; [`domain`] holds the rules (totals, payments, refunds, statuses).
+//! `gateway` to compose; [`domain`] holds the rules (totals, payments, refunds, statuses),
+//! [`money`] the tax and service charge, [`settings`] the shop's sales settings.
 
 mod api;
 mod compliance;
@@ -16,6 +17,7 @@ pub mod idempotency;
 pub mod money;
 pub mod privacy;
 pub mod repo;
+pub mod settings;
 
 use platform::{AppState, Module, Worker, health::Dependency, jobs::Job, permission};
 use utoipa_axum::router::OpenApiRouter;
@@ -23,6 +25,7 @@ use utoipa_axum::router::OpenApiRouter;
 permission!(pub ReadOrders = "orders.read", [Owner, Manager, Cashier], "See orders with their lines, payments and refunds");
 permission!(pub WriteOrders = "orders.write", [Owner, Manager, Cashier], "Ring up orders, take payments, cancel unpaid orders");
 permission!(pub RefundOrders = "orders.refund", [Owner, Manager], "Refund paid orders");
+permission!(pub ConfigureSales = "sales.configure", [Owner], "Change the sales settings (tax rates, prices with or without tax, service charge)");
 
 pub const MODULE: Module = Module {
     name: "orders",
@@ -30,7 +33,12 @@ pub const MODULE: Module = Module {
     router,
     workers,
     jobs,
-    permissions: &[ReadOrders::INFO, WriteOrders::INFO, RefundOrders::INFO],
+    permissions: &[
+        ReadOrders::INFO,
+        WriteOrders::INFO,
+        RefundOrders::INFO,
+        ConfigureSales::INFO,
+    ],
     subject_data: Some(&privacy::Provider),
     compliance: Some(&compliance::Probe),
 };

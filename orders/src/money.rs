@@ -16,6 +16,7 @@
 //!   running total (`part × (refunded + k) / n − part × refunded / n`), so the refunds of a whole
 //!   line add up to exactly what was paid for it.
 
+pub use products::catalog::TaxCategory;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -61,32 +62,6 @@ impl Pricing {
             prices_include_tax: false,
             tax_rate: None,
             service_charge: None,
-        }
-    }
-}
-
-/// Whether a product is taxed at the shop's default rate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum TaxCategory {
-    #[default]
-    Standard,
-    Exempt,
-}
-
-impl TaxCategory {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Standard => "standard",
-            Self::Exempt => "exempt",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "standard" => Some(Self::Standard),
-            "exempt" => Some(Self::Exempt),
-            _ => None,
         }
     }
 }
@@ -280,21 +255,98 @@ mod tests {
             (i64, i64, i64, i64, i64),
         );
         let cases: &[Case] = &[
-            ("no tax", false, None, None, 18_000, (18_000, 0, 0, 0, 18_000)),
-            ("exclusive 11%", false, Some(1100), None, 18_000, (18_000, 1_980, 0, 0, 19_980)),
-            ("exclusive 12%", false, Some(1200), None, 18_000, (18_000, 2_160, 0, 0, 20_160)),
+            (
+                "no tax",
+                false,
+                None,
+                None,
+                18_000,
+                (18_000, 0, 0, 0, 18_000),
+            ),
+            (
+                "exclusive 11%",
+                false,
+                Some(1100),
+                None,
+                18_000,
+                (18_000, 1_980, 0, 0, 19_980),
+            ),
+            (
+                "exclusive 12%",
+                false,
+                Some(1200),
+                None,
+                18_000,
+                (18_000, 2_160, 0, 0, 20_160),
+            ),
             // 18 000 / 1.11 = 16 216.216…: net 16 216, tax 1 784, together the shelf price.
-            ("inclusive 11%", true, Some(1100), None, 18_000, (16_216, 1_784, 0, 0, 18_000)),
+            (
+                "inclusive 11%",
+                true,
+                Some(1100),
+                None,
+                18_000,
+                (16_216, 1_784, 0, 0, 18_000),
+            ),
             // Rounding half up: 5 × 11 % = 0.55 → 1; 4 × 11 % = 0.44 → 0; 50 × 11% = 5.5 → 6.
-            ("exclusive, 0.55 rounds up", false, Some(1100), None, 5, (5, 1, 0, 0, 6)),
-            ("exclusive, 0.44 rounds down", false, Some(1100), None, 4, (4, 0, 0, 0, 4)),
-            ("exclusive, exactly half", false, Some(1100), None, 50, (50, 6, 0, 0, 56)),
+            (
+                "exclusive, 0.55 rounds up",
+                false,
+                Some(1100),
+                None,
+                5,
+                (5, 1, 0, 0, 6),
+            ),
+            (
+                "exclusive, 0.44 rounds down",
+                false,
+                Some(1100),
+                None,
+                4,
+                (4, 0, 0, 0, 4),
+            ),
+            (
+                "exclusive, exactly half",
+                false,
+                Some(1100),
+                None,
+                50,
+                (50, 6, 0, 0, 56),
+            ),
             // 111 / 1.11 = 100 exactly; 1 / 1.11 = 0.9009 → net 1, tax 0.
-            ("inclusive, exact", true, Some(1100), None, 111, (100, 11, 0, 0, 111)),
-            ("inclusive, one unit", true, Some(1100), None, 1, (1, 0, 0, 0, 1)),
+            (
+                "inclusive, exact",
+                true,
+                Some(1100),
+                None,
+                111,
+                (100, 11, 0, 0, 111),
+            ),
+            (
+                "inclusive, one unit",
+                true,
+                Some(1100),
+                None,
+                1,
+                (1, 0, 0, 0, 1),
+            ),
             // 6 / 1.2 = 5 exactly; 3 / 1.2 = 2.5 → 3: net 3, tax 0.
-            ("inclusive 20%, half", true, Some(2000), None, 3, (3, 0, 0, 0, 3)),
-            ("zero", false, Some(1100), Some((500, true)), 0, (0, 0, 0, 0, 0)),
+            (
+                "inclusive 20%, half",
+                true,
+                Some(2000),
+                None,
+                3,
+                (3, 0, 0, 0, 3),
+            ),
+            (
+                "zero",
+                false,
+                Some(1100),
+                Some((500, true)),
+                0,
+                (0, 0, 0, 0, 0),
+            ),
             // Service 5 % of 100 000 = 5 000, taxed 11 % = 550.
             (
                 "exclusive + taxed service",
@@ -321,7 +373,14 @@ mod tests {
                 111_000,
                 (100_000, 11_000, 10_000, 1_100, 122_100),
             ),
-            ("service, no tax", false, None, Some((500, true)), 10_000, (10_000, 0, 500, 0, 10_500)),
+            (
+                "service, no tax",
+                false,
+                None,
+                Some((500, true)),
+                10_000,
+                (10_000, 0, 500, 0, 10_500),
+            ),
         ];
         for (name, inclusive, bp, service, amount, expected) in cases {
             let bill = bill(&pricing(*inclusive, *bp, *service), &[standard(*amount)]).unwrap();
@@ -339,7 +398,11 @@ mod tests {
             );
             assert_eq!(bill.total_minor, expected.4, "{name}");
             if *inclusive {
-                assert_eq!(l.net_minor + l.tax_minor, *amount, "{name}: the shelf price");
+                assert_eq!(
+                    l.net_minor + l.tax_minor,
+                    *amount,
+                    "{name}: the shelf price"
+                );
             }
         }
     }

@@ -14,6 +14,7 @@ use users::customers::CustomerId;
 use utoipa::ToSchema;
 
 use crate::domain::{Applied, Method, RefundLine, Refundable, Status};
+use crate::money::{Bill, Pricing, TaxCategory, TaxLine, TaxRate};
 
 platform::id_type!(
     /// A point-of-sale order of one tenant.
@@ -28,7 +29,11 @@ pub struct Summary {
     pub cashier_id: UserId,
     pub customer_id: Option<CustomerId>,
     pub currency: String,
+    /// What the customer pays: every line's net, tax, service charge and its tax.
     pub total_minor: i64,
+    pub service_charge_minor: i64,
+    /// All tax in `total_minor` (the goods' and the service charge's).
+    pub tax_minor: i64,
     pub paid_minor: i64,
     pub refunded_minor: i64,
     /// Still to pay while the order is open.
@@ -45,6 +50,8 @@ struct SummaryRow {
     customer_id: Option<uuid::Uuid>,
     currency: String,
     total_minor: i64,
+    service_charge_minor: i64,
+    tax_minor: i64,
     paid_minor: i64,
     refunded_minor: i64,
     created_at: DateTime<Utc>,
@@ -64,6 +71,8 @@ impl TryFrom<SummaryRow> for Summary {
             customer_id: r.customer_id.map(CustomerId),
             currency: r.currency,
             total_minor: r.total_minor,
+            service_charge_minor: r.service_charge_minor,
+            tax_minor: r.tax_minor,
             paid_minor: r.paid_minor,
             refunded_minor: r.refunded_minor,
             due_minor: if status == Status::Open {
@@ -87,6 +96,16 @@ pub struct Line {
     pub sku: String,
     pub unit_price_minor: i64,
     pub quantity: i64,
+    pub tax_category: TaxCategory,
+    /// The rate the goods were taxed at; `null`: not taxed.
+    pub tax_rate: Option<TaxRate>,
+    /// Before tax and service charge.
+    pub net_minor: i64,
+    pub tax_minor: i64,
+    pub service_charge_minor: i64,
+    /// Tax on the service charge.
+    pub service_tax_minor: i64,
+    /// net + tax + service charge + its tax.
     pub line_total_minor: i64,
     pub refunded_quantity: i64,
 }
@@ -107,6 +126,8 @@ pub struct RefundedLine {
     pub line_no: i32,
     pub quantity: i64,
     pub amount_minor: i64,
+    /// Of `amount_minor`, the tax given back.
+    pub tax_minor: i64,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -125,6 +146,10 @@ pub struct Refund {
 pub struct Order {
     #[serde(flatten)]
     pub summary: Summary,
+    /// The rule the order was priced by: the shop's settings when it was rung up.
+    pub pricing: Pricing,
+    /// Per rate: what was taxed and the tax.
+    pub tax_lines: Vec<TaxLine>,
     pub lines: Vec<Line>,
     pub payments: Vec<Payment>,
     pub refunds: Vec<Refund>,
@@ -138,6 +163,7 @@ pub struct NewLine {
     pub sku: String,
     pub unit_price_minor: i64,
     pub quantity: i64,
+    pub tax_category: TaxCategory,
 }
 
 /// Writes a new order and its lines (`order.created`, audit and event). An order with nothing
@@ -151,20 +177,23 @@ pub async fn insert(
     cashier: UserId,
     customer: Option<CustomerId>,
     currency: &str,
-    total_minor: i64,
+    pricing: &Pricing,
+    bill: &Bill,
     lines: &[NewLine],
     now: DateTime<Utc>,
 ) -> Result<Order> {
     let tenant = tx.tenant();
+    let total_minor = bill.total_minor;
     // The response is built from what was written, not read back.
     let summary: Summary = sqlx::query_as!(
         SummaryRow,
         "insert into orders (tenant_id, id, status, cashier_id, customer_id, currency, total_minor,
-                             created_at, updated_at, paid_at)
+                             created_at, updated_at, paid_at, pricing, service_charge_minor,
+                             tax_minor)
          values ($1, $2, case when $6::int8 = 0 then 'paid' else 'open' end, $3, $4, $5, $6, $7::timestamptz, $7,
-                 case when $6 = 0 then $7 end)
-         returning id, status, cashier_id, customer_id, currency, total_minor, paid_minor, refunded_minor,
-                   created_at, paid_at, cancelled_at",
+                 case when $6 = 0 then $7 end, $8, $9, $10)
+         returning id, status, cashier_id, customer_id, currency, total_minor, service_charge_minor,
+                   tax_minor, paid_minor, refunded_minor, created_at, paid_at, cancelled_at",
         tenant.0,
         id.0,
         cashier.0,
@@ -172,6 +201,9 @@ pub async fn insert(
         currency,
         total_minor,
         now,
+        serde_json::to_value(pricing).map_err(|e| Error::Internal(anyhow::anyhow!(e)))?,
+        bill.service_charge_minor,
+        bill.tax_minor,
     )
     .fetch_one(&mut **tx)
     .await?
@@ -182,9 +214,28 @@ pub async fn insert(
     let skus: Vec<String> = lines.iter().map(|l| l.sku.clone()).collect();
     let prices: Vec<i64> = lines.iter().map(|l| l.unit_price_minor).collect();
     let quantities: Vec<i64> = lines.iter().map(|l| l.quantity).collect();
+    let categories: Vec<&str> = lines.iter().map(|l| l.tax_category.as_str()).collect();
+    let rate_names: Vec<Option<String>> = bill
+        .lines
+        .iter()
+        .map(|b| b.tax_rate.as_ref().map(|r| r.name.clone()))
+        .collect();
+    let rate_bps: Vec<Option<i32>> = bill
+        .lines
+        .iter()
+        .map(|b| b.tax_rate.as_ref().map(|r| r.rate_bp))
+        .collect();
+    let nets: Vec<i64> = bill.lines.iter().map(|b| b.net_minor).collect();
+    let taxes: Vec<i64> = bill.lines.iter().map(|b| b.tax_minor).collect();
+    let services: Vec<i64> = bill.lines.iter().map(|b| b.service_charge_minor).collect();
+    let service_taxes: Vec<i64> = bill.lines.iter().map(|b| b.service_tax_minor).collect();
     sqlx::query!(
-        "insert into order_lines (tenant_id, order_id, line_no, product_id, name, sku, unit_price_minor, quantity)
-         select $1, $2, * from unnest($3::int4[], $4::uuid[], $5::text[], $6::text[], $7::int8[], $8::int8[])",
+        "insert into order_lines (tenant_id, order_id, line_no, product_id, name, sku, unit_price_minor,
+                                  quantity, tax_category, tax_rate_name, tax_rate_bp, net_minor,
+                                  tax_minor, service_charge_minor, service_tax_minor)
+         select $1, $2, * from unnest($3::int4[], $4::uuid[], $5::text[], $6::text[], $7::int8[],
+                                      $8::int8[], $9::text[], $10::text[], $11::int4[], $12::int8[],
+                                      $13::int8[], $14::int8[], $15::int8[])",
         tenant.0,
         id.0,
         &line_nos,
@@ -193,13 +244,46 @@ pub async fn insert(
         &skus,
         &prices,
         &quantities,
+        &categories as &[&str],
+        &rate_names as &[Option<String>],
+        &rate_bps as &[Option<i32>],
+        &nets,
+        &taxes,
+        &services,
+        &service_taxes,
     )
     .execute(&mut **tx)
     .await?;
+    for tax in &bill.tax_lines {
+        sqlx::query!(
+            "insert into order_tax_lines (tenant_id, order_id, name, rate_bp, taxable_base_minor,
+                                          tax_minor)
+             values ($1, $2, $3, $4, $5, $6)",
+            tenant.0,
+            id.0,
+            tax.name,
+            tax.rate_bp,
+            tax.taxable_base_minor,
+            tax.tax_minor,
+        )
+        .execute(&mut **tx)
+        .await?;
+    }
     let record = AuditRecord::new(actor, "order.created", Resource::new("order", id))
-        .fields(&["status", "customer_id", "currency", "total_minor", "lines"])
+        .fields(&[
+            "status",
+            "customer_id",
+            "currency",
+            "total_minor",
+            "service_charge_minor",
+            "tax_minor",
+            "pricing",
+            "lines",
+        ])
         .details(serde_json::json!({
             "total_minor": total_minor,
+            "tax_minor": bill.tax_minor,
+            "service_charge_minor": bill.service_charge_minor,
             "currency": currency,
             "lines": lines.len(),
             "customer_id": customer,
@@ -227,17 +311,26 @@ pub async fn insert(
     }
     Ok(Order {
         summary,
+        pricing: pricing.clone(),
+        tax_lines: bill.tax_lines.clone(),
         lines: lines
             .iter()
+            .zip(&bill.lines)
             .zip(line_nos)
-            .map(|(l, line_no)| Line {
+            .map(|((l, b), line_no)| Line {
                 line_no,
                 product_id: l.product_id,
                 name: l.name.clone(),
                 sku: l.sku.clone(),
                 unit_price_minor: l.unit_price_minor,
                 quantity: l.quantity,
-                line_total_minor: l.unit_price_minor * l.quantity,
+                tax_category: l.tax_category,
+                tax_rate: b.tax_rate.clone(),
+                net_minor: b.net_minor,
+                tax_minor: b.tax_minor,
+                service_charge_minor: b.service_charge_minor,
+                service_tax_minor: b.service_tax_minor,
+                line_total_minor: b.total_minor(),
                 refunded_quantity: 0,
             })
             .collect(),
@@ -273,8 +366,8 @@ async fn emit_paid(
 pub async fn summary_for_update(tx: &mut TenantTx, id: OrderId) -> Result<Summary> {
     sqlx::query_as!(
         SummaryRow,
-        "select id, status, cashier_id, customer_id, currency, total_minor, paid_minor, refunded_minor,
-                created_at, paid_at, cancelled_at
+        "select id, status, cashier_id, customer_id, currency, total_minor, service_charge_minor,
+                tax_minor, paid_minor, refunded_minor, created_at, paid_at, cancelled_at
          from orders where id = $1 for update",
         id.0
     )
@@ -288,8 +381,8 @@ pub async fn summary_for_update(tx: &mut TenantTx, id: OrderId) -> Result<Summar
 pub async fn get(tx: &mut TenantTx, id: OrderId) -> Result<Order> {
     let summary: Summary = sqlx::query_as!(
         SummaryRow,
-        "select id, status, cashier_id, customer_id, currency, total_minor, paid_minor, refunded_minor,
-                created_at, paid_at, cancelled_at
+        "select id, status, cashier_id, customer_id, currency, total_minor, service_charge_minor,
+                tax_minor, paid_minor, refunded_minor, created_at, paid_at, cancelled_at
          from orders where id = $1",
         id.0
     )
@@ -297,8 +390,26 @@ pub async fn get(tx: &mut TenantTx, id: OrderId) -> Result<Order> {
     .await?
     .ok_or(Error::NotFound)?
     .try_into()?;
+    let pricing = sqlx::query_scalar!("select pricing from orders where id = $1", id.0)
+        .fetch_one(&mut **tx)
+        .await?
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| Error::Internal(anyhow::anyhow!("stored pricing unreadable: {e}")))?
+        // Orders from before tax existed were sold untaxed.
+        .unwrap_or_else(Pricing::untaxed);
+    let tax_lines = sqlx::query_as!(
+        TaxLine,
+        "select name, rate_bp, taxable_base_minor, tax_minor from order_tax_lines
+         where order_id = $1 order by name",
+        id.0
+    )
+    .fetch_all(&mut **tx)
+    .await?;
     let lines = sqlx::query!(
-        "select line_no, product_id, name, sku, unit_price_minor, quantity, refunded_quantity
+        "select line_no, product_id, name, sku, unit_price_minor, quantity, refunded_quantity,
+                tax_category, tax_rate_name, tax_rate_bp, net_minor, tax_minor,
+                service_charge_minor, service_tax_minor
          from order_lines where order_id = $1 order by line_no",
         id.0
     )
@@ -312,7 +423,16 @@ pub async fn get(tx: &mut TenantTx, id: OrderId) -> Result<Order> {
         sku: r.sku,
         unit_price_minor: r.unit_price_minor,
         quantity: r.quantity,
-        line_total_minor: r.unit_price_minor * r.quantity,
+        tax_category: TaxCategory::parse(&r.tax_category).unwrap_or_default(),
+        tax_rate: r
+            .tax_rate_name
+            .zip(r.tax_rate_bp)
+            .map(|(name, rate_bp)| TaxRate { name, rate_bp }),
+        net_minor: r.net_minor,
+        tax_minor: r.tax_minor,
+        service_charge_minor: r.service_charge_minor,
+        service_tax_minor: r.service_tax_minor,
+        line_total_minor: r.net_minor + r.tax_minor + r.service_charge_minor + r.service_tax_minor,
         refunded_quantity: r.refunded_quantity,
     })
     .collect();
@@ -335,7 +455,7 @@ pub async fn get(tx: &mut TenantTx, id: OrderId) -> Result<Order> {
     })
     .collect();
     let refund_lines = sqlx::query!(
-        "select refund_id, line_no, quantity, amount_minor from refund_lines
+        "select refund_id, line_no, quantity, amount_minor, tax_minor from refund_lines
          where refund_id in (select id from refunds where order_id = $1) order by refund_id, line_no",
         id.0
     )
@@ -362,6 +482,7 @@ pub async fn get(tx: &mut TenantTx, id: OrderId) -> Result<Order> {
                 line_no: l.line_no,
                 quantity: l.quantity,
                 amount_minor: l.amount_minor,
+                tax_minor: l.tax_minor,
             })
             .collect(),
         created_at: r.created_at,
@@ -369,6 +490,8 @@ pub async fn get(tx: &mut TenantTx, id: OrderId) -> Result<Order> {
     .collect();
     Ok(Order {
         summary,
+        pricing,
+        tax_lines,
         lines,
         payments,
         refunds,
@@ -391,8 +514,8 @@ pub struct Filter {
 pub async fn list(tx: &mut TenantTx, filter: &Filter) -> Result<Vec<Summary>> {
     sqlx::query_as!(
         SummaryRow,
-        "select id, status, cashier_id, customer_id, currency, total_minor, paid_minor, refunded_minor,
-                created_at, paid_at, cancelled_at
+        "select id, status, cashier_id, customer_id, currency, total_minor, service_charge_minor,
+                tax_minor, paid_minor, refunded_minor, created_at, paid_at, cancelled_at
          from orders
          where ($1::text is null or status = $1)
            and ($2::timestamptz is null or created_at >= $2)
@@ -487,7 +610,9 @@ pub async fn record_payment(
 /// The lines a refund can draw on, with their products, locked.
 pub async fn refundable(tx: &mut TenantTx, order: OrderId) -> Result<Vec<(Refundable, ProductId)>> {
     Ok(sqlx::query!(
-        "select line_no, product_id, unit_price_minor, quantity, refunded_quantity
+        "select line_no, product_id, quantity, refunded_quantity,
+                net_minor + tax_minor + service_charge_minor + service_tax_minor as \"total_minor!\",
+                tax_minor + service_tax_minor as \"tax_minor!\"
          from order_lines where order_id = $1 order by line_no for update",
         order.0
     )
@@ -498,7 +623,8 @@ pub async fn refundable(tx: &mut TenantTx, order: OrderId) -> Result<Vec<(Refund
         (
             Refundable {
                 line_no: r.line_no,
-                unit_price_minor: r.unit_price_minor,
+                total_minor: r.total_minor,
+                tax_minor: r.tax_minor,
                 quantity: r.quantity,
                 refunded_quantity: r.refunded_quantity,
             },
@@ -544,14 +670,16 @@ pub async fn record_refund(
     let line_nos: Vec<i32> = plan.iter().map(|l| l.line_no).collect();
     let quantities: Vec<i64> = plan.iter().map(|l| l.quantity).collect();
     let amounts: Vec<i64> = plan.iter().map(|l| l.amount_minor).collect();
+    let taxes: Vec<i64> = plan.iter().map(|l| l.tax_minor).collect();
     sqlx::query!(
-        "insert into refund_lines (tenant_id, refund_id, line_no, quantity, amount_minor)
-         select $1, $2, * from unnest($3::int4[], $4::int8[], $5::int8[])",
+        "insert into refund_lines (tenant_id, refund_id, line_no, quantity, amount_minor, tax_minor)
+         select $1, $2, * from unnest($3::int4[], $4::int8[], $5::int8[], $6::int8[])",
         tenant.0,
         id,
         &line_nos,
         &quantities,
         &amounts,
+        &taxes,
     )
     .execute(&mut **tx)
     .await?;

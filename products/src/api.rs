@@ -20,7 +20,10 @@ use validator::Validate;
 
 use crate::{
     ConfigureCatalog, ReadCatalog, WriteCatalog,
-    catalog::{self, Category, CategoryId, Change, NewProduct, Product, ProductId, Search, Status},
+    catalog::{
+        self, Category, CategoryId, Change, NewProduct, Product, ProductId, Search, Status,
+        TaxCategory,
+    },
     stock::{self, Adjustment, Movement, Settings},
 };
 
@@ -71,6 +74,8 @@ struct CreateProduct {
     #[validate(range(min = 0, max = 1_000_000_000, message = "must be 0 to 1000000000"))]
     #[schema(minimum = 0, maximum = 1_000_000_000)]
     stock: Option<i64>,
+    /// `standard` (default): taxed at the shop's default rate; `exempt`: never taxed.
+    tax_category: Option<TaxCategory>,
 }
 
 /// Adds a product; its opening `stock` is the first row of its ledger.
@@ -97,6 +102,7 @@ async fn create_product(
         category_id: body.category_id,
         price_minor: body.price_minor,
         currency: &body.currency,
+        tax_category: body.tax_category.unwrap_or_default(),
     };
     let mut product = catalog::create(&mut tx, caller.actor(), &new).await?;
     if let Some(quantity) = body.stock.filter(|q| *q > 0) {
@@ -212,6 +218,7 @@ struct UpdateProduct {
     #[schema(pattern = r"^[A-Z]{3}$")]
     currency: Option<String>,
     status: Option<Status>,
+    tax_category: Option<TaxCategory>,
 }
 
 /// Changes a product. Stock is not changed here: use stock adjustments. A new price applies
@@ -242,6 +249,7 @@ async fn update_product(
         price_minor: body.price_minor,
         currency: body.currency.as_deref(),
         status: body.status,
+        tax_category: body.tax_category,
     };
     let mut tx = state.db.tenant(caller.tenant).begin().await?;
     let product = catalog::update(&mut tx, caller.actor(), id, &change).await?;

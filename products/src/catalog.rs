@@ -47,6 +47,32 @@ impl Status {
     }
 }
 
+/// Whether a product is taxed at the shop's default rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TaxCategory {
+    #[default]
+    Standard,
+    Exempt,
+}
+
+impl TaxCategory {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Standard => "standard",
+            Self::Exempt => "exempt",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "standard" => Some(Self::Standard),
+            "exempt" => Some(Self::Exempt),
+            _ => None,
+        }
+    }
+}
+
 /// A product as the API shows it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Product {
@@ -60,6 +86,8 @@ pub struct Product {
     pub currency: String,
     pub on_hand: i64,
     pub status: Status,
+    /// `standard`: taxed at the shop's default rate; `exempt`: never taxed.
+    pub tax_category: TaxCategory,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -73,6 +101,7 @@ pub(crate) struct ProductRow {
     pub currency: String,
     pub on_hand: i64,
     pub status: String,
+    pub tax_category: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -88,6 +117,7 @@ impl From<ProductRow> for Product {
             currency: r.currency,
             on_hand: r.on_hand,
             status: Status::parse(&r.status),
+            tax_category: TaxCategory::parse(&r.tax_category).unwrap_or_default(),
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
@@ -118,6 +148,7 @@ pub struct NewProduct<'a> {
     pub category_id: Option<CategoryId>,
     pub price_minor: i64,
     pub currency: &'a str,
+    pub tax_category: TaxCategory,
 }
 
 /// Creates an active product with nothing on hand (`product.created`).
@@ -128,9 +159,10 @@ pub async fn create(tx: &mut TenantTx, actor: Actor, new: &NewProduct<'_>) -> Re
     let row = sqlx::query_as!(
         ProductRow,
         "insert into products (tenant_id, id, name, sku, category_id, price_minor, currency, on_hand,
-                               status, created_at, updated_at)
-         values ($1, $2, $3, $4, $5, $6, $7, 0, 'active', now(), now())
-         returning id, name, sku, category_id, price_minor, currency, on_hand, status, created_at, updated_at",
+                               status, tax_category, created_at, updated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, 0, 'active', $8, now(), now())
+         returning id, name, sku, category_id, price_minor, currency, on_hand, status, tax_category,
+                   created_at, updated_at",
         tenant.0,
         id.0,
         new.name,
@@ -138,6 +170,7 @@ pub async fn create(tx: &mut TenantTx, actor: Actor, new: &NewProduct<'_>) -> Re
         new.category_id.map(|c| c.0),
         new.price_minor,
         new.currency,
+        new.tax_category.as_str(),
     )
     .fetch_one(&mut **tx)
     .await
@@ -150,6 +183,7 @@ pub async fn create(tx: &mut TenantTx, actor: Actor, new: &NewProduct<'_>) -> Re
             "price_minor",
             "currency",
             "status",
+            "tax_category",
         ]);
     events::emit_audit(tx, &record).await?;
     Ok(row.into())
@@ -159,7 +193,8 @@ pub async fn create(tx: &mut TenantTx, actor: Actor, new: &NewProduct<'_>) -> Re
 pub async fn get(tx: &mut TenantTx, id: ProductId) -> Result<Product> {
     sqlx::query_as!(
         ProductRow,
-        "select id, name, sku, category_id, price_minor, currency, on_hand, status, created_at, updated_at
+        "select id, name, sku, category_id, price_minor, currency, on_hand, status, tax_category,
+                created_at, updated_at
          from products where id = $1",
         id.0
     )
@@ -198,7 +233,8 @@ pub async fn search(tx: &mut TenantTx, search: &Search<'_>) -> Result<Vec<Produc
     let text = search.text.map(like_escape);
     let rows = sqlx::query_as!(
         ProductRow,
-        "select id, name, sku, category_id, price_minor, currency, on_hand, status, created_at, updated_at
+        "select id, name, sku, category_id, price_minor, currency, on_hand, status, tax_category,
+                created_at, updated_at
          from products
          where ($1::text is null or lower(name) like '%' || $1 || '%' or lower(sku) like $1 || '%')
            and ($2::uuid is null or category_id = $2)
@@ -225,6 +261,7 @@ pub struct Change<'a> {
     pub price_minor: Option<i64>,
     pub currency: Option<&'a str>,
     pub status: Option<Status>,
+    pub tax_category: Option<TaxCategory>,
 }
 
 impl Change<'_> {
@@ -237,6 +274,7 @@ impl Change<'_> {
             ("price_minor", self.price_minor.is_some()),
             ("currency", self.currency.is_some()),
             ("status", self.status.is_some()),
+            ("tax_category", self.tax_category.is_some()),
         ];
         for (field, present) in named {
             if present {
@@ -269,9 +307,11 @@ pub async fn update(
             price_minor = coalesce($6, price_minor),
             currency = coalesce($7, currency),
             status = coalesce($8, status),
+            tax_category = coalesce($9, tax_category),
             updated_at = now()
          where id = $1
-         returning id, name, sku, category_id, price_minor, currency, on_hand, status, created_at, updated_at",
+         returning id, name, sku, category_id, price_minor, currency, on_hand, status, tax_category,
+                   created_at, updated_at",
         id.0,
         change.name,
         change.sku,
@@ -280,6 +320,7 @@ pub async fn update(
         change.price_minor,
         change.currency,
         change.status.map(Status::as_str),
+        change.tax_category.map(TaxCategory::as_str),
     )
     .fetch_optional(&mut **tx)
     .await

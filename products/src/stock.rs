@@ -17,7 +17,7 @@ use platform::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::catalog::{ProductId, Status};
+use crate::catalog::{ProductId, Status, TaxCategory};
 
 /// Why stock moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -209,6 +209,7 @@ pub struct Sold {
     pub sku: String,
     pub unit_price_minor: i64,
     pub currency: String,
+    pub tax_category: TaxCategory,
 }
 
 /// Why a sale could not be made; indexes point into the `wants` given.
@@ -254,7 +255,7 @@ pub async fn sell(
     let ids: Vec<uuid::Uuid> = totals.keys().map(|p| p.0).collect();
     // Locked in id order: two orders for the same products cannot deadlock.
     let rows = sqlx::query!(
-        "select id, name, sku, price_minor, currency, status, on_hand from products
+        "select id, name, sku, price_minor, currency, status, on_hand, tax_category from products
          where id = any($1) order by id for update",
         &ids
     )
@@ -302,6 +303,7 @@ pub async fn sell(
             sku: row.sku.clone(),
             unit_price_minor: row.price_minor,
             currency: row.currency.clone(),
+            tax_category: TaxCategory::parse(&row.tax_category).unwrap_or_default(),
         })
         .collect())
 }

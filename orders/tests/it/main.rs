@@ -7,5 +7,6 @@
     reason = "tests"
 )]
 
+mod money;
 mod orders;
 mod trail;

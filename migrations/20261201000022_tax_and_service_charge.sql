@@ -8,10 +8,9 @@ create table sales_settings (
     tenant_id uuid not null,
     -- Catalog prices already include the tax (the usual way in Indonesian shops).
     prices_include_tax boolean not null,
-    -- [{"name": "PPN", "rate_bp": 1100}, ...], validated by the API.
-    tax_rates jsonb not null,
-    -- The rate `standard` products are taxed at (one of tax_rates' names); null: no tax.
-    default_tax_rate text,
+    -- The rate `standard` products are taxed at (e.g. PPN, 1100 bp); both null: no tax.
+    tax_rate_name text,
+    tax_rate_bp integer,
     -- Basis points of each line's net; null: no service charge.
     service_charge_bp integer,
     -- The service charge is itself taxed at the default rate.
@@ -19,12 +18,13 @@ create table sales_settings (
     updated_at timestamptz not null,
     constraint sales_settings_pkey primary key (tenant_id),
     constraint sales_settings_tenant_fkey foreign key (tenant_id) references tenants (id),
-    constraint sales_settings_tax_rates_check check (jsonb_typeof(tax_rates) = 'array'),
+    constraint sales_settings_tax_rate_check
+        check ((tax_rate_name is null) = (tax_rate_bp is null) and tax_rate_bp between 0 and 10000),
     constraint sales_settings_service_charge_check check (service_charge_bp between 1 and 10000)
 );
 select warung_enable_tenant_rls('sales_settings');
 grant select, insert on sales_settings to warung_app;
-grant update (prices_include_tax, tax_rates, default_tax_rate, service_charge_bp,
+grant update (prices_include_tax, tax_rate_name, tax_rate_bp, service_charge_bp,
               service_charge_taxable, updated_at) on sales_settings to warung_app;
 grant select on sales_settings to warung_system;
 

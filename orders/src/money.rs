@@ -26,7 +26,13 @@ pub const WHOLE_BP: i64 = 10_000;
 /// A named tax rate of a shop, e.g. PPN at 1100 bp.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TaxRate {
-    #[schema(min_length = 1, max_length = 40, example = "PPN")]
+    /// 1 to 40 characters, no control characters, no spaces around them.
+    #[schema(
+        min_length = 1,
+        max_length = 40,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$",
+        example = "PPN"
+    )]
     pub name: String,
     /// Basis points: 1100 is 11 %.
     #[schema(minimum = 0, maximum = 10000, example = 1100)]

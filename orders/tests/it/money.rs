@@ -14,8 +14,10 @@ async fn put_settings(app: &TestApp, staff: &Staff, settings: &Value) -> reqwest
 fn settings(inclusive: bool, rate_bp: Option<i64>, service: Option<(i64, bool)>) -> Value {
     json!({
         "prices_include_tax": inclusive,
-        "tax_rates": [{"name": "PPN", "rate_bp": 1100}, {"name": "PPN 12", "rate_bp": 1200}],
-        "default_tax_rate": rate_bp.map(|bp| if bp == 1100 { "PPN" } else { "PPN 12" }),
+        "standard_rate": rate_bp.map(|bp| json!({
+            "name": if bp == 1100 { "PPN" } else { "PPN 12" },
+            "rate_bp": bp,
+        })),
         "service_charge": service.map(|(rate_bp, taxable)| json!({"rate_bp": rate_bp, "taxable": taxable})),
     })
 }
@@ -297,26 +299,22 @@ async fn only_the_owner_changes_the_sales_settings_and_a_refusal_changes_nothing
     }
     let before = read_settings(&app, &cashier).await;
     assert_eq!(
-        before["default_tax_rate"],
+        before["standard_rate"],
         Value::Null,
         "a new shop charges no tax"
     );
     for (field, bad) in [
         (
-            "default_tax_rate",
-            json!({"prices_include_tax": true, "tax_rates": [], "default_tax_rate": "PPN", "service_charge": null}),
+            "standard_rate.rate_bp",
+            json!({"prices_include_tax": true, "standard_rate": {"name": "PPN", "rate_bp": 10001}, "service_charge": null}),
         ),
         (
-            "tax_rates[0].rate_bp",
-            json!({"prices_include_tax": true, "tax_rates": [{"name": "PPN", "rate_bp": 10001}], "default_tax_rate": null, "service_charge": null}),
-        ),
-        (
-            "tax_rates[1].name",
-            json!({"prices_include_tax": true, "tax_rates": [{"name": "PPN", "rate_bp": 1100}, {"name": "PPN", "rate_bp": 1200}], "default_tax_rate": "PPN", "service_charge": null}),
+            "standard_rate.name",
+            json!({"prices_include_tax": true, "standard_rate": {"name": " PPN", "rate_bp": 1100}, "service_charge": null}),
         ),
         (
             "service_charge.rate_bp",
-            json!({"prices_include_tax": true, "tax_rates": [], "default_tax_rate": null, "service_charge": {"rate_bp": 0, "taxable": true}}),
+            json!({"prices_include_tax": true, "standard_rate": null, "service_charge": {"rate_bp": 0, "taxable": true}}),
         ),
     ] {
         let refused = put_settings(&app, owner, &bad).await;
@@ -331,7 +329,7 @@ async fn only_the_owner_changes_the_sales_settings_and_a_refusal_changes_nothing
     );
     assert_eq!(put_settings(&app, owner, &taxed).await.status(), 200);
     assert_eq!(
-        read_settings(&app, &manager).await["default_tax_rate"],
+        read_settings(&app, &manager).await["standard_rate"]["name"],
         "PPN"
     );
 

@@ -232,6 +232,8 @@ pub struct SealedColumn {
     pub field: &'static str,
     pub subject_column: &'static str,
     pub blind_index: Option<(&'static str, crate::pii::IndexKind)>,
+    /// The column naming the row's tenant: `tenant_id`, but `id` in `tenants` itself.
+    pub tenant_column: &'static str,
 }
 
 impl SealedColumn {
@@ -247,7 +249,14 @@ impl SealedColumn {
             field,
             subject_column: subject,
             blind_index: None,
+            tenant_column: "tenant_id",
         }
+    }
+
+    /// For the `tenants` table, whose rows are tenants (`id`).
+    pub const fn tenant_in(mut self, column: &'static str) -> Self {
+        self.tenant_column = column;
+        self
     }
 
     pub const fn indexed(mut self, column: &'static str, kind: crate::pii::IndexKind) -> Self {

@@ -6,17 +6,17 @@
 //! [`workers`] for its background work, [`jobs`] for its scheduled jobs, [`MODULE`] for
 //! `gateway` to compose, and its public API ([`create`], [`by_slug`], [`current`]).
 
+pub mod profile;
 pub mod retention;
 
-use axum::extract::State;
-use platform::routes;
+pub use profile::{Profile, profile};
+
 use platform::{
-    AppState, Error, Module, Principal, Result, Worker,
+    AppState, Error, Module, Result, Worker,
     db::{Db, TenantTx},
     error::OnConstraint,
     events::{self, Actor, AuditRecord, Resource},
     health::Dependency,
-    http::Json,
     id::TenantId,
     jobs::Job,
 };
@@ -30,15 +30,30 @@ pub const MODULE: Module = Module {
     router,
     workers,
     jobs,
-    permissions: &[retention::ManageRetention::INFO],
+    permissions: &[retention::ManageRetention::INFO, profile::ManageShop::INFO],
     subject_data: None,
-    compliance: None,
+    compliance: Some(&Probe),
 };
+
+/// What `tenants` tells the compliance verifier: the shop's sealed phone.
+#[derive(Debug)]
+pub struct Probe;
+
+use platform::compliance::SealedColumn;
+
+impl platform::compliance::ComplianceProbe for Probe {
+    fn sealed_columns(&self) -> &'static [platform::compliance::SealedColumn] {
+        // A tenant's row is its own: the tenant and the subject are both `id`.
+        const SEALED: &[platform::compliance::SealedColumn] =
+            &[SealedColumn::new("tenants", "phone", "tenants.phone", "id").tenant_in("id")];
+        SEALED
+    }
+}
 
 /// HTTP routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(current_tenant))
+        .merge(profile::router())
         .merge(retention::router())
 }
 
@@ -62,6 +77,15 @@ pub struct Tenant {
     /// ISO 3166-1 alpha-2.
     pub country: String,
     pub status: String,
+    pub address: Option<String>,
+    /// NPWP, digits only.
+    pub tax_id: Option<String>,
+    /// IANA name: the shop's days (receipt numbers, reports) are counted in it.
+    pub time_zone: String,
+    pub receipt_header: Option<String>,
+    pub receipt_footer: Option<String>,
+    /// ISO 4217.
+    pub currency: String,
 }
 
 /// A new merchant, validated by the caller.
@@ -128,24 +152,12 @@ pub async fn current(tx: &mut TenantTx) -> Result<Tenant> {
     let id = tx.tenant();
     sqlx::query_as!(
         Tenant,
-        "select id, slug, business_name, locale, country, status from tenants where id = $1",
+        "select id, slug, business_name, locale, country, status, address, tax_id, time_zone,
+                receipt_header, receipt_footer, currency
+         from tenants where id = $1",
         id.0
     )
     .fetch_optional(&mut **tx)
     .await?
     .ok_or(Error::NotFound)
-}
-
-/// The caller's tenant.
-#[utoipa::path(get, path = "/api/v1/tenant", tag = "tenants",
-    security(("bearer" = [])),
-    responses(
-        (status = 200, body = Tenant),
-        (status = 401, body = platform::error::Problem),
-    ))]
-async fn current_tenant(caller: Principal, State(state): State<AppState>) -> Result<Json<Tenant>> {
-    let mut tx = state.db.tenant(caller.tenant).begin().await?;
-    let tenant = current(&mut tx).await?;
-    tx.commit().await?;
-    Ok(Json(tenant))
 }

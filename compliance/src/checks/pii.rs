@@ -159,9 +159,10 @@ async fn sealed_format(ctx: &Ctx) -> anyhow::Result<Finding> {
         }
         // Format v1: a version byte 1, a 12-byte nonce and a 16-byte tag around the text.
         let bad: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "select count(*) from {} where tenant_id = any($1) and {c} is not null
+            "select count(*) from {} where {t} = any($1) and {c} is not null
                and (length({c}) < 29 or get_byte({c}, 0) <> 1)",
             col.table,
+            t = col.tenant_column,
             c = col.column
         )))
         .bind(&tenants)
@@ -210,8 +211,9 @@ async fn samples(
         .map_or("null::bytea".to_owned(), |(c, _)| c.to_owned());
     let rows: Vec<(uuid::Uuid, Vec<u8>, Option<Vec<u8>>)> =
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "select {s}, {c}, {index} from {t} where tenant_id = $1 and {c} is not null
+            "select {s}, {c}, {index} from {t} where {tc} = $1 and {c} is not null
          order by random() limit $2",
+            tc = col.tenant_column,
             s = col.subject_column,
             c = col.column,
             t = col.table

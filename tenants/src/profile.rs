@@ -115,11 +115,11 @@ pub struct ProfileChange {
     pub time_zone: Option<TimeZone>,
     /// Printed above the lines; line breaks allowed.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, max_length = 500, pattern = r"^[^\x00-\x09\x0b-\x1f\x7f]*$")]
+    #[schema(value_type = Option<String>, max_length = 500, pattern = r"^[^\x00-\x09\x0b-\x1f\x7f-\x9f]*$")]
     pub receipt_header: Option<Option<String>>,
     /// Printed below the totals; line breaks allowed.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, max_length = 500, pattern = r"^[^\x00-\x09\x0b-\x1f\x7f]*$")]
+    #[schema(value_type = Option<String>, max_length = 500, pattern = r"^[^\x00-\x09\x0b-\x1f\x7f-\x9f]*$")]
     pub receipt_footer: Option<Option<String>>,
     /// ISO 4217: the currency the shop sells in.
     #[schema(pattern = r"^[A-Z]{3}$")]

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use platform::http::Path;
 use platform::routes;
 use platform::{
-    AppState, Authorized, Error, Result,
+    AppState, Authorized, Error, Result, Role,
     db::TenantTx,
     error::FieldError,
     http::{ClientAddr, Json, Page, PageParams, Query},
@@ -33,7 +33,7 @@ use crate::{
     ConfigureSales, ReadOrders, RefundOrders, WriteOrders,
     domain::{self, Method, Priced, PricingError, RefundError, Status},
     idempotency::{self, Claim, IdempotencyKey},
-    money::{self, LineIn},
+    money::{self, Discount, DiscountError, LineIn},
     repo::{self, Filter, NewLine, Order, OrderId, Summary},
     settings::{self, SalesSettings},
 };
@@ -95,6 +95,8 @@ struct LineRequest {
     #[validate(range(min = 1, max = 100_000, message = "must be 1 to 100000"))]
     #[schema(minimum = 1, maximum = 100_000)]
     quantity: i64,
+    /// Off this line (before tax).
+    discount: Option<Discount>,
 }
 
 /// A new order. Prices are not sent: they are the catalog's at this moment.
@@ -112,6 +114,11 @@ struct CreateOrder {
     /// Or a guest customer made for this order, with their consent choices.
     #[validate(nested)]
     customer: Option<CustomerDetails>,
+    /// Off the whole order, after the lines' own discounts: shared out over the lines in
+    /// proportion to what they cost. A cashier may take off at most the shop's
+    /// `cashier_discount_limit_bp` of the order in all (403 beyond it); managers and owners
+    /// are not limited.
+    discount: Option<Discount>,
 }
 
 fn sale_error(err: SaleError) -> Error {
@@ -236,14 +243,57 @@ async fn create_order(
             unit_price_minor: s.unit_price_minor,
             quantity: l.quantity,
             tax_category: s.tax_category,
+            discount: None,
+            discount_minor: 0,
         })
         .collect();
     // The shop's settings now, copied onto the order: a later change never alters it.
-    let pricing = settings::get(&mut tx).await?.pricing();
+    let sales = settings::get(&mut tx).await?;
+    let pricing = sales.pricing();
+    let gross: Vec<i64> = lines
+        .iter()
+        .map(|l| {
+            l.unit_price_minor
+                .checked_mul(l.quantity)
+                .ok_or_else(too_large)
+        })
+        .collect::<Result<_>>()?;
+    let own: Vec<Option<Discount>> = body.lines.iter().map(|l| l.discount).collect();
+    let taken = money::discounts(&gross, &own, body.discount.as_ref()).map_err(|(line, err)| {
+        let field = line.map_or("discount".to_owned(), |i| format!("lines[{i}].discount"));
+        match err {
+            DiscountError::MoreThanThePrice => {
+                Error::invalid(field, "takes off more than the price")
+            }
+            DiscountError::OutOfRange => {
+                Error::invalid(field, "rate_bp must be 1 to 10000, amount_minor at least 1")
+            }
+        }
+    })?;
+    let off: i64 = taken.iter().sum();
+    let whole: i64 = gross.iter().sum();
+    if off > 0
+        && caller.role == Role::Cashier
+        && i128::from(off) * i128::from(money::WHOLE_BP)
+            > i128::from(sales.cashier_discount_limit_bp) * i128::from(whole)
+    {
+        return Err(Error::Forbidden);
+    }
+    let lines: Vec<NewLine> = lines
+        .into_iter()
+        .zip(&taken)
+        .zip(own)
+        .map(|((line, off), discount)| NewLine {
+            discount_minor: *off,
+            discount,
+            ..line
+        })
+        .collect();
     let billed: Vec<LineIn> = lines
         .iter()
-        .map(|l| LineIn {
-            amount_minor: l.unit_price_minor * l.quantity,
+        .zip(&gross)
+        .map(|(l, gross)| LineIn {
+            amount_minor: gross - l.discount_minor,
             category: l.tax_category,
         })
         .collect();
@@ -258,6 +308,7 @@ async fn create_order(
         &pricing,
         &bill,
         &lines,
+        body.discount.as_ref(),
         state.clock.now(),
     )
     .await?;

@@ -72,9 +72,144 @@ impl Pricing {
     }
 }
 
+/// Why a discount was given: a code, never free text (it reaches reports and the audit trail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DiscountReason {
+    Promo,
+    Loyalty,
+    Damaged,
+    PriceMatch,
+    Staff,
+    Other,
+}
+
+impl DiscountReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Promo => "promo",
+            Self::Loyalty => "loyalty",
+            Self::Damaged => "damaged",
+            Self::PriceMatch => "price_match",
+            Self::Staff => "staff",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// A discount as the till asks for it: a share of the price or an amount off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Discount {
+    /// `rate_bp` basis points off: 1000 is 10 %.
+    Percent {
+        #[schema(minimum = 1, maximum = 10000)]
+        rate_bp: i32,
+        reason: DiscountReason,
+    },
+    /// `amount_minor` off (never more than what it is taken from).
+    Amount {
+        #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
+        amount_minor: i64,
+        reason: DiscountReason,
+    },
+}
+
+/// Why a discount cannot be given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiscountError {
+    /// More off than the line (or the order) costs: nothing may go below zero.
+    MoreThanThePrice,
+    /// A rate outside 1..=10000 bp or an amount below 1.
+    OutOfRange,
+}
+
+impl Discount {
+    pub fn reason(&self) -> DiscountReason {
+        match *self {
+            Self::Percent { reason, .. } | Self::Amount { reason, .. } => reason,
+        }
+    }
+
+    /// What it takes off `base` (rounded half up for a share).
+    pub fn of(&self, base: i64) -> Result<i64, DiscountError> {
+        match *self {
+            Self::Percent { rate_bp, .. } if (1..=10_000).contains(&rate_bp) => {
+                share(base, i64::from(rate_bp), WHOLE_BP).map_err(|_| DiscountError::OutOfRange)
+            }
+            Self::Amount { amount_minor, .. } if amount_minor >= 1 => {
+                if amount_minor > base {
+                    Err(DiscountError::MoreThanThePrice)
+                } else {
+                    Ok(amount_minor)
+                }
+            }
+            _ => Err(DiscountError::OutOfRange),
+        }
+    }
+}
+
+/// Each line's discount: its own, then its share of the order's. The order's discount is taken
+/// from what the lines cost after their own, and shared out in proportion to that, the
+/// remainders going to the largest fractions (then the earliest line), so the shares add up
+/// to it exactly and no line goes below zero.
+pub fn discounts(
+    amounts: &[i64],
+    own: &[Option<Discount>],
+    order: Option<&Discount>,
+) -> Result<Vec<i64>, (Option<usize>, DiscountError)> {
+    let mut taken = Vec::with_capacity(amounts.len());
+    for (index, (amount, discount)) in amounts.iter().zip(own).enumerate() {
+        taken.push(match discount {
+            Some(d) => d.of(*amount).map_err(|e| (Some(index), e))?,
+            None => 0,
+        });
+    }
+    let Some(order) = order else {
+        return Ok(taken);
+    };
+    let left: Vec<i64> = amounts.iter().zip(&taken).map(|(a, t)| a - t).collect();
+    let base: i64 = left.iter().sum();
+    let off = order.of(base).map_err(|e| (None, e))?;
+    if base == 0 {
+        return Ok(taken);
+    }
+    let mut shares: Vec<(i64, i128, usize)> = left
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let exact = i128::from(off) * i128::from(*l);
+            let whole = exact / i128::from(base);
+            (
+                i64::try_from(whole).unwrap_or(0),
+                exact % i128::from(base),
+                i,
+            )
+        })
+        .collect();
+    let mut rest = off - shares.iter().map(|s| s.0).sum::<i64>();
+    let mut order_of: Vec<usize> = (0..shares.len()).collect();
+    order_of.sort_by(|a, b| shares[*b].1.cmp(&shares[*a].1).then(a.cmp(b)));
+    for i in order_of {
+        if rest == 0 {
+            break;
+        }
+        if shares[i].0 < left[i] {
+            shares[i].0 += 1;
+            rest -= 1;
+        }
+    }
+    Ok(taken
+        .iter()
+        .zip(&shares)
+        .map(|(own, share)| own + share.0)
+        .collect())
+}
+
 /// A line to bill: catalog price × quantity, and the product's tax category.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LineIn {
+    /// What the line costs: catalog price × quantity, less its discounts ([`discounts`]).
     pub amount_minor: i64,
     pub category: TaxCategory,
 }
@@ -463,6 +598,72 @@ mod tests {
         let rules = pricing(false, Some(1100), None);
         assert_eq!(bill(&rules, &[standard(i64::MAX)]), Err(TooLarge));
         assert_eq!(bill(&rules, &[standard(i64::MAX / 2); 2]), Err(TooLarge));
+    }
+
+    fn off(rate_bp: i32) -> Discount {
+        Discount::Percent {
+            rate_bp,
+            reason: DiscountReason::Promo,
+        }
+    }
+
+    fn amount(amount_minor: i64) -> Discount {
+        Discount::Amount {
+            amount_minor,
+            reason: DiscountReason::Other,
+        }
+    }
+
+    #[test]
+    fn line_and_order_discounts_are_shared_out_exactly_and_never_below_zero() {
+        // 10 % off 18 000 is 1 800; 5 % of 5 is 0.25 → 0; 15 % of 5 = 0.75 → 1.
+        assert_eq!(off(1000).of(18_000), Ok(1_800));
+        assert_eq!(off(500).of(5), Ok(0));
+        assert_eq!(off(1500).of(5), Ok(1));
+        assert_eq!(
+            amount(18_001).of(18_000),
+            Err(DiscountError::MoreThanThePrice)
+        );
+        assert_eq!(off(10_001).of(1), Err(DiscountError::OutOfRange));
+        assert_eq!(amount(0).of(1), Err(DiscountError::OutOfRange));
+        // An order discount of 100 over lines of 1, 1, 1 (after their own): 33, 33, 34 by
+        // remainders (all equal: the earliest first), adding up to 100... not over 3: refused.
+        assert_eq!(
+            discounts(&[1, 1, 1], &[None, None, None], Some(&amount(100))),
+            Err((None, DiscountError::MoreThanThePrice))
+        );
+        // 10 off three lines of 10: 3.33 each → 3, 3, 3 and the one left to the first.
+        assert_eq!(
+            discounts(&[10, 10, 10], &[None, None, None], Some(&amount(10))),
+            Ok(vec![4, 3, 3])
+        );
+        // A line discount first, then the order's share of what is left (18 000 − 1 800 and
+        // 5 000: 5 000 off in proportion 16 200 : 5 000 → 3 821, 1 179).
+        let shared = discounts(
+            &[18_000, 5_000],
+            &[Some(off(1000)), None],
+            Some(&amount(5_000)),
+        )
+        .unwrap();
+        assert_eq!(shared, [1_800 + 3_821, 1_179]);
+        assert_eq!(shared.iter().sum::<i64>(), 1_800 + 5_000);
+        // The whole order off: every line goes to exactly zero.
+        assert_eq!(
+            discounts(&[7, 13, 1], &[None, None, None], Some(&off(10_000))),
+            Ok(vec![7, 13, 1])
+        );
+        assert_eq!(
+            discounts(&[5], &[Some(amount(6))], None),
+            Err((Some(0), DiscountError::MoreThanThePrice))
+        );
+    }
+
+    #[test]
+    fn a_discount_comes_off_before_tax() {
+        // 18 000 less 10 % = 16 200, exclusive 11 %: tax 1 782.
+        let rules = pricing(false, Some(1100), None);
+        let bill = bill(&rules, &[standard(18_000 - 1_800)]).unwrap();
+        assert_eq!((bill.tax_minor, bill.total_minor), (1_782, 17_982));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use users::customers::CustomerId;
 use utoipa::ToSchema;
 
 use crate::domain::{Applied, Method, RefundLine, Refundable, Status};
-use crate::money::{Bill, Pricing, TaxCategory, TaxLine, TaxRate};
+use crate::money::{Bill, Discount, Pricing, TaxCategory, TaxLine, TaxRate};
 
 platform::id_type!(
     /// A point-of-sale order of one tenant.
@@ -31,6 +31,8 @@ pub struct Summary {
     pub currency: String,
     /// What the customer pays: every line's net, tax, service charge and its tax.
     pub total_minor: i64,
+    /// Taken off the lines' catalog prices (the lines' own discounts and the order's).
+    pub discount_minor: i64,
     pub service_charge_minor: i64,
     /// All tax in `total_minor` (the goods' and the service charge's).
     pub tax_minor: i64,
@@ -50,6 +52,7 @@ struct SummaryRow {
     customer_id: Option<uuid::Uuid>,
     currency: String,
     total_minor: i64,
+    discount_minor: i64,
     service_charge_minor: i64,
     tax_minor: i64,
     paid_minor: i64,
@@ -71,6 +74,7 @@ impl TryFrom<SummaryRow> for Summary {
             customer_id: r.customer_id.map(CustomerId),
             currency: r.currency,
             total_minor: r.total_minor,
+            discount_minor: r.discount_minor,
             service_charge_minor: r.service_charge_minor,
             tax_minor: r.tax_minor,
             paid_minor: r.paid_minor,
@@ -96,6 +100,10 @@ pub struct Line {
     pub sku: String,
     pub unit_price_minor: i64,
     pub quantity: i64,
+    /// The line's own discount as asked.
+    pub discount: Option<Discount>,
+    /// Taken off unit price × quantity: the line's own discount and its share of the order's.
+    pub discount_minor: i64,
     pub tax_category: TaxCategory,
     /// The rate the goods were taxed at; `null`: not taxed.
     pub tax_rate: Option<TaxRate>,
@@ -148,6 +156,8 @@ pub struct Order {
     pub summary: Summary,
     /// The rule the order was priced by: the shop's settings when it was rung up.
     pub pricing: Pricing,
+    /// The order-level discount as asked (shared out over the lines' `discount_minor`).
+    pub discount: Option<Discount>,
     /// Per rate: what was taxed and the tax.
     pub tax_lines: Vec<TaxLine>,
     pub lines: Vec<Line>,
@@ -164,6 +174,18 @@ pub struct NewLine {
     pub unit_price_minor: i64,
     pub quantity: i64,
     pub tax_category: TaxCategory,
+    pub discount: Option<Discount>,
+    /// Everything taken off this line (its own and its share of the order's discount).
+    pub discount_minor: i64,
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T> {
+    serde_json::from_value(value)
+        .map_err(|e| Error::Internal(anyhow::anyhow!("a stored order field is unreadable: {e}")))
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value> {
+    serde_json::to_value(value).map_err(|e| Error::Internal(anyhow::anyhow!(e)))
 }
 
 /// Writes a new order and its lines (`order.created`, audit and event). An order with nothing
@@ -180,20 +202,23 @@ pub async fn insert(
     pricing: &Pricing,
     bill: &Bill,
     lines: &[NewLine],
+    discount: Option<&Discount>,
     now: DateTime<Utc>,
 ) -> Result<Order> {
     let tenant = tx.tenant();
     let total_minor = bill.total_minor;
+    let discount_minor: i64 = lines.iter().map(|l| l.discount_minor).sum();
     // The response is built from what was written, not read back.
     let summary: Summary = sqlx::query_as!(
         SummaryRow,
         "insert into orders (tenant_id, id, status, cashier_id, customer_id, currency, total_minor,
                              created_at, updated_at, paid_at, pricing, service_charge_minor,
-                             tax_minor)
+                             tax_minor, discount, discount_minor)
          values ($1, $2, case when $6::int8 = 0 then 'paid' else 'open' end, $3, $4, $5, $6, $7::timestamptz, $7,
-                 case when $6 = 0 then $7 end, $8, $9, $10)
-         returning id, status, cashier_id, customer_id, currency, total_minor, service_charge_minor,
-                   tax_minor, paid_minor, refunded_minor, created_at, paid_at, cancelled_at",
+                 case when $6 = 0 then $7 end, $8, $9, $10, $11, $12)
+         returning id, status, cashier_id, customer_id, currency, total_minor, discount_minor,
+                   service_charge_minor, tax_minor, paid_minor, refunded_minor, created_at,
+                   paid_at, cancelled_at",
         tenant.0,
         id.0,
         cashier.0,
@@ -201,9 +226,11 @@ pub async fn insert(
         currency,
         total_minor,
         now,
-        serde_json::to_value(pricing).map_err(|e| Error::Internal(anyhow::anyhow!(e)))?,
+        to_json(pricing)?,
         bill.service_charge_minor,
         bill.tax_minor,
+        discount.map(to_json).transpose()?,
+        discount_minor,
     )
     .fetch_one(&mut **tx)
     .await?
@@ -229,13 +256,20 @@ pub async fn insert(
     let taxes: Vec<i64> = bill.lines.iter().map(|b| b.tax_minor).collect();
     let services: Vec<i64> = bill.lines.iter().map(|b| b.service_charge_minor).collect();
     let service_taxes: Vec<i64> = bill.lines.iter().map(|b| b.service_tax_minor).collect();
+    let discounts: Vec<Option<serde_json::Value>> = lines
+        .iter()
+        .map(|l| l.discount.as_ref().map(to_json).transpose())
+        .collect::<Result<_>>()?;
+    let discounts_minor: Vec<i64> = lines.iter().map(|l| l.discount_minor).collect();
     sqlx::query!(
         "insert into order_lines (tenant_id, order_id, line_no, product_id, name, sku, unit_price_minor,
                                   quantity, tax_category, tax_rate_name, tax_rate_bp, net_minor,
-                                  tax_minor, service_charge_minor, service_tax_minor)
+                                  tax_minor, service_charge_minor, service_tax_minor, discount,
+                                  discount_minor)
          select $1, $2, * from unnest($3::int4[], $4::uuid[], $5::text[], $6::text[], $7::int8[],
                                       $8::int8[], $9::text[], $10::text[], $11::int4[], $12::int8[],
-                                      $13::int8[], $14::int8[], $15::int8[])",
+                                      $13::int8[], $14::int8[], $15::int8[], $16::jsonb[],
+                                      $17::int8[])",
         tenant.0,
         id.0,
         &line_nos,
@@ -251,6 +285,8 @@ pub async fn insert(
         &taxes,
         &services,
         &service_taxes,
+        &discounts as &[Option<serde_json::Value>],
+        &discounts_minor,
     )
     .execute(&mut **tx)
     .await?;
@@ -275,6 +311,7 @@ pub async fn insert(
             "customer_id",
             "currency",
             "total_minor",
+            "discount_minor",
             "service_charge_minor",
             "tax_minor",
             "pricing",
@@ -282,6 +319,7 @@ pub async fn insert(
         ])
         .details(serde_json::json!({
             "total_minor": total_minor,
+            "discount_minor": discount_minor,
             "tax_minor": bill.tax_minor,
             "service_charge_minor": bill.service_charge_minor,
             "currency": currency,
@@ -312,6 +350,7 @@ pub async fn insert(
     Ok(Order {
         summary,
         pricing: pricing.clone(),
+        discount: discount.copied(),
         tax_lines: bill.tax_lines.clone(),
         lines: lines
             .iter()
@@ -324,6 +363,8 @@ pub async fn insert(
                 sku: l.sku.clone(),
                 unit_price_minor: l.unit_price_minor,
                 quantity: l.quantity,
+                discount: l.discount,
+                discount_minor: l.discount_minor,
                 tax_category: l.tax_category,
                 tax_rate: b.tax_rate.clone(),
                 net_minor: b.net_minor,
@@ -366,8 +407,9 @@ async fn emit_paid(
 pub async fn summary_for_update(tx: &mut TenantTx, id: OrderId) -> Result<Summary> {
     sqlx::query_as!(
         SummaryRow,
-        "select id, status, cashier_id, customer_id, currency, total_minor, service_charge_minor,
-                tax_minor, paid_minor, refunded_minor, created_at, paid_at, cancelled_at
+        "select id, status, cashier_id, customer_id, currency, total_minor, discount_minor,
+                service_charge_minor, tax_minor, paid_minor, refunded_minor, created_at, paid_at,
+                cancelled_at
          from orders where id = $1 for update",
         id.0
     )
@@ -381,8 +423,9 @@ pub async fn summary_for_update(tx: &mut TenantTx, id: OrderId) -> Result<Summar
 pub async fn get(tx: &mut TenantTx, id: OrderId) -> Result<Order> {
     let summary: Summary = sqlx::query_as!(
         SummaryRow,
-        "select id, status, cashier_id, customer_id, currency, total_minor, service_charge_minor,
-                tax_minor, paid_minor, refunded_minor, created_at, paid_at, cancelled_at
+        "select id, status, cashier_id, customer_id, currency, total_minor, discount_minor,
+                service_charge_minor, tax_minor, paid_minor, refunded_minor, created_at, paid_at,
+                cancelled_at
          from orders where id = $1",
         id.0
     )
@@ -390,14 +433,16 @@ pub async fn get(tx: &mut TenantTx, id: OrderId) -> Result<Order> {
     .await?
     .ok_or(Error::NotFound)?
     .try_into()?;
-    let pricing = sqlx::query_scalar!("select pricing from orders where id = $1", id.0)
+    let stored = sqlx::query!("select pricing, discount from orders where id = $1", id.0)
         .fetch_one(&mut **tx)
-        .await?
-        .map(serde_json::from_value)
-        .transpose()
-        .map_err(|e| Error::Internal(anyhow::anyhow!("stored pricing unreadable: {e}")))?
+        .await?;
+    let pricing = stored
+        .pricing
+        .map(from_json)
+        .transpose()?
         // Orders from before tax existed were sold untaxed.
         .unwrap_or_else(Pricing::untaxed);
+    let discount = stored.discount.map(from_json).transpose()?;
     let tax_lines = sqlx::query_as!(
         TaxLine,
         "select name, rate_bp, taxable_base_minor, tax_minor from order_tax_lines
@@ -409,33 +454,40 @@ pub async fn get(tx: &mut TenantTx, id: OrderId) -> Result<Order> {
     let lines = sqlx::query!(
         "select line_no, product_id, name, sku, unit_price_minor, quantity, refunded_quantity,
                 tax_category, tax_rate_name, tax_rate_bp, net_minor, tax_minor,
-                service_charge_minor, service_tax_minor
+                service_charge_minor, service_tax_minor, discount, discount_minor
          from order_lines where order_id = $1 order by line_no",
         id.0
     )
     .fetch_all(&mut **tx)
     .await?
     .into_iter()
-    .map(|r| Line {
-        line_no: r.line_no,
-        product_id: ProductId(r.product_id),
-        name: r.name,
-        sku: r.sku,
-        unit_price_minor: r.unit_price_minor,
-        quantity: r.quantity,
-        tax_category: TaxCategory::parse(&r.tax_category).unwrap_or_default(),
-        tax_rate: r
-            .tax_rate_name
-            .zip(r.tax_rate_bp)
-            .map(|(name, rate_bp)| TaxRate { name, rate_bp }),
-        net_minor: r.net_minor,
-        tax_minor: r.tax_minor,
-        service_charge_minor: r.service_charge_minor,
-        service_tax_minor: r.service_tax_minor,
-        line_total_minor: r.net_minor + r.tax_minor + r.service_charge_minor + r.service_tax_minor,
-        refunded_quantity: r.refunded_quantity,
+    .map(|r| {
+        Ok(Line {
+            line_no: r.line_no,
+            product_id: ProductId(r.product_id),
+            name: r.name,
+            sku: r.sku,
+            unit_price_minor: r.unit_price_minor,
+            quantity: r.quantity,
+            discount: r.discount.map(from_json).transpose()?,
+            discount_minor: r.discount_minor,
+            tax_category: TaxCategory::parse(&r.tax_category).unwrap_or_default(),
+            tax_rate: r
+                .tax_rate_name
+                .zip(r.tax_rate_bp)
+                .map(|(name, rate_bp)| TaxRate { name, rate_bp }),
+            net_minor: r.net_minor,
+            tax_minor: r.tax_minor,
+            service_charge_minor: r.service_charge_minor,
+            service_tax_minor: r.service_tax_minor,
+            line_total_minor: r.net_minor
+                + r.tax_minor
+                + r.service_charge_minor
+                + r.service_tax_minor,
+            refunded_quantity: r.refunded_quantity,
+        })
     })
-    .collect();
+    .collect::<Result<_>>()?;
     let payments = sqlx::query!(
         "select id, method, amount_minor, tendered_minor, change_minor, cashier_id, created_at
          from payments where order_id = $1 order by id",
@@ -491,6 +543,7 @@ pub async fn get(tx: &mut TenantTx, id: OrderId) -> Result<Order> {
     Ok(Order {
         summary,
         pricing,
+        discount,
         tax_lines,
         lines,
         payments,
@@ -514,8 +567,9 @@ pub struct Filter {
 pub async fn list(tx: &mut TenantTx, filter: &Filter) -> Result<Vec<Summary>> {
     sqlx::query_as!(
         SummaryRow,
-        "select id, status, cashier_id, customer_id, currency, total_minor, service_charge_minor,
-                tax_minor, paid_minor, refunded_minor, created_at, paid_at, cancelled_at
+        "select id, status, cashier_id, customer_id, currency, total_minor, discount_minor,
+                service_charge_minor, tax_minor, paid_minor, refunded_minor, created_at, paid_at,
+                cancelled_at
          from orders
          where ($1::text is null or status = $1)
            and ($2::timestamptz is null or created_at >= $2)

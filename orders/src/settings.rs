@@ -26,6 +26,11 @@ pub struct SalesSettings {
     pub standard_rate: Option<TaxRate>,
     /// `null`: none.
     pub service_charge: Option<ServiceCharge>,
+    /// The most a cashier may take off an order, in basis points of what its lines cost
+    /// (1000: 10 %); managers and owners are not limited. Default 0: cashiers give no discount.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 10000)]
+    pub cashier_discount_limit_bp: i32,
 }
 
 impl Default for SalesSettings {
@@ -35,6 +40,7 @@ impl Default for SalesSettings {
             prices_include_tax: true,
             standard_rate: None,
             service_charge: None,
+            cashier_discount_limit_bp: 0,
         }
     }
 }
@@ -61,6 +67,12 @@ impl SalesSettings {
                 ));
             }
         }
+        if !(0..=WHOLE_BP).contains(&i64::from(self.cashier_discount_limit_bp)) {
+            return Err(Error::invalid(
+                "cashier_discount_limit_bp",
+                "must be 0 to 10000 (basis points: 1000 is 10 %)",
+            ));
+        }
         if let Some(charge) = self.service_charge
             && !(1..=WHOLE_BP).contains(&i64::from(charge.rate_bp))
         {
@@ -86,7 +98,7 @@ impl SalesSettings {
 pub async fn get(tx: &mut TenantTx) -> Result<SalesSettings> {
     let Some(row) = sqlx::query!(
         "select prices_include_tax, tax_rate_name, tax_rate_bp, service_charge_bp,
-                service_charge_taxable
+                service_charge_taxable, cashier_discount_limit_bp
          from sales_settings"
     )
     .fetch_optional(&mut **tx)
@@ -104,6 +116,7 @@ pub async fn get(tx: &mut TenantTx) -> Result<SalesSettings> {
             rate_bp,
             taxable: row.service_charge_taxable,
         }),
+        cashier_discount_limit_bp: row.cashier_discount_limit_bp,
     })
 }
 
@@ -113,14 +126,16 @@ pub async fn set(tx: &mut TenantTx, actor: Actor, settings: &SalesSettings) -> R
     let tenant = tx.tenant();
     sqlx::query!(
         "insert into sales_settings (tenant_id, prices_include_tax, tax_rate_name, tax_rate_bp,
-                                     service_charge_bp, service_charge_taxable, updated_at)
-         values ($1, $2, $3, $4, $5, $6, now())
+                                     service_charge_bp, service_charge_taxable,
+                                     cashier_discount_limit_bp, updated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, now())
          on conflict (tenant_id) do update set
              prices_include_tax = excluded.prices_include_tax,
              tax_rate_name = excluded.tax_rate_name,
              tax_rate_bp = excluded.tax_rate_bp,
              service_charge_bp = excluded.service_charge_bp,
              service_charge_taxable = excluded.service_charge_taxable,
+             cashier_discount_limit_bp = excluded.cashier_discount_limit_bp,
              updated_at = excluded.updated_at",
         tenant.0,
         settings.prices_include_tax,
@@ -128,6 +143,7 @@ pub async fn set(tx: &mut TenantTx, actor: Actor, settings: &SalesSettings) -> R
         settings.standard_rate.as_ref().map(|r| r.rate_bp),
         settings.service_charge.map(|c| c.rate_bp),
         settings.service_charge.is_none_or(|c| c.taxable),
+        settings.cashier_discount_limit_bp,
     )
     .execute(&mut **tx)
     .await?;
@@ -136,7 +152,12 @@ pub async fn set(tx: &mut TenantTx, actor: Actor, settings: &SalesSettings) -> R
         "sales.settings_updated",
         Resource::new("sales_settings", tenant),
     )
-    .fields(&["prices_include_tax", "standard_rate", "service_charge"])
+    .fields(&[
+        "prices_include_tax",
+        "standard_rate",
+        "service_charge",
+        "cashier_discount_limit_bp",
+    ])
     .details(serde_json::to_value(settings).unwrap_or_default());
     events::emit_audit(tx, &record).await?;
     Ok(())

@@ -347,3 +347,145 @@ async fn only_the_owner_changes_the_sales_settings_and_a_refusal_changes_nothing
         (Some(18_000), Some(0))
     );
 }
+
+fn discounted(lines: Value, order: Option<Value>) -> Value {
+    let mut body = json!({"lines": lines});
+    if let Some(discount) = order {
+        body["discount"] = discount;
+    }
+    body
+}
+
+/// A cashier may give up to the shop's limit, a manager or owner more; beyond it the order is
+/// refused with 403 and nothing is taken from stock. Discounts come off before tax, and a
+/// refund of a discounted line gives back the discounted price with its tax split out.
+#[tokio::test]
+async fn discounts_are_limited_for_cashiers_taken_before_tax_and_refunded_as_paid() {
+    let app = TestApp::spawn().await;
+    let merchant = app.merchant().await;
+    let owner = &merchant.owner;
+    let manager = app.staff(&merchant, Role::Manager).await;
+    let cashier = app.staff(&merchant, Role::Cashier).await;
+    let mut rules = settings(false, Some(1100), None);
+    rules["cashier_discount_limit_bp"] = json!(1000);
+    assert_eq!(put_settings(&app, owner, &rules).await.status(), 200);
+    let kopi = product(&app, owner, 18_000, false).await;
+    let teh = product(&app, owner, 5_000, false).await;
+
+    // 10 % off one line: within a cashier's 10 %.
+    let line_off = json!([
+        {"product_id": kopi["id"], "quantity": 1,
+         "discount": {"type": "percent", "rate_bp": 1000, "reason": "promo"}},
+        {"product_id": teh["id"], "quantity": 1},
+    ]);
+    let order = app.order(&cashier, &discounted(line_off, None)).await;
+    // 18 000 − 1 800 = 16 200 → tax 1 782; 5 000 → tax 550.
+    assert_eq!(order["discount_minor"], 1_800);
+    assert_eq!(order["lines"][0]["discount_minor"], 1_800);
+    assert_eq!(order["lines"][0]["net_minor"], 16_200);
+    assert_eq!(order["tax_minor"], 1_782 + 550);
+    assert_eq!(order["total_minor"], 16_200 + 1_782 + 5_000 + 550);
+
+    // 5 000 off the order (22 % of 23 000): too much for a cashier, fine for a manager.
+    let order_off = Some(json!({"type": "amount", "amount_minor": 5000, "reason": "loyalty"}));
+    let plain = json!([
+        {"product_id": kopi["id"], "quantity": 1},
+        {"product_id": teh["id"], "quantity": 1},
+    ]);
+    let before = app
+        .send(
+            "GET",
+            &format!("/api/v1/products/{}", kopi["id"].as_str().unwrap()),
+            owner,
+            None,
+            None,
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["on_hand"]
+        .clone();
+    let refused = app
+        .send(
+            "POST",
+            "/api/v1/orders",
+            &cashier,
+            Some(&uuid::Uuid::now_v7().to_string()),
+            Some(&discounted(plain.clone(), order_off.clone())),
+        )
+        .await;
+    assert_eq!(refused.status(), 403, "{}", refused.text().await.unwrap());
+    let after = app
+        .send(
+            "GET",
+            &format!("/api/v1/products/{}", kopi["id"].as_str().unwrap()),
+            owner,
+            None,
+            None,
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["on_hand"]
+        .clone();
+    assert_eq!(before, after, "a refused order took stock");
+    let order = app
+        .order(&manager, &discounted(plain.clone(), order_off.clone()))
+        .await;
+    // Shared 18 000 : 5 000 → 3 913 and 1 087; tax on 14 087 and 3 913.
+    assert_eq!(order["discount_minor"], 5_000);
+    assert_eq!(order["lines"][0]["discount_minor"], 3_913);
+    assert_eq!(order["lines"][1]["discount_minor"], 1_087);
+    assert_eq!(order["discount"]["reason"], "loyalty");
+    assert_eq!(order["tax_minor"], 1_550 + 430);
+    assert_eq!(order["total_minor"], 18_000 + 5_000 - 5_000 + 1_550 + 430);
+
+    // Never below zero: more off a line than it costs is refused, naming the line.
+    let too_much = app
+        .send(
+            "POST",
+            "/api/v1/orders",
+            owner,
+            Some(&uuid::Uuid::now_v7().to_string()),
+            Some(&json!({"lines": [{"product_id": teh["id"], "quantity": 1,
+                "discount": {"type": "amount", "amount_minor": 5001, "reason": "damaged"}}]})),
+        )
+        .await;
+    assert_eq!(too_much.status(), 422);
+    let problem: Value = too_much.json().await.unwrap();
+    assert_eq!(
+        problem["errors"][0]["field"], "lines[0].discount",
+        "{problem}"
+    );
+
+    // The manager's order, paid and refunded: the discounted price comes back, tax split out.
+    let id = order["id"].as_str().unwrap();
+    let paid = app
+        .send(
+            "POST",
+            &format!("/api/v1/orders/{id}/payments"),
+            owner,
+            Some(&uuid::Uuid::now_v7().to_string()),
+            Some(&json!({"method": "card", "amount_minor": order["total_minor"]})),
+        )
+        .await;
+    assert!(paid.status().is_success(), "{}", paid.text().await.unwrap());
+    let refunded = app
+        .send(
+            "POST",
+            &format!("/api/v1/orders/{id}/refunds"),
+            owner,
+            Some(&uuid::Uuid::now_v7().to_string()),
+            Some(&json!({"reason": "customer_return", "lines": [{"line_no": 1, "quantity": 1}]})),
+        )
+        .await;
+    assert!(
+        refunded.status().is_success(),
+        "{}",
+        refunded.text().await.unwrap()
+    );
+    let stored = get(&app, owner, &order).await;
+    let back = &stored["refunds"][0]["lines"][0];
+    assert_eq!(back["amount_minor"], 14_087 + 1_550);
+    assert_eq!(back["tax_minor"], 1_550);
+}

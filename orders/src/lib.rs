@@ -16,6 +16,7 @@ pub mod domain;
 pub mod idempotency;
 pub mod money;
 pub mod privacy;
+pub mod receipts;
 pub mod repo;
 pub mod settings;
 

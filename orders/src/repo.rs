@@ -38,6 +38,8 @@ pub struct Summary {
     pub tax_minor: i64,
     pub paid_minor: i64,
     pub refunded_minor: i64,
+    /// The receipt number, once the order is paid (`INV/20261201/0001`).
+    pub receipt_no: Option<String>,
     /// Still to pay while the order is open.
     pub due_minor: i64,
     pub created_at: DateTime<Utc>,
@@ -57,6 +59,7 @@ struct SummaryRow {
     tax_minor: i64,
     paid_minor: i64,
     refunded_minor: i64,
+    receipt_no: Option<String>,
     created_at: DateTime<Utc>,
     paid_at: Option<DateTime<Utc>>,
     cancelled_at: Option<DateTime<Utc>>,
@@ -79,6 +82,7 @@ impl TryFrom<SummaryRow> for Summary {
             tax_minor: r.tax_minor,
             paid_minor: r.paid_minor,
             refunded_minor: r.refunded_minor,
+            receipt_no: r.receipt_no,
             due_minor: if status == Status::Open {
                 r.total_minor - r.paid_minor
             } else {
@@ -217,8 +221,8 @@ pub async fn insert(
          values ($1, $2, case when $6::int8 = 0 then 'paid' else 'open' end, $3, $4, $5, $6, $7::timestamptz, $7,
                  case when $6 = 0 then $7 end, $8, $9, $10, $11, $12)
          returning id, status, cashier_id, customer_id, currency, total_minor, discount_minor,
-                   service_charge_minor, tax_minor, paid_minor, refunded_minor, created_at,
-                   paid_at, cancelled_at",
+                   service_charge_minor, tax_minor, paid_minor, refunded_minor, receipt_no,
+                   created_at, paid_at, cancelled_at",
         tenant.0,
         id.0,
         cashier.0,
@@ -344,7 +348,9 @@ pub async fn insert(
         }),
     };
     events::emit_event(tx, &event).await?;
+    let mut summary = summary;
     if total_minor == 0 {
+        summary.receipt_no = Some(crate::receipts::assign(tx, id, now).await?);
         emit_paid(tx, actor, id, customer, currency, total_minor).await?;
     }
     Ok(Order {
@@ -408,8 +414,8 @@ pub async fn summary_for_update(tx: &mut TenantTx, id: OrderId) -> Result<Summar
     sqlx::query_as!(
         SummaryRow,
         "select id, status, cashier_id, customer_id, currency, total_minor, discount_minor,
-                service_charge_minor, tax_minor, paid_minor, refunded_minor, created_at, paid_at,
-                cancelled_at
+                service_charge_minor, tax_minor, paid_minor, refunded_minor, receipt_no,
+                created_at, paid_at, cancelled_at
          from orders where id = $1 for update",
         id.0
     )
@@ -424,8 +430,8 @@ pub async fn get(tx: &mut TenantTx, id: OrderId) -> Result<Order> {
     let summary: Summary = sqlx::query_as!(
         SummaryRow,
         "select id, status, cashier_id, customer_id, currency, total_minor, discount_minor,
-                service_charge_minor, tax_minor, paid_minor, refunded_minor, created_at, paid_at,
-                cancelled_at
+                service_charge_minor, tax_minor, paid_minor, refunded_minor, receipt_no,
+                created_at, paid_at, cancelled_at
          from orders where id = $1",
         id.0
     )
@@ -568,8 +574,8 @@ pub async fn list(tx: &mut TenantTx, filter: &Filter) -> Result<Vec<Summary>> {
     sqlx::query_as!(
         SummaryRow,
         "select id, status, cashier_id, customer_id, currency, total_minor, discount_minor,
-                service_charge_minor, tax_minor, paid_minor, refunded_minor, created_at, paid_at,
-                cancelled_at
+                service_charge_minor, tax_minor, paid_minor, refunded_minor, receipt_no,
+                created_at, paid_at, cancelled_at
          from orders
          where ($1::text is null or status = $1)
            and ($2::timestamptz is null or created_at >= $2)
@@ -633,8 +639,22 @@ pub async fn record_payment(
     )
     .execute(&mut **tx)
     .await?;
+    let receipt = if applied.settled {
+        Some(crate::receipts::assign(tx, order.id, now).await?)
+    } else {
+        None
+    };
     let (action, fields): (_, &[&str]) = if applied.settled {
-        ("order.paid", &["paid_minor", "status", "paid_at"])
+        (
+            "order.paid",
+            &[
+                "paid_minor",
+                "status",
+                "paid_at",
+                "receipt_no",
+                "receipt_day",
+            ],
+        )
     } else {
         ("order.payment_recorded", &["paid_minor"])
     };
@@ -645,6 +665,7 @@ pub async fn record_payment(
             "method": method,
             "amount_minor": applied.amount_minor,
             "change_minor": applied.change_minor,
+            "receipt_no": receipt,
         }));
     events::emit_audit(tx, &record).await?;
     if applied.settled {

@@ -31,6 +31,19 @@ pub struct SalesSettings {
     #[serde(default)]
     #[schema(minimum = 0, maximum = 10000)]
     pub cashier_discount_limit_bp: i32,
+    /// How paid orders are numbered: a prefix, `YYYYMMDD`, an optional separator and 3 to 6
+    /// `N`s for the day's sequence, which restarts each day in the shop's time zone. Default
+    /// `INV/YYYYMMDD/NNNN` (INV/20261201/0001).
+    #[serde(default = "default_receipt_number_format")]
+    #[schema(
+        pattern = r"^([A-Za-z0-9/_.-]{0,16})YYYYMMDD([/_.-]?)(N{3,6})$",
+        example = "INV/YYYYMMDD/NNNN"
+    )]
+    pub receipt_number_format: String,
+}
+
+fn default_receipt_number_format() -> String {
+    crate::receipts::DEFAULT_FORMAT.to_owned()
 }
 
 impl Default for SalesSettings {
@@ -41,6 +54,7 @@ impl Default for SalesSettings {
             standard_rate: None,
             service_charge: None,
             cashier_discount_limit_bp: 0,
+            receipt_number_format: default_receipt_number_format(),
         }
     }
 }
@@ -73,6 +87,12 @@ impl SalesSettings {
                 "must be 0 to 10000 (basis points: 1000 is 10 %)",
             ));
         }
+        if crate::receipts::NumberFormat::parse(&self.receipt_number_format).is_none() {
+            return Err(Error::invalid(
+                "receipt_number_format",
+                "must be a prefix, YYYYMMDD, an optional separator and 3 to 6 Ns, e.g. INV/YYYYMMDD/NNNN",
+            ));
+        }
         if let Some(charge) = self.service_charge
             && !(1..=WHOLE_BP).contains(&i64::from(charge.rate_bp))
         {
@@ -98,7 +118,7 @@ impl SalesSettings {
 pub async fn get(tx: &mut TenantTx) -> Result<SalesSettings> {
     let Some(row) = sqlx::query!(
         "select prices_include_tax, tax_rate_name, tax_rate_bp, service_charge_bp,
-                service_charge_taxable, cashier_discount_limit_bp
+                service_charge_taxable, cashier_discount_limit_bp, receipt_number_format
          from sales_settings"
     )
     .fetch_optional(&mut **tx)
@@ -117,6 +137,7 @@ pub async fn get(tx: &mut TenantTx) -> Result<SalesSettings> {
             taxable: row.service_charge_taxable,
         }),
         cashier_discount_limit_bp: row.cashier_discount_limit_bp,
+        receipt_number_format: row.receipt_number_format,
     })
 }
 
@@ -127,8 +148,9 @@ pub async fn set(tx: &mut TenantTx, actor: Actor, settings: &SalesSettings) -> R
     sqlx::query!(
         "insert into sales_settings (tenant_id, prices_include_tax, tax_rate_name, tax_rate_bp,
                                      service_charge_bp, service_charge_taxable,
-                                     cashier_discount_limit_bp, updated_at)
-         values ($1, $2, $3, $4, $5, $6, $7, now())
+                                     cashier_discount_limit_bp, receipt_number_format,
+                                     updated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, now())
          on conflict (tenant_id) do update set
              prices_include_tax = excluded.prices_include_tax,
              tax_rate_name = excluded.tax_rate_name,
@@ -136,6 +158,7 @@ pub async fn set(tx: &mut TenantTx, actor: Actor, settings: &SalesSettings) -> R
              service_charge_bp = excluded.service_charge_bp,
              service_charge_taxable = excluded.service_charge_taxable,
              cashier_discount_limit_bp = excluded.cashier_discount_limit_bp,
+             receipt_number_format = excluded.receipt_number_format,
              updated_at = excluded.updated_at",
         tenant.0,
         settings.prices_include_tax,
@@ -144,6 +167,7 @@ pub async fn set(tx: &mut TenantTx, actor: Actor, settings: &SalesSettings) -> R
         settings.service_charge.map(|c| c.rate_bp),
         settings.service_charge.is_none_or(|c| c.taxable),
         settings.cashier_discount_limit_bp,
+        settings.receipt_number_format,
     )
     .execute(&mut **tx)
     .await?;
@@ -157,6 +181,7 @@ pub async fn set(tx: &mut TenantTx, actor: Actor, settings: &SalesSettings) -> R
         "standard_rate",
         "service_charge",
         "cashier_discount_limit_bp",
+        "receipt_number_format",
     ])
     .details(serde_json::to_value(settings).unwrap_or_default());
     events::emit_audit(tx, &record).await?;

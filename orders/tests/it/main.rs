@@ -9,4 +9,5 @@
 
 mod money;
 mod orders;
+mod receipts;
 mod trail;

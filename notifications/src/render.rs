@@ -174,9 +174,9 @@ mod tests {
             "message": "Beli dua, gratis satu.",
             "privacy_link": "https://warung.example/portal/#/privacy",
             "order": {
-                "number": "01JD3K", "paid_at": "2026-11-22 10:00 UTC",
-                "lines": [{"name": "Kopi Susu", "quantity": 2, "unit_price": "Rp18.000", "total": "Rp36.000"}],
-                "total": "Rp36.000", "paid": "Rp50.000", "change": "Rp14.000",
+                "number": "INV/20261122/0001",
+                "text": "Kopi Susu\n  2 x Rp18.000   Rp36.000\nKembalian   Rp14.000\n",
+                "html": "<table><tr><td>Kopi Susu</td></tr></table>",
             },
         })
     }
@@ -220,19 +220,29 @@ mod tests {
         }
     }
 
+    /// The receipt is printed (and escaped) by `orders::receipts`: the mail carries it as
+    /// it came, the text part verbatim and the HTML part unescaped.
     #[test]
-    fn the_receipt_lists_lines_and_change() {
+    fn the_receipt_carries_the_printed_receipt_as_it_came() {
         let mail = Templates::new()
             .unwrap()
             .render(Template::OrderReceipt, "id", &sample("Toko Budi"))
             .unwrap();
         assert!(
-            mail.text.contains("2 x Kopi Susu @ Rp18.000 = Rp36.000"),
+            mail.text
+                .contains("Kopi Susu\n  2 x Rp18.000   Rp36.000\nKembalian   Rp14.000"),
             "{}",
             mail.text
         );
-        assert!(mail.text.contains("Kembalian: Rp14.000"));
-        assert!(mail.html.contains("<td>Kopi Susu</td>"));
+        assert!(
+            mail.subject.contains("INV/20261122/0001"),
+            "{}",
+            mail.subject
+        );
+        assert!(
+            mail.html
+                .contains("<table><tr><td>Kopi Susu</td></tr></table>")
+        );
     }
 
     #[test]

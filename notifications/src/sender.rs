@@ -436,7 +436,9 @@ impl Sender {
         Ok(())
     }
 
-    /// The receipt's lines and amounts, read through `orders`' API at send time.
+    /// The receipt, read through `orders`' API at send time and printed by it: the mail
+    /// carries the very receipt the till prints (80 mm text, and its HTML), in the
+    /// recipient's language.
     async fn receipt(
         &self,
         tx: &mut platform::db::TenantTx,
@@ -449,23 +451,18 @@ impl Sender {
             .and_then(|v| v.parse().ok())
             .ok_or(Stop::Fail(Failure::Permanent, "bad_payload".into()))?;
         let order = orders::repo::get(tx, orders::repo::OrderId(id)).await?;
-        let summary = &order.summary;
-        let money = |minor| domain::money(minor, &summary.currency, locale);
-        let tendered: i64 = order.payments.iter().map(|p| p.tendered_minor).sum();
-        let change: i64 = order.payments.iter().map(|p| p.change_minor).sum();
-        let simple = summary.id.0.simple().to_string();
+        let shop = tenants::profile(&self.state, tx).await?;
+        let printed = orders::receipts::Receipt::of(&order, &shop, locale, None);
+        let simple = order.summary.id.0.simple().to_string();
         Ok(json!({
-            "number": simple[simple.len() - 10..].to_uppercase(),
-            "paid_at": moment(&summary.paid_at.unwrap_or(summary.created_at).to_rfc3339()),
-            "lines": order.lines.iter().map(|line| json!({
-                "name": line.name,
-                "quantity": line.quantity,
-                "unit_price": money(line.unit_price_minor),
-                "total": money(line.line_total_minor),
-            })).collect::<Vec<_>>(),
-            "total": money(summary.total_minor),
-            "paid": money(tendered),
-            "change": (change > 0).then(|| money(change)),
+            // Orders paid before receipt numbers existed show the end of their id.
+            "number": order
+                .summary
+                .receipt_no
+                .clone()
+                .unwrap_or_else(|| simple[simple.len() - 10..].to_uppercase()),
+            "text": printed.text(48),
+            "html": printed.html_fragment()?,
         }))
     }
 }

@@ -34,6 +34,7 @@ use crate::{
     domain::{self, Method, Priced, PricingError, RefundError, Status},
     idempotency::{self, Claim, IdempotencyKey},
     money::{self, Discount, DiscountError, LineIn},
+    receipts,
     repo::{self, Filter, NewLine, Order, OrderId, Summary},
     settings::{self, SalesSettings},
 };
@@ -42,10 +43,97 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_orders, create_order))
         .routes(routes!(get_order))
+        .routes(routes!(receipt))
         .routes(routes!(pay))
         .routes(routes!(refund))
         .routes(routes!(cancel))
         .routes(routes!(get_sales_settings, put_sales_settings))
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum ReceiptFormat {
+    /// Plain text for a receipt printer.
+    #[default]
+    Text,
+    /// HTML for print and mail.
+    Html,
+}
+
+/// Receipt paper: 58 mm (32 columns) or 80 mm (48 columns).
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+enum Paper {
+    #[default]
+    #[serde(rename = "58mm")]
+    Narrow,
+    #[serde(rename = "80mm")]
+    Wide,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ReceiptParams {
+    /// `text` (default) or `html`.
+    format: Option<ReceiptFormat>,
+    /// For `text`: `58mm` (default, 32 columns) or `80mm` (48 columns).
+    paper: Option<Paper>,
+}
+
+/// The receipt of a paid order, in the shop's language and time zone: the shop's details,
+/// lines, discounts, tax lines, payments and change. The customer is named only if they asked
+/// for receipts (`receipt_email` consent), and opening their name is audited.
+#[utoipa::path(get, path = "/api/v1/orders/{id}/receipt", tag = "orders",
+    security(("bearer" = ["orders.read"])),
+    params(("id" = OrderId, Path), ReceiptParams),
+    responses(
+        (status = 200, description = "The receipt (`text/plain` or `text/html` by `format`)",
+            content((String = "text/plain"), (String = "text/html"))),
+        (status = 401, body = platform::error::Problem),
+        (status = 403, body = platform::error::Problem),
+        (status = 404, body = platform::error::Problem),
+        (status = 409, description = "`order_not_paid`: no receipt before the order is paid", body = platform::error::Problem),
+        (status = 422, body = platform::error::Problem),
+    ))]
+async fn receipt(
+    caller: Authorized<ReadOrders>,
+    State(state): State<AppState>,
+    Path(id): Path<OrderId>,
+    Query(params): Query<ReceiptParams>,
+) -> Result<Response> {
+    let mut tx = state.db.tenant(caller.tenant).begin().await?;
+    let order = repo::get(&mut tx, id).await?;
+    if order.summary.receipt_no.is_none() {
+        return Err(Error::conflict(
+            "order_not_paid",
+            "A receipt is printed once the order is paid.",
+        ));
+    }
+    let shop = tenants::profile(&state, &mut tx).await?;
+    let customer = match order.summary.customer_id {
+        Some(customer)
+            if users::consent::granted(&mut tx, customer.into(), "receipt_email").await? =>
+        {
+            customers::profile(&state.pii, &mut tx, caller.actor(), "orders", customer)
+                .await
+                .ok()
+                .and_then(|c| c.full_name)
+                .map(|name| name.expose().clone())
+        }
+        _ => None,
+    };
+    let printed = receipts::Receipt::of(&order, &shop, &shop.tenant.locale, customer);
+    tx.commit().await?;
+    let (content_type, body) = match params.format.unwrap_or_default() {
+        ReceiptFormat::Text => {
+            let width = match params.paper.unwrap_or_default() {
+                Paper::Narrow => 32,
+                Paper::Wide => 48,
+            };
+            ("text/plain; charset=utf-8", printed.text(width))
+        }
+        ReceiptFormat::Html => ("text/html; charset=utf-8", printed.html()?),
+    };
+    Ok(([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
 /// The shop's sales settings: tax rates, whether prices include tax, service charge.

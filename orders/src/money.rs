@@ -358,6 +358,45 @@ pub fn refund_share(part: i64, of: i64, already: i64, quantity: i64) -> i64 {
     upto(already + quantity) - upto(already)
 }
 
+/// Minor units of a currency: Warung counts IDR (and a few others) in whole units, like the
+/// catalog does; everything else has two decimals.
+fn exponent(currency: &str) -> u32 {
+    match currency {
+        "IDR" | "JPY" | "KRW" | "VND" | "CLP" | "ISK" | "UGX" => 0,
+        _ => 2,
+    }
+}
+
+/// Money as a reader of `locale` expects it: `Rp18.000` / `IDR 18,000`, `US$ 12,50`, `USD 12.50`.
+pub fn display(minor: i64, currency: &str, locale: &str) -> String {
+    let (group, decimal) = if locale == "id" {
+        ('.', ',')
+    } else {
+        (',', '.')
+    };
+    let exp = exponent(currency);
+    let scale = 10i64.pow(exp);
+    let sign = if minor < 0 { "-" } else { "" };
+    let abs = minor.unsigned_abs();
+    let whole = (abs / scale.unsigned_abs()).to_string();
+    let mut grouped = String::new();
+    for (i, digit) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
+            grouped.push(group);
+        }
+        grouped.push(digit);
+    }
+    if exp > 0 {
+        let fraction = abs % scale.unsigned_abs();
+        grouped.push(decimal);
+        grouped.push_str(&format!("{fraction:0width$}", width = exp as usize));
+    }
+    match (currency, locale) {
+        ("IDR", "id") => format!("{sign}Rp{grouped}"),
+        _ => format!("{sign}{currency} {grouped}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -664,6 +703,17 @@ mod tests {
         let rules = pricing(false, Some(1100), None);
         let bill = bill(&rules, &[standard(18_000 - 1_800)]).unwrap();
         assert_eq!((bill.tax_minor, bill.total_minor), (1_782, 17_982));
+    }
+
+    #[test]
+    fn money_reads_as_the_locale_writes_it() {
+        assert_eq!(display(18_000, "IDR", "id"), "Rp18.000");
+        assert_eq!(display(1_234_567, "IDR", "en"), "IDR 1,234,567");
+        assert_eq!(display(1250, "USD", "en"), "USD 12.50");
+        assert_eq!(display(1250, "USD", "id"), "USD 12,50");
+        assert_eq!(display(5, "EUR", "en"), "EUR 0.05");
+        assert_eq!(display(-500, "IDR", "id"), "-Rp500");
+        assert_eq!(display(0, "IDR", "id"), "Rp0");
     }
 
     #[test]

@@ -291,15 +291,27 @@ async fn mail_receipt_goes_only_to_a_customer_who_consented() {
         paid_order(&app, &merchant, line.clone(), customer, cash).await;
     }
     let mail = wait_for_mail(&consenting_email, 1, WITHIN).await;
-    assert!(mail[0].subject.contains("receipt #"), "{}", mail[0].subject);
+    // The receipt the till prints on 80 mm paper, in the customer's language (English).
     assert!(
-        mail[0]
-            .text
-            .contains("2 x Kopi Susu @ IDR 18,000 = IDR 36,000"),
+        mail[0].subject.contains("receipt INV/"),
         "{}",
-        mail[0].text
+        mail[0].subject
     );
-    assert!(mail[0].text.contains("Change: IDR 14,000"));
+    let row = |left: &str, right: &str| {
+        format!("{left}{}{right}", " ".repeat(48 - left.len() - right.len()))
+    };
+    for line in [
+        row("  2 x IDR 18,000", "IDR 36,000"),
+        row("TOTAL", "IDR 36,000"),
+        row("Cash", "IDR 50,000"),
+        row("Change", "IDR 14,000"),
+    ] {
+        assert!(
+            mail[0].text.contains(&line),
+            "{line:?} missing: {}",
+            mail[0].text
+        );
+    }
     let rows = wait_deliveries(&app, &merchant, "template=order_receipt", |rows| {
         rows.iter().all(|r| r["status"] == "sent") && !rows.is_empty()
     })
@@ -1111,7 +1123,7 @@ async fn mail_a_shop_whose_owner_never_verified_writes_to_no_customer_until_they
     app.verify_owner(&merchant).await;
     let receipt = wait_for_mail(&email, 1, WITHIN).await;
     assert!(
-        receipt[0].subject.contains("receipt #"),
+        receipt[0].subject.contains("receipt INV/"),
         "{}",
         receipt[0].subject
     );

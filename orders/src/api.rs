@@ -30,12 +30,13 @@ use utoipa_axum::router::OpenApiRouter;
 use validator::Validate;
 
 use crate::{
-    ConfigureSales, ReadOrders, RefundOrders, WriteOrders,
+    ConfigureSales, ReadOrders, ReadReports, RefundOrders, WriteOrders,
     domain::{self, Method, Priced, PricingError, RefundError, Status},
     idempotency::{self, Claim, IdempotencyKey},
     money::{self, Discount, DiscountError, LineIn},
     receipts,
     repo::{self, Filter, NewLine, Order, OrderId, Summary},
+    reports,
     settings::{self, SalesSettings},
 };
 
@@ -44,6 +45,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_orders, create_order))
         .routes(routes!(get_order))
         .routes(routes!(receipt))
+        .routes(routes!(sales_report))
         .routes(routes!(pay))
         .routes(routes!(refund))
         .routes(routes!(cancel))
@@ -134,6 +136,98 @@ async fn receipt(
         ReceiptFormat::Html => ("text/html; charset=utf-8", printed.html()?),
     };
     Ok(([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum ReportFormat {
+    #[default]
+    Json,
+    Csv,
+}
+
+/// Which table a CSV report holds.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum ReportTable {
+    #[default]
+    Day,
+    PaymentMethod,
+    Cashier,
+    Product,
+    Category,
+}
+
+impl ReportTable {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Day => "day",
+            Self::PaymentMethod => "payment_method",
+            Self::Cashier => "cashier",
+            Self::Product => "product",
+            Self::Category => "category",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ReportParams {
+    /// First day, the shop's local date (`2026-12-01`).
+    from: chrono::NaiveDate,
+    /// Last day, included (at most 366 days after `from`).
+    to: chrono::NaiveDate,
+    /// `json` (default: every table) or `csv` (the table named by `by`).
+    format: Option<ReportFormat>,
+    /// For `csv`: `day` (default), `payment_method`, `cashier`, `product` or `category`.
+    by: Option<ReportTable>,
+}
+
+/// Sales from `from` to `to` in the shop's time zone: totals (gross, discounts, service charge,
+/// tax, sales, refunds, net) by day, and sales by payment method, cashier, product and category.
+/// Read from what the orders stored; no customer data, staff by id only.
+#[utoipa::path(get, path = "/api/v1/reports/sales", tag = "orders",
+    security(("bearer" = ["reports.read"])),
+    params(ReportParams),
+    responses(
+        (status = 200, description = "The report (JSON, or CSV by `format`)",
+            content((reports::SalesReport = "application/json"), (String = "text/csv"))),
+        (status = 401, body = platform::error::Problem),
+        (status = 403, body = platform::error::Problem),
+        (status = 422, body = platform::error::Problem),
+    ))]
+async fn sales_report(
+    caller: Authorized<ReadReports>,
+    State(state): State<AppState>,
+    Query(params): Query<ReportParams>,
+) -> Result<Response> {
+    let mut tx = state.db.tenant(caller.tenant).begin().await?;
+    let report = reports::sales(&mut tx, params.from, params.to).await?;
+    tx.commit().await?;
+    Ok(match params.format.unwrap_or_default() {
+        ReportFormat::Json => Json(report).into_response(),
+        ReportFormat::Csv => {
+            let table = params.by.unwrap_or_default();
+            let csv = reports::csv(&report, table.as_str()).unwrap_or_default();
+            let name = format!(
+                "attachment; filename=\"sales-{}-{}-{}.csv\"",
+                params.from,
+                params.to,
+                table.as_str()
+            );
+            (
+                [
+                    (
+                        axum::http::header::CONTENT_TYPE,
+                        "text/csv; charset=utf-8".to_owned(),
+                    ),
+                    (axum::http::header::CONTENT_DISPOSITION, name),
+                ],
+                csv,
+            )
+                .into_response()
+        }
+    })
 }
 
 /// The shop's sales settings: tax rates, whether prices include tax, service charge.
@@ -333,6 +427,7 @@ async fn create_order(
             tax_category: s.tax_category,
             discount: None,
             discount_minor: 0,
+            category_id: s.category,
         })
         .collect();
     // The shop's settings now, copied onto the order: a later change never alters it.

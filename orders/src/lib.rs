@@ -18,6 +18,7 @@ pub mod money;
 pub mod privacy;
 pub mod receipts;
 pub mod repo;
+pub mod reports;
 pub mod settings;
 
 use platform::{AppState, Module, Worker, health::Dependency, jobs::Job, permission};
@@ -26,6 +27,7 @@ use utoipa_axum::router::OpenApiRouter;
 permission!(pub ReadOrders = "orders.read", [Owner, Manager, Cashier], "See orders with their lines, payments and refunds");
 permission!(pub WriteOrders = "orders.write", [Owner, Manager, Cashier], "Ring up orders, take payments, cancel unpaid orders");
 permission!(pub RefundOrders = "orders.refund", [Owner, Manager], "Refund paid orders");
+permission!(pub ReadReports = "reports.read", [Owner, Manager], "See sales reports (totals by day, payment method, cashier, product and category)");
 permission!(pub ConfigureSales = "sales.configure", [Owner], "Change the sales settings (tax rates, prices with or without tax, service charge)");
 
 pub const MODULE: Module = Module {
@@ -39,6 +41,7 @@ pub const MODULE: Module = Module {
         WriteOrders::INFO,
         RefundOrders::INFO,
         ConfigureSales::INFO,
+        ReadReports::INFO,
     ],
     subject_data: Some(&privacy::Provider),
     compliance: Some(&compliance::Probe),

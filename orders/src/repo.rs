@@ -181,6 +181,8 @@ pub struct NewLine {
     pub discount: Option<Discount>,
     /// Everything taken off this line (its own and its share of the order's discount).
     pub discount_minor: i64,
+    /// The product's category when it was sold (reports group by it).
+    pub category_id: Option<products::catalog::CategoryId>,
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T> {
@@ -265,15 +267,17 @@ pub async fn insert(
         .map(|l| l.discount.as_ref().map(to_json).transpose())
         .collect::<Result<_>>()?;
     let discounts_minor: Vec<i64> = lines.iter().map(|l| l.discount_minor).collect();
+    let categories_sold: Vec<Option<uuid::Uuid>> =
+        lines.iter().map(|l| l.category_id.map(|c| c.0)).collect();
     sqlx::query!(
         "insert into order_lines (tenant_id, order_id, line_no, product_id, name, sku, unit_price_minor,
                                   quantity, tax_category, tax_rate_name, tax_rate_bp, net_minor,
                                   tax_minor, service_charge_minor, service_tax_minor, discount,
-                                  discount_minor)
+                                  discount_minor, category_id)
          select $1, $2, * from unnest($3::int4[], $4::uuid[], $5::text[], $6::text[], $7::int8[],
                                       $8::int8[], $9::text[], $10::text[], $11::int4[], $12::int8[],
                                       $13::int8[], $14::int8[], $15::int8[], $16::jsonb[],
-                                      $17::int8[])",
+                                      $17::int8[], $18::uuid[])",
         tenant.0,
         id.0,
         &line_nos,
@@ -291,6 +295,7 @@ pub async fn insert(
         &service_taxes,
         &discounts as &[Option<serde_json::Value>],
         &discounts_minor,
+        &categories_sold as &[Option<uuid::Uuid>],
     )
     .execute(&mut **tx)
     .await?;

@@ -210,6 +210,7 @@ pub struct Sold {
     pub unit_price_minor: i64,
     pub currency: String,
     pub tax_category: TaxCategory,
+    pub category: Option<crate::catalog::CategoryId>,
 }
 
 /// Why a sale could not be made; indexes point into the `wants` given.
@@ -255,7 +256,8 @@ pub async fn sell(
     let ids: Vec<uuid::Uuid> = totals.keys().map(|p| p.0).collect();
     // Locked in id order: two orders for the same products cannot deadlock.
     let rows = sqlx::query!(
-        "select id, name, sku, price_minor, currency, status, on_hand, tax_category from products
+        "select id, name, sku, price_minor, currency, status, on_hand, tax_category, category_id
+         from products
          where id = any($1) order by id for update",
         &ids
     )
@@ -304,6 +306,7 @@ pub async fn sell(
             unit_price_minor: row.price_minor,
             currency: row.currency.clone(),
             tax_category: TaxCategory::parse(&row.tax_category).unwrap_or_default(),
+            category: row.category_id.map(crate::catalog::CategoryId),
         })
         .collect())
 }

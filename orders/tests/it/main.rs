@@ -10,4 +10,5 @@
 mod money;
 mod orders;
 mod receipts;
+mod reports;
 mod trail;

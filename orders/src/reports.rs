@@ -1,0 +1,400 @@
+//! Sales reports (#21): a date range in the shop's time zone, totalled by day, payment method,
+//! cashier, product and category, as JSON or CSV. Everything comes from what orders stored
+//! (their lines as sold, their tax and discounts, the category a product was in), never from
+//! today's catalog or settings. No personal data: staff and products appear by id (products
+//! also by the name they were sold under), customers not at all.
+//!
+//! Sales count on the day the order was paid (its receipt day), refunds on the day they were
+//! given, payments on the day they were taken.
+
+use chrono::NaiveDate;
+use platform::{Error, Result, db::TenantTx};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The money of a set of orders.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Totals {
+    /// Paid orders.
+    pub orders: i64,
+    /// Catalog price × quantity of everything sold, before discounts.
+    pub gross_minor: i64,
+    pub discount_minor: i64,
+    pub service_charge_minor: i64,
+    /// Tax collected (goods and service charge).
+    pub tax_minor: i64,
+    /// What customers paid for the orders: gross − discounts + service charge + tax added.
+    pub sales_minor: i64,
+    /// Given back, on the day it was given.
+    pub refunds_minor: i64,
+    /// Of the refunds, the tax given back.
+    pub refunded_tax_minor: i64,
+    /// sales − refunds.
+    pub net_minor: i64,
+}
+
+impl Totals {
+    fn settle(mut self) -> Self {
+        self.net_minor = self.sales_minor - self.refunds_minor;
+        self
+    }
+
+    fn add(&mut self, other: &Self) {
+        self.orders += other.orders;
+        self.gross_minor += other.gross_minor;
+        self.discount_minor += other.discount_minor;
+        self.service_charge_minor += other.service_charge_minor;
+        self.tax_minor += other.tax_minor;
+        self.sales_minor += other.sales_minor;
+        self.refunds_minor += other.refunds_minor;
+        self.refunded_tax_minor += other.refunded_tax_minor;
+        self.net_minor += other.net_minor;
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Day {
+    pub day: NaiveDate,
+    #[serde(flatten)]
+    pub totals: Totals,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ByMethod {
+    pub method: String,
+    pub payments: i64,
+    pub amount_minor: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ByCashier {
+    pub cashier_id: uuid::Uuid,
+    pub orders: i64,
+    pub sales_minor: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ByProduct {
+    pub product_id: uuid::Uuid,
+    /// The name it was last sold under in the range.
+    pub name: String,
+    pub quantity: i64,
+    /// After discounts, before tax and service charge.
+    pub net_minor: i64,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ByCategory {
+    /// `null`: products in no category.
+    pub category_id: Option<uuid::Uuid>,
+    pub quantity: i64,
+    pub net_minor: i64,
+}
+
+/// A sales report.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SalesReport {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub time_zone: String,
+    pub currency: String,
+    pub totals: Totals,
+    pub days: Vec<Day>,
+    pub payment_methods: Vec<ByMethod>,
+    pub cashiers: Vec<ByCashier>,
+    pub products: Vec<ByProduct>,
+    pub categories: Vec<ByCategory>,
+}
+
+/// The longest range one report covers.
+pub const MAX_DAYS: i64 = 366;
+
+/// The report of `from` to `to` (both included, the shop's local dates).
+pub async fn sales(tx: &mut TenantTx, from: NaiveDate, to: NaiveDate) -> Result<SalesReport> {
+    if to < from {
+        return Err(Error::invalid("to", "must not be before from"));
+    }
+    if (to - from).num_days() >= MAX_DAYS {
+        return Err(Error::invalid("to", "a report covers at most 366 days"));
+    }
+    let shop = tenants::current(tx).await?;
+    let tz = shop.time_zone.clone();
+    let sold = sqlx::query!(
+        r#"select o.receipt_day as "day!", count(*) as "orders!",
+                  sum(o.discount_minor)::int8 as "discount!",
+                  sum(o.service_charge_minor)::int8 as "service!",
+                  sum(o.tax_minor)::int8 as "tax!", sum(o.total_minor)::int8 as "sales!",
+                  sum((select sum(l.unit_price_minor * l.quantity) from order_lines l
+                       where l.order_id = o.id))::int8 as "gross!"
+           from orders o
+           where o.receipt_day between $1 and $2
+           group by o.receipt_day"#,
+        from,
+        to
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let refunded = sqlx::query!(
+        r#"select (r.created_at at time zone $3)::date as "day!",
+                  sum(r.amount_minor)::int8 as "amount!",
+                  sum((select sum(rl.tax_minor) from refund_lines rl where rl.refund_id = r.id))::int8
+                      as "tax!"
+           from refunds r
+           where r.created_at >= ($1::date)::timestamp at time zone $3
+             and r.created_at < ($2::date + 1)::timestamp at time zone $3
+           group by 1"#,
+        from,
+        to,
+        tz
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut days: Vec<Day> = Vec::new();
+    for row in sold {
+        let i = day_of(row.day, &mut days);
+        let t = &mut days[i].totals;
+        t.orders = row.orders;
+        t.gross_minor = row.gross;
+        t.discount_minor = row.discount;
+        t.service_charge_minor = row.service;
+        t.tax_minor = row.tax;
+        t.sales_minor = row.sales;
+    }
+    for row in refunded {
+        let i = day_of(row.day, &mut days);
+        days[i].totals.refunds_minor = row.amount;
+        days[i].totals.refunded_tax_minor = row.tax;
+    }
+    days.sort_by_key(|d| d.day);
+    let mut totals = Totals::default();
+    for day in &mut days {
+        day.totals = std::mem::take(&mut day.totals).settle();
+        totals.add(&day.totals);
+    }
+    let payment_methods = sqlx::query!(
+        r#"select method as "method!", count(*) as "payments!", sum(amount_minor)::int8 as "amount!"
+           from payments
+           where created_at >= ($1::date)::timestamp at time zone $3
+             and created_at < ($2::date + 1)::timestamp at time zone $3
+           group by method order by method"#,
+        from,
+        to,
+        tz
+    )
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .map(|r| ByMethod {
+        method: r.method,
+        payments: r.payments,
+        amount_minor: r.amount,
+    })
+    .collect();
+    let cashiers = sqlx::query!(
+        r#"select cashier_id as "cashier!", count(*) as "orders!", sum(total_minor)::int8 as "sales!"
+           from orders where receipt_day between $1 and $2
+           group by cashier_id order by 3 desc, 1"#,
+        from,
+        to
+    )
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .map(|r| ByCashier {
+        cashier_id: r.cashier,
+        orders: r.orders,
+        sales_minor: r.sales,
+    })
+    .collect();
+    let products = sqlx::query!(
+        r#"select l.product_id as "product!",
+                  (array_agg(l.name order by o.receipt_day desc, l.line_no))[1] as "name!",
+                  sum(l.quantity)::int8 as "quantity!", sum(l.net_minor)::int8 as "net!"
+           from order_lines l join orders o on o.id = l.order_id
+           where o.receipt_day between $1 and $2
+           group by l.product_id order by 4 desc, 1"#,
+        from,
+        to
+    )
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .map(|r| ByProduct {
+        product_id: r.product,
+        name: r.name,
+        quantity: r.quantity,
+        net_minor: r.net,
+    })
+    .collect();
+    let categories = sqlx::query!(
+        r#"select l.category_id, sum(l.quantity)::int8 as "quantity!",
+                  sum(l.net_minor)::int8 as "net!"
+           from order_lines l join orders o on o.id = l.order_id
+           where o.receipt_day between $1 and $2
+           group by l.category_id order by 3 desc, 1"#,
+        from,
+        to
+    )
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .map(|r| ByCategory {
+        category_id: r.category_id,
+        quantity: r.quantity,
+        net_minor: r.net,
+    })
+    .collect();
+    Ok(SalesReport {
+        from,
+        to,
+        time_zone: tz,
+        currency: shop.currency,
+        totals: totals.settle(),
+        days,
+        payment_methods,
+        cashiers,
+        products,
+        categories,
+    })
+}
+
+/// The entry of `day` in `days`, made if missing.
+fn day_of(day: NaiveDate, days: &mut Vec<Day>) -> usize {
+    match days.iter().position(|d| d.day == day) {
+        Some(i) => i,
+        None => {
+            days.push(Day {
+                day,
+                totals: Totals::default(),
+            });
+            days.len() - 1
+        }
+    }
+}
+
+/// One table of the report as CSV (a header row, then one row per entry; amounts in minor
+/// units). `by`: `day`, `payment_method`, `cashier`, `product` or `category`.
+pub fn csv(report: &SalesReport, by: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut row = |cells: &[String]| {
+        let quoted: Vec<String> = cells.iter().map(|c| quote(c)).collect();
+        out.push_str(&quoted.join(","));
+        out.push_str("\r\n");
+    };
+    let money_header = [
+        "orders",
+        "gross_minor",
+        "discount_minor",
+        "service_charge_minor",
+        "tax_minor",
+        "sales_minor",
+        "refunds_minor",
+        "refunded_tax_minor",
+        "net_minor",
+    ];
+    let money = |t: &Totals| {
+        [
+            t.orders,
+            t.gross_minor,
+            t.discount_minor,
+            t.service_charge_minor,
+            t.tax_minor,
+            t.sales_minor,
+            t.refunds_minor,
+            t.refunded_tax_minor,
+            t.net_minor,
+        ]
+        .map(|n| n.to_string())
+    };
+    match by {
+        "day" => {
+            let mut header = vec!["day".to_owned()];
+            header.extend(money_header.iter().map(|h| (*h).to_owned()));
+            row(&header);
+            for day in &report.days {
+                let mut cells = vec![day.day.to_string()];
+                cells.extend(money(&day.totals));
+                row(&cells);
+            }
+            let mut cells = vec!["total".to_owned()];
+            cells.extend(money(&report.totals));
+            row(&cells);
+        }
+        "payment_method" => {
+            row(&["method".into(), "payments".into(), "amount_minor".into()]);
+            for m in &report.payment_methods {
+                row(&[
+                    m.method.clone(),
+                    m.payments.to_string(),
+                    m.amount_minor.to_string(),
+                ]);
+            }
+        }
+        "cashier" => {
+            row(&["cashier_id".into(), "orders".into(), "sales_minor".into()]);
+            for c in &report.cashiers {
+                row(&[
+                    c.cashier_id.to_string(),
+                    c.orders.to_string(),
+                    c.sales_minor.to_string(),
+                ]);
+            }
+        }
+        "product" => {
+            row(&[
+                "product_id".into(),
+                "name".into(),
+                "quantity".into(),
+                "net_minor".into(),
+            ]);
+            for p in &report.products {
+                row(&[
+                    p.product_id.to_string(),
+                    p.name.clone(),
+                    p.quantity.to_string(),
+                    p.net_minor.to_string(),
+                ]);
+            }
+        }
+        "category" => {
+            row(&["category_id".into(), "quantity".into(), "net_minor".into()]);
+            for c in &report.categories {
+                row(&[
+                    c.category_id.map(|id| id.to_string()).unwrap_or_default(),
+                    c.quantity.to_string(),
+                    c.net_minor.to_string(),
+                ]);
+            }
+        }
+        _ => return None,
+    }
+    Some(out)
+}
+
+/// RFC 4180 quoting; a cell a spreadsheet would run as a formula gets a leading `'`.
+fn quote(cell: &str) -> String {
+    let cell = if cell.starts_with(['=', '+', '-', '@']) && cell.parse::<i64>().is_err() {
+        format!("'{cell}")
+    } else {
+        cell.to_owned()
+    };
+    if cell.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", cell.replace('"', "\"\""))
+    } else {
+        cell
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_are_quoted_and_formulas_defused() {
+        assert_eq!(quote("Kopi, susu"), "\"Kopi, susu\"");
+        assert_eq!(quote("Kopi \"Tubruk\""), "\"Kopi \"\"Tubruk\"\"\"");
+        assert_eq!(quote("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(quote("-1800"), "-1800");
+        assert_eq!(quote("@SUM(A1)"), "'@SUM(A1)");
+    }
+}

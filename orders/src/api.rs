@@ -38,6 +38,7 @@ use crate::{
     repo::{self, Filter, NewLine, Order, OrderId, Summary},
     reports,
     settings::{self, SalesSettings},
+    shifts,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -46,6 +47,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_order))
         .routes(routes!(receipt))
         .routes(routes!(sales_report))
+        .merge(shifts::router())
         .routes(routes!(pay))
         .routes(routes!(refund))
         .routes(routes!(cancel))
@@ -175,7 +177,7 @@ impl ReportTable {
 struct ReportParams {
     /// First day, the shop's local date (`2026-12-01`).
     from: chrono::NaiveDate,
-    /// Last day, included (at most 366 days after `from`).
+    /// Last day, included (before `from`: an empty report).
     to: chrono::NaiveDate,
     /// `json` (default: every table) or `csv` (the table named by `by`).
     format: Option<ReportFormat>,
@@ -481,6 +483,7 @@ async fn create_order(
         })
         .collect();
     let bill = money::bill(&pricing, &billed).map_err(|_| too_large())?;
+    let shift = shifts::open_for(&mut tx, caller.user).await?;
     let order = repo::insert(
         &mut tx,
         actor,
@@ -492,6 +495,7 @@ async fn create_order(
         &bill,
         &lines,
         body.discount.as_ref(),
+        shift,
         state.clock.now(),
     )
     .await?;
@@ -658,6 +662,12 @@ async fn pay(
             format!("Only {due_minor} is due; only cash may be more (change is given)."),
         )
     })?;
+    let shift = if body.method == Method::Cash {
+        let required = settings::get(&mut tx).await?.require_shift_for_cash;
+        shifts::for_cash(&mut tx, caller.user, required).await?
+    } else {
+        shifts::open_for(&mut tx, caller.user).await?
+    };
     let payment_id = repo::record_payment(
         &mut tx,
         caller.actor(),
@@ -665,6 +675,7 @@ async fn pay(
         caller.user,
         body.method,
         applied,
+        shift,
         state.clock.now(),
     )
     .await?;
@@ -726,6 +737,9 @@ struct RefundRequest {
     reason: RefundReason,
     /// Put the refunded units back in stock (default true; false for damaged goods).
     restock: Option<bool>,
+    /// How the money goes back (default: how the order was first paid). Cash comes out of the
+    /// open shift of whoever gives it.
+    method: Option<Method>,
 }
 
 /// Refunds a paid order in full or in part; restocks by default. Owner or manager.
@@ -784,6 +798,18 @@ async fn refund(
     })?;
     let status = domain::status_after_refund(&refundable, &plan);
     let restock = body.restock.unwrap_or(true);
+    let paid_with = repo::get(&mut tx, id)
+        .await?
+        .payments
+        .first()
+        .map_or(Method::Cash, |p| p.method);
+    let method = body.method.unwrap_or(paid_with);
+    let shift = if method == Method::Cash {
+        let required = settings::get(&mut tx).await?.require_shift_for_cash;
+        shifts::for_cash(&mut tx, caller.user, required).await?
+    } else {
+        None
+    };
     repo::record_refund(
         &mut tx,
         caller.actor(),
@@ -793,6 +819,7 @@ async fn refund(
         restock,
         &plan,
         status,
+        (method, shift),
         state.clock.now(),
     )
     .await?;

@@ -20,6 +20,7 @@ pub mod receipts;
 pub mod repo;
 pub mod reports;
 pub mod settings;
+pub mod shifts;
 
 use platform::{AppState, Module, Worker, health::Dependency, jobs::Job, permission};
 use utoipa_axum::router::OpenApiRouter;

@@ -209,6 +209,7 @@ pub async fn insert(
     bill: &Bill,
     lines: &[NewLine],
     discount: Option<&Discount>,
+    shift: Option<crate::shifts::ShiftId>,
     now: DateTime<Utc>,
 ) -> Result<Order> {
     let tenant = tx.tenant();
@@ -219,9 +220,9 @@ pub async fn insert(
         SummaryRow,
         "insert into orders (tenant_id, id, status, cashier_id, customer_id, currency, total_minor,
                              created_at, updated_at, paid_at, pricing, service_charge_minor,
-                             tax_minor, discount, discount_minor)
+                             tax_minor, discount, discount_minor, shift_id)
          values ($1, $2, case when $6::int8 = 0 then 'paid' else 'open' end, $3, $4, $5, $6, $7::timestamptz, $7,
-                 case when $6 = 0 then $7 end, $8, $9, $10, $11, $12)
+                 case when $6 = 0 then $7 end, $8, $9, $10, $11, $12, $13)
          returning id, status, cashier_id, customer_id, currency, total_minor, discount_minor,
                    service_charge_minor, tax_minor, paid_minor, refunded_minor, receipt_no,
                    created_at, paid_at, cancelled_at",
@@ -237,6 +238,7 @@ pub async fn insert(
         bill.tax_minor,
         discount.map(to_json).transpose()?,
         discount_minor,
+        shift.map(|s| s.0),
     )
     .fetch_one(&mut **tx)
     .await?
@@ -613,14 +615,15 @@ pub async fn record_payment(
     cashier: UserId,
     method: Method,
     applied: Applied,
+    shift: Option<crate::shifts::ShiftId>,
     now: DateTime<Utc>,
 ) -> Result<uuid::Uuid> {
     let tenant = tx.tenant();
     let id = uuid::Uuid::now_v7();
     sqlx::query!(
         "insert into payments (tenant_id, id, order_id, method, amount_minor, tendered_minor, change_minor,
-                               cashier_id, created_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                               cashier_id, created_at, shift_id)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         tenant.0,
         id,
         order.id.0,
@@ -630,6 +633,7 @@ pub async fn record_payment(
         applied.change_minor,
         cashier.0,
         now,
+        shift.map(|s| s.0),
     )
     .execute(&mut **tx)
     .await?;
@@ -728,14 +732,16 @@ pub async fn record_refund(
     restocked: bool,
     plan: &[RefundLine],
     status: Status,
+    given: (Method, Option<crate::shifts::ShiftId>),
     now: DateTime<Utc>,
 ) -> Result<uuid::Uuid> {
     let tenant = tx.tenant();
     let id = uuid::Uuid::now_v7();
     let amount: i64 = plan.iter().map(|l| l.amount_minor).sum();
     sqlx::query!(
-        "insert into refunds (tenant_id, id, order_id, amount_minor, reason, restocked, actor_id, created_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "insert into refunds (tenant_id, id, order_id, amount_minor, reason, restocked, actor_id, created_at,
+                              method, shift_id)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         tenant.0,
         id,
         order.id.0,
@@ -744,6 +750,8 @@ pub async fn record_refund(
         restocked,
         by.0,
         now,
+        given.0.as_str(),
+        given.1.map(|s| s.0),
     )
     .execute(&mut **tx)
     .await?;

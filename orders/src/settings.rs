@@ -40,6 +40,10 @@ pub struct SalesSettings {
         example = "INV/YYYYMMDD/NNNN"
     )]
     pub receipt_number_format: String,
+    /// Cash is taken (and given back) only by staff with an open shift (409 `shift_required`
+    /// otherwise). Default false.
+    #[serde(default)]
+    pub require_shift_for_cash: bool,
 }
 
 fn default_receipt_number_format() -> String {
@@ -55,6 +59,7 @@ impl Default for SalesSettings {
             service_charge: None,
             cashier_discount_limit_bp: 0,
             receipt_number_format: default_receipt_number_format(),
+            require_shift_for_cash: false,
         }
     }
 }
@@ -118,7 +123,8 @@ impl SalesSettings {
 pub async fn get(tx: &mut TenantTx) -> Result<SalesSettings> {
     let Some(row) = sqlx::query!(
         "select prices_include_tax, tax_rate_name, tax_rate_bp, service_charge_bp,
-                service_charge_taxable, cashier_discount_limit_bp, receipt_number_format
+                service_charge_taxable, cashier_discount_limit_bp, receipt_number_format,
+                require_shift_for_cash
          from sales_settings"
     )
     .fetch_optional(&mut **tx)
@@ -138,6 +144,7 @@ pub async fn get(tx: &mut TenantTx) -> Result<SalesSettings> {
         }),
         cashier_discount_limit_bp: row.cashier_discount_limit_bp,
         receipt_number_format: row.receipt_number_format,
+        require_shift_for_cash: row.require_shift_for_cash,
     })
 }
 
@@ -149,8 +156,8 @@ pub async fn set(tx: &mut TenantTx, actor: Actor, settings: &SalesSettings) -> R
         "insert into sales_settings (tenant_id, prices_include_tax, tax_rate_name, tax_rate_bp,
                                      service_charge_bp, service_charge_taxable,
                                      cashier_discount_limit_bp, receipt_number_format,
-                                     updated_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, now())
+                                     require_shift_for_cash, updated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, now())
          on conflict (tenant_id) do update set
              prices_include_tax = excluded.prices_include_tax,
              tax_rate_name = excluded.tax_rate_name,
@@ -159,6 +166,7 @@ pub async fn set(tx: &mut TenantTx, actor: Actor, settings: &SalesSettings) -> R
              service_charge_taxable = excluded.service_charge_taxable,
              cashier_discount_limit_bp = excluded.cashier_discount_limit_bp,
              receipt_number_format = excluded.receipt_number_format,
+             require_shift_for_cash = excluded.require_shift_for_cash,
              updated_at = excluded.updated_at",
         tenant.0,
         settings.prices_include_tax,
@@ -168,6 +176,7 @@ pub async fn set(tx: &mut TenantTx, actor: Actor, settings: &SalesSettings) -> R
         settings.service_charge.is_none_or(|c| c.taxable),
         settings.cashier_discount_limit_bp,
         settings.receipt_number_format,
+        settings.require_shift_for_cash,
     )
     .execute(&mut **tx)
     .await?;
@@ -182,6 +191,7 @@ pub async fn set(tx: &mut TenantTx, actor: Actor, settings: &SalesSettings) -> R
         "service_charge",
         "cashier_discount_limit_bp",
         "receipt_number_format",
+        "require_shift_for_cash",
     ])
     .details(serde_json::to_value(settings).unwrap_or_default());
     events::emit_audit(tx, &record).await?;

@@ -11,4 +11,5 @@ mod money;
 mod orders;
 mod receipts;
 mod reports;
+mod shifts;
 mod trail;

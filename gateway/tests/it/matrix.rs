@@ -122,6 +122,10 @@ fn valid_body(method: &reqwest::Method, path: &str) -> Value {
         ("PATCH", "/api/v1/products/{id}") => json!({"name": "Kopi Tubruk"}),
         ("POST", "/api/v1/products/{id}/stock-adjustments") => json!({"delta": 1}),
         ("PATCH", "/api/v1/users/{id}") => json!({"full_name": "Siti Aminah"}),
+        ("POST", "/api/v1/shifts/{id}/cash-movements") => {
+            json!({"direction": "in", "amount_minor": 1, "reason": "other"})
+        }
+        ("POST", "/api/v1/shifts/{id}/close") => json!({"counted_minor": 0}),
         _ => json!({}),
     }
 }
@@ -265,6 +269,7 @@ struct Fixtures {
     order: String,
     delivery: String,
     privacy_request: String,
+    shift: String,
 }
 
 async fn fixtures(app: &TestApp, a: &Merchant, a_staff: &Staff) -> Fixtures {
@@ -334,7 +339,18 @@ async fn fixtures(app: &TestApp, a: &Merchant, a_staff: &Staff) -> Fixtures {
         )
         .await;
     assert_eq!(request.status(), 201);
+    let shift = app
+        .send(
+            "POST",
+            "/api/v1/shifts",
+            a_staff,
+            None,
+            Some(&json!({"opening_float_minor": 0})),
+        )
+        .await;
+    assert_eq!(shift.status(), 201);
     Fixtures {
+        shift: id(&shift.json().await.unwrap()),
         privacy_request: id(&request.json().await.unwrap()),
         delivery: delivery.to_string(),
         staff: a_staff.id.to_string(),
@@ -358,6 +374,7 @@ fn ids_of(f: &Fixtures) -> impl Fn(&str, &str) -> Option<String> + '_ {
             ("orders", "id") => Some(f.order.clone()),
             ("notifications", "id") => Some(f.delivery.clone()),
             ("privacy", "id") => Some(f.privacy_request.clone()),
+            ("shifts", "id") => Some(f.shift.clone()),
             _ => None,
         }
     }

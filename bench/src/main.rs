@@ -8,6 +8,7 @@ mod commerce;
 mod pii;
 mod pipeline;
 mod scan;
+mod till;
 
 use std::{io::Write, time::Duration};
 
@@ -30,6 +31,8 @@ enum Bench {
     Commerce(commerce::Args),
     /// The compliance verifier's PII scan: detector and whole-scan throughput, memory (#16).
     Scan(scan::Args),
+    /// The till's money: sales and Z reports over 100 000 orders; taxed vs plain orders (#21).
+    Till(till::Args),
 }
 
 #[tokio::main]
@@ -39,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
         Bench::Pipeline(args) => pipeline::run(args).await,
         Bench::Commerce(args) => commerce::run(args).await,
         Bench::Scan(args) => scan::run(args).await,
+        Bench::Till(args) => till::run(args).await,
     }
 }
 

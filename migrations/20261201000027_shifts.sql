@@ -51,6 +51,7 @@ grant select, insert on shift_cash_movements to warung_app;
 grant select on shift_cash_movements to warung_system;
 
 alter table orders add column shift_id uuid;
+create index orders_shift_idx on orders (tenant_id, shift_id) where shift_id is not null;
 alter table payments add column shift_id uuid;
 create index payments_shift_idx on payments (tenant_id, shift_id) where shift_id is not null;
 -- How a refund was given back (null before this: as the order was paid), and the shift whose

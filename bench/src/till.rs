@@ -145,6 +145,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .execute(&mut *tx)
             .await?;
     }
+    testkit::audited(&mut tx, "bench.seeded").await;
     tx.commit().await?;
     // Fresh statistics, as autovacuum would give a table this size soon after.
     sqlx::query("analyze orders, order_lines, payments, refunds")

@@ -236,6 +236,32 @@ impl Shop {
         )
         .await?;
         let owner = self.sign_in(OWNER_EMAIL, OWNER_PASSWORD).await?;
+        // A VAT-registered warung: prices with PPN 11 % in them, as Indonesian shelves show.
+        self.ok(
+            Method::PATCH,
+            "/api/v1/tenant",
+            Some(&owner),
+            json!({
+                "address": "Jl. Melati No. 5, Bandung 40115",
+                "phone": "+62 22 2000 0001",
+                "tax_id": "01.234.567.8-901.000",
+                "receipt_header": "Buka setiap hari 07.00-21.00",
+                "receipt_footer": "Terima kasih, sampai jumpa lagi!",
+            }),
+        )
+        .await?;
+        self.ok(
+            Method::PUT,
+            "/api/v1/sales/settings",
+            Some(&owner),
+            json!({
+                "prices_include_tax": true,
+                "standard_rate": {"name": "PPN", "rate_bp": 1100},
+                "service_charge": null,
+                "cashier_discount_limit_bp": 1000,
+            }),
+        )
+        .await?;
         self.hire_cashier(&owner).await?;
 
         let mut products = Vec::new();

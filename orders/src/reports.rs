@@ -81,7 +81,7 @@ pub struct ByCashier {
 #[schema(as = SalesByProduct)]
 pub struct ByProduct {
     pub product_id: uuid::Uuid,
-    /// The name it was last sold under in the range.
+    /// The name it was sold under on the range's last day, else one it was sold under.
     pub name: String,
     pub quantity: i64,
     /// After discounts, before tax and service charge.
@@ -118,16 +118,35 @@ pub struct SalesReport {
 pub async fn sales(tx: &mut TenantTx, from: NaiveDate, to: NaiveDate) -> Result<SalesReport> {
     let shop = tenants::current(tx).await?;
     let tz = shop.time_zone.clone();
-    let sold = sqlx::query!(
-        r#"select o.receipt_day as "day!", count(*) as "orders!",
+    // One pass over the range's orders, grouped two ways, and one over their lines, grouped
+    // three ways (grouping sets): the range is read twice in all, whatever its length.
+    let by_orders = sqlx::query!(
+        r#"select o.receipt_day as "day?", o.cashier_id as "cashier?",
+                  grouping(o.receipt_day) = 0 as "by_day!",
+                  count(*) as "orders!",
                   sum(o.discount_minor)::int8 as "discount!",
                   sum(o.service_charge_minor)::int8 as "service!",
-                  sum(o.tax_minor)::int8 as "tax!", sum(o.total_minor)::int8 as "sales!",
-                  sum((select sum(l.unit_price_minor * l.quantity) from order_lines l
-                       where l.order_id = o.id))::int8 as "gross!"
+                  sum(o.tax_minor)::int8 as "tax!", sum(o.total_minor)::int8 as "sales!"
            from orders o
            where o.receipt_day between $1 and $2
-           group by o.receipt_day"#,
+           group by grouping sets ((o.receipt_day), (o.cashier_id))"#,
+        from,
+        to
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let by_lines = sqlx::query!(
+        r#"select o.receipt_day as "day?", l.product_id as "product?", l.category_id as category,
+                  grouping(o.receipt_day) = 0 as "by_day!",
+                  grouping(l.product_id) = 0 as "by_product!",
+                  sum(l.unit_price_minor * l.quantity)::int8 as "gross!",
+                  sum(l.quantity)::int8 as "quantity!", sum(l.net_minor)::int8 as "net!",
+                  max(l.name) filter (where o.receipt_day = $2) as last_day_name,
+                  max(l.name) as any_name
+           from order_lines l
+           join orders o on o.tenant_id = l.tenant_id and o.id = l.order_id
+           where o.receipt_day between $1 and $2
+           group by grouping sets ((o.receipt_day), (l.product_id), (l.category_id))"#,
         from,
         to
     )
@@ -136,8 +155,8 @@ pub async fn sales(tx: &mut TenantTx, from: NaiveDate, to: NaiveDate) -> Result<
     let refunded = sqlx::query!(
         r#"select (r.created_at at time zone $3)::date as "day!",
                   sum(r.amount_minor)::int8 as "amount!",
-                  sum((select sum(rl.tax_minor) from refund_lines rl where rl.refund_id = r.id))::int8
-                      as "tax!"
+                  sum((select sum(rl.tax_minor) from refund_lines rl
+                       where rl.tenant_id = r.tenant_id and rl.refund_id = r.id))::int8 as "tax!"
            from refunds r
            where r.created_at >= ($1::date)::timestamp at time zone $3
              and r.created_at < ($2::date + 1)::timestamp at time zone $3
@@ -149,16 +168,65 @@ pub async fn sales(tx: &mut TenantTx, from: NaiveDate, to: NaiveDate) -> Result<
     .fetch_all(&mut **tx)
     .await?;
     let mut days: Vec<Day> = Vec::new();
-    for row in sold {
-        let i = day_of(row.day, &mut days);
-        let t = &mut days[i].totals;
-        t.orders = row.orders;
-        t.gross_minor = row.gross;
-        t.discount_minor = row.discount;
-        t.service_charge_minor = row.service;
-        t.tax_minor = row.tax;
-        t.sales_minor = row.sales;
+    let mut cashiers = Vec::new();
+    for row in by_orders {
+        match (row.by_day, row.day, row.cashier) {
+            (true, Some(day), _) => {
+                let i = day_of(day, &mut days);
+                let t = &mut days[i].totals;
+                t.orders = row.orders;
+                t.discount_minor = row.discount;
+                t.service_charge_minor = row.service;
+                t.tax_minor = row.tax;
+                t.sales_minor = row.sales;
+            }
+            (false, _, Some(cashier)) => cashiers.push(ByCashier {
+                cashier_id: cashier,
+                orders: row.orders,
+                sales_minor: row.sales,
+            }),
+            _ => {}
+        }
     }
+    cashiers.sort_by(|a, b| {
+        b.sales_minor
+            .cmp(&a.sales_minor)
+            .then(a.cashier_id.cmp(&b.cashier_id))
+    });
+    let (mut products, mut categories) = (Vec::new(), Vec::new());
+    for row in by_lines {
+        if row.by_day {
+            if let Some(day) = row.day {
+                let i = day_of(day, &mut days);
+                days[i].totals.gross_minor = row.gross;
+            }
+        } else if row.by_product {
+            if let Some(product) = row.product {
+                products.push(ByProduct {
+                    product_id: product,
+                    name: row.last_day_name.or(row.any_name).unwrap_or_default(),
+                    quantity: row.quantity,
+                    net_minor: row.net,
+                });
+            }
+        } else {
+            categories.push(ByCategory {
+                category_id: row.category,
+                quantity: row.quantity,
+                net_minor: row.net,
+            });
+        }
+    }
+    products.sort_by(|a, b| {
+        b.net_minor
+            .cmp(&a.net_minor)
+            .then(a.product_id.cmp(&b.product_id))
+    });
+    categories.sort_by(|a, b| {
+        b.net_minor
+            .cmp(&a.net_minor)
+            .then(a.category_id.cmp(&b.category_id))
+    });
     for row in refunded {
         let i = day_of(row.day, &mut days);
         days[i].totals.refunds_minor = row.amount;
@@ -187,60 +255,6 @@ pub async fn sales(tx: &mut TenantTx, from: NaiveDate, to: NaiveDate) -> Result<
         method: r.method,
         payments: r.payments,
         amount_minor: r.amount,
-    })
-    .collect();
-    let cashiers = sqlx::query!(
-        r#"select cashier_id as "cashier!", count(*) as "orders!", sum(total_minor)::int8 as "sales!"
-           from orders where receipt_day between $1 and $2
-           group by cashier_id order by 3 desc, 1"#,
-        from,
-        to
-    )
-    .fetch_all(&mut **tx)
-    .await?
-    .into_iter()
-    .map(|r| ByCashier {
-        cashier_id: r.cashier,
-        orders: r.orders,
-        sales_minor: r.sales,
-    })
-    .collect();
-    let products = sqlx::query!(
-        r#"select l.product_id as "product!",
-                  (array_agg(l.name order by o.receipt_day desc, l.line_no))[1] as "name!",
-                  sum(l.quantity)::int8 as "quantity!", sum(l.net_minor)::int8 as "net!"
-           from order_lines l join orders o on o.id = l.order_id
-           where o.receipt_day between $1 and $2
-           group by l.product_id order by 4 desc, 1"#,
-        from,
-        to
-    )
-    .fetch_all(&mut **tx)
-    .await?
-    .into_iter()
-    .map(|r| ByProduct {
-        product_id: r.product,
-        name: r.name,
-        quantity: r.quantity,
-        net_minor: r.net,
-    })
-    .collect();
-    let categories = sqlx::query!(
-        r#"select l.category_id, sum(l.quantity)::int8 as "quantity!",
-                  sum(l.net_minor)::int8 as "net!"
-           from order_lines l join orders o on o.id = l.order_id
-           where o.receipt_day between $1 and $2
-           group by l.category_id order by 3 desc, 1"#,
-        from,
-        to
-    )
-    .fetch_all(&mut **tx)
-    .await?
-    .into_iter()
-    .map(|r| ByCategory {
-        category_id: r.category_id,
-        quantity: r.quantity,
-        net_minor: r.net,
     })
     .collect();
     Ok(SalesReport {

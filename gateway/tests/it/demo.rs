@@ -55,6 +55,30 @@ async fn the_demo_shop_is_made_through_the_api_once_and_a_second_run_changes_not
     assert_eq!(status("cancelled"), 1);
     assert_eq!(status("partially_refunded") + status("refunded"), 1);
     assert_eq!(status("paid"), orders.len() - 2);
+    // A VAT-registered shop: its receipts carry its NPWP, PPN 11 % inside the shelf prices,
+    // and a number of the day it was sold.
+    let paid = orders.iter().find(|o| o["status"] == "paid").unwrap();
+    assert!(paid["tax_minor"].as_i64().unwrap() > 0, "{paid}");
+    assert!(
+        paid["receipt_no"].as_str().unwrap().starts_with("INV/"),
+        "{paid}"
+    );
+    let receipt = app
+        .get_as(
+            &format!("/api/v1/orders/{}/receipt", paid["id"].as_str().unwrap()),
+            &cashier,
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    for printed in [
+        "NPWP 01.234.567.8-901.000",
+        "PPN 11%",
+        "Terima kasih, sampai jumpa lagi!",
+    ] {
+        assert!(receipt.contains(printed), "{printed} missing: {receipt}");
+    }
     let days: std::collections::BTreeSet<_> = orders
         .iter()
         .map(|o| {

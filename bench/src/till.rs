@@ -187,7 +187,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
          "discount": {"type": "percent", "rate_bp": 1000, "reason": "promo"}},
         {"product_id": taxed_roti["id"], "quantity": 2}]});
     let variants = [(owner, &plain_body), (&taxed.owner, &taxed_body)];
-    let mut timings = vec![Vec::new(), Vec::new()];
+    let mut timings = [Vec::new(), Vec::new()];
     for _ in 0..args.rounds {
         for (i, (staff, body)) in variants.iter().enumerate() {
             let started = Instant::now();

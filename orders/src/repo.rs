@@ -608,6 +608,10 @@ pub async fn list(tx: &mut TenantTx, filter: &Filter) -> Result<Vec<Summary>> {
 
 /// Records a payment and moves the order to `paid` when it is settled (`order.payment_recorded`
 /// or `order.paid`; the `order.paid` event once settled).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a payment and everything it touches"
+)]
 pub async fn record_payment(
     tx: &mut TenantTx,
     actor: Actor,

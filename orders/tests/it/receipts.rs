@@ -254,8 +254,7 @@ async fn the_receipt_prints_what_the_order_stored_in_the_shops_words() {
     let text = text.text().await.unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines.iter().all(|l| l.chars().count() <= 32), "{text}");
-    let expected_tail = format!(
-        "--------------------------------
+    let expected_tail = "--------------------------------
 Kopi Susu
   2 x Rp18.000          Rp36.000
   Diskon                -Rp1.000
@@ -270,9 +269,8 @@ PPN 11%                  Rp3.850
   DPP                   Rp35.000
 --------------------------------
          Terima kasih!
-"
-    );
-    assert!(text.ends_with(&expected_tail), "{text}");
+";
+    assert!(text.ends_with(expected_tail), "{text}");
     let expected_head = format!(
         "       Warung <Sari> Rasa
      Jl. Melati 5, Bandung

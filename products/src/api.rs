@@ -13,7 +13,7 @@ use platform::{
         json::{trimmed, trimmed_option},
     },
 };
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use validator::Validate;
@@ -40,13 +40,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 static CURRENCY: LazyLock<regex::Regex> =
     LazyLock::new(|| regex::Regex::new(r"^[A-Z]{3}$").unwrap_or_else(|_| unreachable!()));
-
-/// A present JSON field, `null` included: `Some(None)` clears, absent leaves as is.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> std::result::Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -204,7 +197,7 @@ struct UpdateProduct {
     #[schema(min_length = 1, max_length = 64, pattern = r"\S")]
     sku: Option<String>,
     /// `null` takes the product out of its category.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "platform::http::json::present")]
     #[schema(value_type = Option<CategoryId>)]
     category_id: Option<Option<CategoryId>>,
     #[validate(range(

@@ -86,13 +86,6 @@ static PHONE: LazyLock<regex::Regex> = LazyLock::new(|| {
 static CURRENCY: LazyLock<regex::Regex> =
     LazyLock::new(|| regex::Regex::new(r"^[A-Z]{3}$").unwrap_or_else(|_| unreachable!()));
 
-/// A present JSON field, `null` included: `Some(None)` clears, absent leaves as is.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> std::result::Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
-
 /// A change to the profile; an absent field stays as it is, `null` clears an optional one.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -101,24 +94,24 @@ pub struct ProfileChange {
     /// The name on receipts and in mail.
     #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub business_name: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "platform::http::json::present")]
     #[schema(value_type = Option<String>, min_length = 1, max_length = 500, pattern = r"\S")]
     pub address: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "platform::http::json::present")]
     #[schema(value_type = Option<String>, pattern = r"^\+?[0-9][0-9 \-]{5,24}$")]
     pub phone: Option<Option<String>>,
     /// NPWP: 15 digits (`01.234.567.8-901.000` or `012345678901000`) or 16 (NIK-based);
     /// stored as digits.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "platform::http::json::present")]
     #[schema(value_type = Option<String>, pattern = r"^([0-9]{15}|[0-9]{16}|[0-9]{2}\.[0-9]{3}\.[0-9]{3}\.[0-9]-[0-9]{3}\.[0-9]{3})$")]
     pub tax_id: Option<Option<String>>,
     pub time_zone: Option<TimeZone>,
     /// Printed above the lines; line breaks allowed.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "platform::http::json::present")]
     #[schema(value_type = Option<String>, max_length = 500, pattern = r"^[^\x00-\x09\x0b-\x1f\x7f-\x9f]*$")]
     pub receipt_header: Option<Option<String>>,
     /// Printed below the totals; line breaks allowed.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "platform::http::json::present")]
     #[schema(value_type = Option<String>, max_length = 500, pattern = r"^[^\x00-\x09\x0b-\x1f\x7f-\x9f]*$")]
     pub receipt_footer: Option<Option<String>>,
     /// ISO 4217: the currency the shop sells in.

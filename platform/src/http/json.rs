@@ -20,6 +20,15 @@ pub fn trimmed<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     String::deserialize(d).map(|s| s.trim().to_owned())
 }
 
+/// `#[serde(default, deserialize_with = "platform::http::json::present")]` on an
+/// `Option<Option<T>>`: a present field, `null` included, is `Some` (`Some(None)` clears),
+/// an absent one `None` (left as it is).
+pub fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
 /// [`trimmed`] for an optional field (use with `#[serde(default)]`).
 pub fn trimmed_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Option::<String>::deserialize(d).map(|s| s.map(|s| s.trim().to_owned()))

@@ -13,3 +13,17 @@ mod receipts;
 mod reports;
 mod shifts;
 mod trail;
+
+/// The order as `GET /api/v1/orders/{id}` shows it to `staff`.
+pub(crate) async fn read_order(
+    app: &testkit::TestApp,
+    staff: &testkit::Staff,
+    order: &serde_json::Value,
+) -> serde_json::Value {
+    let id = order["id"].as_str().unwrap();
+    app.send("GET", &format!("/api/v1/orders/{id}"), staff, None, None)
+        .await
+        .json()
+        .await
+        .unwrap()
+}

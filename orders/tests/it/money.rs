@@ -44,14 +44,7 @@ async fn read_settings(app: &TestApp, staff: &Staff) -> Value {
     response.json().await.unwrap()
 }
 
-async fn get(app: &TestApp, staff: &Staff, order: &Value) -> Value {
-    let path = format!("/api/v1/orders/{}", order["id"].as_str().unwrap());
-    app.send("GET", &path, staff, None, None)
-        .await
-        .json()
-        .await
-        .unwrap()
-}
+use crate::read_order as get;
 
 /// What an order must show: its total, tax, service charge and tax lines.
 struct Billed {

@@ -38,14 +38,7 @@ async fn pay(app: &TestApp, staff: &Staff, order: &Value) {
     );
 }
 
-async fn read(app: &TestApp, staff: &Staff, order: &Value) -> Value {
-    let id = order["id"].as_str().unwrap();
-    app.send("GET", &format!("/api/v1/orders/{id}"), staff, None, None)
-        .await
-        .json()
-        .await
-        .unwrap()
-}
+use crate::read_order as read;
 
 /// Sixteen orders paid at once take the numbers 1 to 16 of the day, each once; an order only
 /// partly paid takes none.
